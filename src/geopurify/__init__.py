@@ -1,0 +1,14 @@
+"""geopurify: open-vocabulary 3D semantic segmentation with geometry-guided purification."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load"]
+
+
+def load(name_or_path, map_location: str = "cpu"):
+    """Load a student checkpoint (safetensors + config); see :func:`geopurify.student.load`."""
+    from .student import load as _load
+
+    return _load(name_or_path, map_location=map_location)

@@ -1,0 +1,19 @@
+"""k-nearest neighbours with a KD-tree (never brute force)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+def knn(points: np.ndarray, queries: np.ndarray, k: int, tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (M, k) int64 and distances (M, k) float32 of the k nearest ``points`` to each query.
+
+    The query point itself is included when it is in ``points``.
+    """
+    k = int(min(k, len(points)))
+    tree = tree if tree is not None else cKDTree(points)
+    dist, idx = tree.query(queries, k=k, workers=-1)
+    if k == 1:
+        dist, idx = dist[:, None], idx[:, None]
+    return idx.astype(np.int64), dist.astype(np.float32)

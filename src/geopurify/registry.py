@@ -1,0 +1,71 @@
+"""Named registries for encoders, teachers and datasets, extensible through entry points."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Generic, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class Registry(Generic[T]):
+    """A name -> factory map.
+
+    Third-party packages add entries through the entry-point group ``geopurify.<kind>s``.
+
+    >>> r = Registry("widget")
+    >>> @r.register("plain")
+    ... def make_plain(**kw):
+    ...     return "plain widget"
+    >>> r.build("plain")
+    'plain widget'
+    >>> r.names()
+    ['plain']
+    """
+
+    def __init__(self, kind: str, entry_point_group: str | None = None) -> None:
+        self.kind = kind
+        self.group = entry_point_group
+        self._items: dict[str, Callable[..., T]] = {}
+        self._loaded_entry_points = False
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def deco(factory: Callable[..., T]) -> Callable[..., T]:
+            self._items[name] = factory
+            return factory
+
+        return deco
+
+    def _load_entry_points(self) -> None:
+        if self._loaded_entry_points or not self.group:
+            return
+        self._loaded_entry_points = True
+        for ep in entry_points(group=self.group):
+            if ep.name in self._items:
+                continue
+            try:
+                self._items[ep.name] = ep.load()
+            except Exception as exc:  # a broken plugin must not break the built-ins
+                log.warning("could not load %s plugin %r: %s", self.kind, ep.name, exc)
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._items)
+
+    def get(self, name: str) -> Callable[..., T]:
+        self._load_entry_points()
+        if name not in self._items:
+            raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+        return self._items[name]
+
+    def build(self, name: str, **kwargs) -> T:
+        return self.get(name)(**kwargs)
+
+    def __contains__(self, name: str) -> bool:
+        self._load_entry_points()
+        return name in self._items
