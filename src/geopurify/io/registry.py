@@ -1,0 +1,76 @@
+"""The reader registry and :func:`read_scene`, which picks a reader by looking at the path."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InputError
+from ..registry import Registry
+from .scene import Scene
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReadOptions:
+    """Options every reader understands.
+
+    Attributes:
+        frame_skip: keep every n-th frame (the paper uses 20 on ScanNet).
+        depth_scale: depth units per metre in depth PNGs (1000 = millimetres).
+        max_frames: keep at most this many frames (evenly spaced), None = all.
+        fuse_voxel_size: voxel size (m) of the cloud built from depth when a capture has no mesh.
+        layout: a reader name, or "auto" to detect.
+    """
+
+    frame_skip: int = 1
+    depth_scale: float = 1000.0
+    max_frames: int | None = None
+    fuse_voxel_size: float = 0.02
+    layout: str = "auto"
+
+
+class Reader(ABC):
+    """One data layout. ``detect`` must be cheap (look at names, not contents)."""
+
+    name = "reader"
+
+    @abstractmethod
+    def detect(self, path: Path) -> bool: ...
+
+    @abstractmethod
+    def read(self, path: Path, options: ReadOptions) -> Scene: ...
+
+
+READERS: Registry[Reader] = Registry("dataset layout", "geopurify.readers")
+
+# Detection order: specific layouts before generic ones.
+_DETECT_ORDER = ["sens", "matterport", "tum", "7scenes", "generic", "pointcept", "scannet", "pointcloud"]
+
+
+def read_scene(path: str | Path, options: ReadOptions | None = None) -> Scene:
+    """Read a scene from any supported layout.
+
+    Raises:
+        InputError: the path does not exist or no reader recognises it.
+    """
+    options = options or ReadOptions()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if options.layout != "auto":
+        reader = READERS.build(options.layout)
+        return reader.read(path, options)
+    names = [n for n in _DETECT_ORDER if n in READERS] + [n for n in READERS.names() if n not in _DETECT_ORDER]
+    for name in names:
+        reader = READERS.build(name)
+        if reader.detect(path):
+            log.debug("reading %s as %s", path, name)
+            return reader.read(path, options)
+    raise InputError(
+        f"{path}: no reader recognises this layout (known: {', '.join(READERS.names())}); "
+        "see the README's input contract or pass --layout"
+    )

@@ -1,0 +1,161 @@
+"""ScanNet's export layout: a mesh plus color/, depth/, pose/, intrinsic/ and optional features_2d/.
+
+::
+
+    scene0000_00/
+      scene0000_00_vh_clean_2.ply          mesh or cloud with vertex colours (the points to label)
+      scene0000_00_vh_clean_2.labels.ply   optional GT, NYU40 ids in vertex property ``label``
+      color/<id>.jpg|png   depth/<id>.png (uint16 mm)   pose/<id>.txt (4x4 camera-to-world)
+      intrinsic/intrinsic_color.txt  intrinsic/intrinsic_depth.txt   (4x4 or 3x3)
+      features_2d/<id>.npz  text_embeddings.npz   (precomputed 2D VLM output)
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..geometry import estimate_normals, mesh_normals
+from .images import image_size, intrinsics_3x3, load_color, load_depth, pose_problem, read_matrix
+from .ply import read_ply
+from .registry import READERS, Reader, ReadOptions
+from .scene import Frame, Scene
+
+log = logging.getLogger(__name__)
+
+
+def _natural_key(s: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def find_mesh(folder: Path) -> Path | None:
+    """The scene's mesh: ``<name>_vh_clean_2.ply``, else ``<name>.ply``, else the only non-label PLY."""
+    name = folder.name
+    for cand in (folder / f"{name}_vh_clean_2.ply", folder / f"{name}.ply"):
+        if cand.is_file():
+            return cand
+    plys = [p for p in folder.glob("*.ply") if ".labels." not in p.name and "segs" not in p.name]
+    return plys[0] if len(plys) == 1 else None
+
+
+def find_labels(folder: Path) -> Path | None:
+    hits = sorted(folder.glob("*_vh_clean_2.labels.ply")) or sorted(folder.glob("*.labels.ply"))
+    return hits[0] if hits else None
+
+
+def read_gt_labels(path: Path, num_points: int) -> np.ndarray:
+    """(N,) int64 raw label ids from a ``*.labels.ply`` (vertex property ``label``)."""
+    gt = read_ply(path)
+    if "label" not in gt.properties:
+        raise InputError(f"{path}: labels PLY has no vertex property 'label'")
+    labels = gt.properties["label"].astype(np.int64)
+    if len(labels) != num_points:
+        raise InputError(f"{path}: {len(labels)} labels for a mesh of {num_points} vertices")
+    return labels
+
+
+@READERS.register("scannet")
+class ScanNetExportReader(Reader):
+    name = "scannet"
+
+    def detect(self, path: Path) -> bool:
+        return path.is_dir() and find_mesh(path) is not None
+
+    def read(self, path: Path, options: ReadOptions) -> Scene:
+        if not path.is_dir():
+            raise InputError(f"{path}: expected a scene folder in ScanNet export layout")
+        mesh_path = find_mesh(path)
+        if mesh_path is None:
+            raise InputError(f"{path}: no mesh found (expected {path.name}_vh_clean_2.ply or {path.name}.ply)")
+        ply = read_ply(mesh_path)
+        if ply.colors is None:
+            raise InputError(f"{mesh_path}: vertices have no colour (red/green/blue properties)")
+        if ply.normals is not None and np.isfinite(ply.normals).all():
+            normals = ply.normals
+        elif ply.faces is not None and len(ply.faces):
+            normals = mesh_normals(ply.points, ply.faces)
+        else:
+            normals = estimate_normals(ply.points)
+        scene = Scene(
+            name=path.name,
+            points=ply.points,
+            colors=ply.colors,
+            normals=normals,
+            faces=ply.faces,
+            root=path,
+        )
+        labels_path = find_labels(path)
+        if labels_path is not None:
+            scene.labels = read_gt_labels(labels_path, scene.num_points)
+            scene.label_set = "nyu40"
+        scene.frames = self._frames(path, scene, options)
+        scene.meta.update(mesh=str(mesh_path), layout="scannet")
+        return scene
+
+    def _frames(self, path: Path, scene: Scene, options: ReadOptions) -> list[Frame]:
+        color_dir, depth_dir, pose_dir = path / "color", path / "depth", path / "pose"
+        if not pose_dir.is_dir():
+            return []
+        try:
+            K_color = intrinsics_3x3(read_matrix(path / "intrinsic" / "intrinsic_color.txt"))
+            K_depth_file = path / "intrinsic" / "intrinsic_depth.txt"
+            K_depth = intrinsics_3x3(read_matrix(K_depth_file)) if K_depth_file.is_file() else K_color
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path / 'intrinsic'}: cannot read intrinsics ({exc})") from None
+        ids = sorted((p.stem for p in pose_dir.glob("*.txt")), key=_natural_key)
+        ids = ids[:: max(1, options.frame_skip)]
+        if options.max_frames and len(ids) > options.max_frames:
+            ids = [ids[i] for i in np.linspace(0, len(ids) - 1, options.max_frames).round().astype(int)]
+        frames: list[Frame] = []
+        color_hw = depth_hw = None
+        for fid in ids:
+            color_path = next((color_dir / f"{fid}{ext}" for ext in (".jpg", ".png", ".jpeg")
+                               if (color_dir / f"{fid}{ext}").is_file()), color_dir / f"{fid}.jpg")
+            depth_path = depth_dir / f"{fid}.png"
+            try:
+                pose = read_matrix(pose_dir / f"{fid}.txt")
+            except (OSError, ValueError) as exc:
+                log.warning("skipping frame %s: unreadable pose %s (%s)", fid, pose_dir / f"{fid}.txt", exc)
+                scene.skip("bad_pose")
+                continue
+            problem = pose_problem(pose)
+            if problem:
+                log.warning("skipping frame %s: %s in %s", fid, problem, pose_dir / f"{fid}.txt")
+                scene.skip("bad_pose")
+                continue
+            if not color_path.is_file():
+                log.warning("skipping frame %s: colour image missing (%s)", fid, color_path)
+                scene.skip("missing_color")
+                continue
+            if not depth_path.is_file():
+                log.warning("skipping frame %s: depth image missing (%s)", fid, depth_path)
+                scene.skip("missing_depth")
+                continue
+            # sizes from the first readable frame; later frames must match (checked at load time)
+            if color_hw is None:
+                color_hw = image_size(color_path)
+                depth_hw = image_size(depth_path)
+                if color_hw is None or depth_hw is None:
+                    color_hw = depth_hw = None
+                    log.warning("skipping frame %s: unreadable image header", fid)
+                    scene.skip("bad_color")
+                    continue
+            frames.append(
+                Frame(
+                    frame_id=fid,
+                    K_color=K_color,
+                    K_depth=K_depth,
+                    camera_to_world=pose,
+                    color_size=color_hw,
+                    depth_size=depth_hw,
+                    load_color=functools.partial(load_color, color_path, color_hw),
+                    load_depth=functools.partial(load_depth, depth_path, options.depth_scale, depth_hw),
+                    source=str(color_path),
+                )
+            )
+        return frames

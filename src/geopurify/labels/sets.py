@@ -1,0 +1,166 @@
+"""Label sets (class names, raw ids, colours) for ScanNet-20/200, NYU40 and OpenScene's Matterport sets.
+
+The tables live in ``labels/data/label_sets.json`` (package data). Sources: the ScanNet benchmark scripts
+(``scannet200_constants.py``, ``scannet200_splits.py``, ``util.py`` colour palette) and OpenScene's
+``dataset/label_constants.py``. Two Matterport names are misspelt in OpenScene and in Matterport's
+``category_mapping.tsv`` ("refridgerator", "excercise equipment"); the class names here are spelt correctly
+(they become text prompts) and :func:`matterport_aliases` keeps the TSV spellings mappable.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+
+__all__ = [
+    "LABEL_SETS",
+    "LabelSet",
+    "distinct_palette",
+    "get_label_set",
+    "matterport_aliases",
+    "nyu40_palette",
+]
+
+#: Names :func:`get_label_set` accepts (canonical spelling).
+LABEL_SETS = (
+    "scannet20",
+    "nyu40",
+    "scannet200",
+    "matterport21",
+    "matterport40",
+    "matterport80",
+    "matterport160",
+)
+
+_ALIASES = {
+    "scannet": "scannet20",
+    "nyu": "nyu40",
+    "matterport": "matterport21",
+    "matterport3d": "matterport21",
+}
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """A closed vocabulary to evaluate against.
+
+    Attributes:
+        name: canonical name, e.g. ``"scannet20"``.
+        names: class names in class-index order (index ``i`` is class ``names[i]``); used as text prompts.
+        ids: raw dataset id of each class, same order (NYU40 ids for ScanNet-20, ScanNet category ids for
+            ScanNet200, OpenScene's 1-based class ids for Matterport-40/80/160).
+        colors: (C, 3) uint8 display colour of each class (read-only).
+        split: optional ``{"head"|"common"|"tail": [class index, ...]}`` long-tail split (ScanNet200).
+    """
+
+    name: str
+    names: list[str]
+    ids: list[int]
+    colors: np.ndarray
+    split: dict[str, list[int]] | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.ids) or self.colors.shape != (len(self.names), 3):
+            raise ConfigError(
+                f"label set {self.name!r}: {len(self.names)} names, {len(self.ids)} ids and colours of shape "
+                f"{self.colors.shape} do not agree"
+            )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        """Class index of ``name`` (exact spelling); raises :class:`InputError` if absent."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise InputError(f"label set {self.name!r} has no class named {name!r}") from None
+
+    def to_index(self, raw: np.ndarray) -> np.ndarray:
+        """Raw ids -> (N,) int64 class indices, -1 for ids outside the set; see :func:`raw_to_index`."""
+        from .mapping import raw_to_index
+
+        return raw_to_index(self, raw)
+
+
+@functools.lru_cache(maxsize=1)
+def _tables() -> dict[str, Any]:
+    text = resources.files("geopurify.labels").joinpath("data/label_sets.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def nyu40_palette() -> np.ndarray:
+    """(41, 3) uint8 ScanNet/NYU40 colours indexed by NYU40 id (row 0 = unlabelled, black)."""
+    return np.asarray(_tables()["nyu40_palette"], dtype=np.uint8)
+
+
+def distinct_palette(n: int) -> np.ndarray:
+    """(n, 3) uint8 deterministic palette of distinct colours.
+
+    Hues step by the golden angle (so neighbouring indices differ strongly); saturation and value cycle
+    through three levels so that large palettes (200 classes) stay distinguishable. Colours are unique.
+    """
+    if n < 0:
+        raise ConfigError(f"palette size must be >= 0, got {n}")
+    golden = 0.618033988749895
+    out = np.zeros((n, 3), dtype=np.uint8)
+    seen: set[tuple[int, int, int]] = set()
+    k = 0
+    for i in range(n):
+        while True:
+            h = (k * golden) % 1.0
+            s = (0.75, 0.55, 0.9)[k % 3]
+            v = (0.9, 0.7, 0.55)[(k // 3) % 3]
+            rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
+            k += 1
+            if rgb not in seen:  # quantisation could in principle collide; skip to keep colours unique
+                break
+        seen.add(rgb)
+        out[i] = rgb
+    return out
+
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower().replace("_", "").replace("-", "")
+    return _ALIASES.get(key, key)
+
+
+def get_label_set(name: str) -> LabelSet:
+    """Build a :class:`LabelSet` by name (case, ``_`` and ``-`` are ignored: ``"ScanNet_20"`` works).
+
+    Accepted: ``scannet20`` (alias ``scannet``), ``nyu40``, ``scannet200``, ``matterport21`` (alias
+    ``matterport``), ``matterport40``, ``matterport80``, ``matterport160``. Unknown names raise
+    :class:`ConfigError`.
+    """
+    key = _canonical(name)
+    tables = _tables()
+    if key not in LABEL_SETS:
+        raise ConfigError(f"unknown label set {name!r}; choose one of: {', '.join(LABEL_SETS)}")
+    entry = tables[key]
+    names = list(entry["names"])
+    ids = [int(i) for i in entry["ids"]]
+    if entry["palette"] == "nyu40":
+        colors = nyu40_palette()[np.asarray(ids)]
+    else:
+        colors = distinct_palette(len(names))
+    colors = np.ascontiguousarray(colors, dtype=np.uint8)
+    colors.setflags(write=False)
+    split = None
+    if "split" in entry:
+        pos = {n: i for i, n in enumerate(names)}
+        split = {part: sorted(pos[n] for n in members) for part, members in entry["split"].items()}
+    return LabelSet(name=key, names=names, ids=ids, colors=colors, split=split)
+
+
+def matterport_aliases() -> dict[str, str]:
+    """``{tsv spelling: class name}`` for the Matterport names this package spells differently."""
+    return dict(_tables()["matterport_aliases"])

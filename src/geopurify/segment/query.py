@@ -1,0 +1,107 @@
+"""Open-vocabulary queries: score points against phrases, select masks, rank phrases."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, InputError
+from .classify import DEFAULT_CHUNK, ArrayLike, similarity
+
+
+def query_scores(features: ArrayLike, text: ArrayLike, chunk: int = DEFAULT_CHUNK) -> ArrayLike:
+    """Cosine scores ``(N, Q)`` float32 of ``features (N, D)`` with ``Q`` query embeddings.
+
+    ``text`` may be ``(Q, D)`` or a single ``(D,)`` phrase (then ``Q = 1``).
+    """
+    if hasattr(text, "ndim") and text.ndim == 1:
+        text = text[None, :]
+    return similarity(features, text, chunk=chunk)
+
+
+def mask_from_scores(scores: ArrayLike, threshold: float | None = None, top: int | None = None) -> np.ndarray:
+    """Point indices ``(M,)`` int64, ascending, selected from ``scores (N,)``.
+
+    Exactly one of ``threshold`` (keep ``score >= threshold``) or ``top`` (keep the ``top`` highest;
+    ties at the cut are broken by the lower index; ``top > N`` keeps all) must be given.
+    """
+    if (threshold is None) == (top is None):
+        raise ConfigError("mask_from_scores: give exactly one of threshold= or top=")
+    s = scores.detach().cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+    if s.ndim != 1:
+        raise InputError(f"mask_from_scores: scores must be 1-D (N,), got shape {s.shape}")
+    if threshold is not None:
+        if not math.isfinite(threshold):
+            raise ConfigError(f"mask_from_scores: threshold must be finite, got {threshold!r}")
+        return np.flatnonzero(s >= threshold).astype(np.int64)
+    if int(top) != top or top < 1:
+        raise ConfigError(f"mask_from_scores: top must be a positive integer, got {top!r}")
+    top = min(int(top), len(s))
+    # NaN scores never win: treat them as -inf. Stable sort keeps the lower index on ties.
+    key = np.where(np.isnan(s), -np.inf, s)
+    order = np.argsort(-key, kind="stable")[:top]
+    return np.sort(order).astype(np.int64)
+
+
+@dataclass
+class PhraseRanking:
+    """How well each phrase matches a point set, best first.
+
+    Attributes:
+        names: ``Q`` phrase names, reordered best first.
+        mean_score: ``(Q,)`` float32 mean cosine over the points, best first.
+        votes: ``(Q,)`` float32 fraction of points whose best phrase it is, in the same order.
+        order: ``(Q,)`` int64 original phrase index of each row.
+    """
+
+    names: list[str]
+    mean_score: np.ndarray
+    votes: np.ndarray
+    order: np.ndarray
+
+    @property
+    def best(self) -> str:
+        """Name of the best-matching phrase."""
+        return self.names[0]
+
+
+def rank_phrases(
+    features: ArrayLike,
+    text: ArrayLike,
+    names: list[str] | None = None,
+    points: ArrayLike | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> PhraseRanking:
+    """Rank ``Q`` phrases ``text (Q, D)`` by their mean cosine with a point set.
+
+    Args:
+        features: ``(N, D)`` per-point features.
+        text: ``(Q, D)`` phrase embeddings.
+        names: ``Q`` phrase names (default ``"0"``, ``"1"``, ...).
+        points: optional ``(M,)`` indices (or ``(N,)`` bool mask) of the set; default all points.
+        chunk: rows per chunk for the scores.
+    """
+    if points is not None:
+        idx = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)
+        if idx.dtype == bool:
+            idx = np.flatnonzero(idx)
+        if idx.size == 0:
+            raise InputError("rank_phrases: the point set is empty")
+        features = features[torch.as_tensor(idx) if isinstance(features, torch.Tensor) else idx]
+    if features.shape[0] == 0:
+        raise InputError("rank_phrases: the point set is empty")
+    q = text.shape[0]
+    names = [str(i) for i in range(q)] if names is None else list(names)
+    if len(names) != q:
+        raise InputError(f"rank_phrases: {len(names)} names for {q} phrase embeddings")
+    scores = query_scores(features, text, chunk=chunk)
+    scores = scores.cpu().numpy() if isinstance(scores, torch.Tensor) else scores
+    mean = scores.mean(axis=0).astype(np.float32)
+    votes = (np.bincount(scores.argmax(axis=1), minlength=q) / len(scores)).astype(np.float32)
+    order = np.argsort(-mean, kind="stable").astype(np.int64)
+    return PhraseRanking(
+        names=[names[i] for i in order], mean_score=mean[order], votes=votes[order], order=order
+    )

@@ -1,0 +1,112 @@
+"""Student checkpoints: a safetensors file whose metadata holds the JSON :class:`StudentConfig`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from ..errors import ConfigError, InputError
+from ..utils.atomic import atomic_path
+from .model import AffinityNet, StudentConfig
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "geopurify_student"
+FILE_NAME = "student.safetensors"
+
+
+def save(model: AffinityNet, path: str | os.PathLike) -> Path:
+    """Write ``model`` weights + config to ``path`` (a ``.safetensors`` file, or a folder -> folder/student.safetensors).
+
+    Atomic: the file appears only when complete. Returns the file written.
+    """
+    from safetensors.torch import save_file
+
+    model = getattr(model, "module", model)  # unwrap DDP
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path / FILE_NAME
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {METADATA_KEY: model.config.to_json(), "format": "pt"}
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=metadata)
+    log.info("saved student (%s) to %s", model.config.to_json(), path)
+    return path
+
+
+def _resolve(name_or_path: str | os.PathLike) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        cand = path / FILE_NAME
+        if not cand.is_file():
+            raise InputError(f"{path}: folder has no {FILE_NAME}")
+        return cand
+    if not path.is_file():
+        raise InputError(f"{path}: no student checkpoint there (expected a .safetensors file or a folder)")
+    return path
+
+
+def _build(config_dict: dict, state: dict, source: Path, map_location: str) -> AffinityNet:
+    try:
+        config = StudentConfig.from_dict(config_dict)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: bad student config: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    model = AffinityNet(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise InputError(f"{source}: weights do not match the stored config ({detail[:300]})") from None
+    return model.to(map_location).eval()
+
+
+def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> AffinityNet:
+    """Load a student from a ``.safetensors`` file, a folder holding ``student.safetensors``, or a
+    foreign/training ``.pt``/``.pth`` file (read with ``torch.load(weights_only=True)``; a pickle that
+    would run code is refused with :class:`ConfigError`).
+
+    A ``.pt`` must hold a dict with ``config`` (dict) and ``model`` or ``state_dict`` (tensors), as the
+    training checkpoints do. Truncated or mismatching files raise :class:`InputError` naming the file.
+    """
+    path = _resolve(name_or_path)
+    if path.suffix in (".pt", ".pth"):
+        return _load_torch(path, map_location)
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+    if METADATA_KEY not in meta:
+        raise InputError(f"{path}: safetensors file has no '{METADATA_KEY}' config in its metadata")
+    try:
+        config_dict = json.loads(meta[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise InputError(f"{path}: student config in the metadata is not valid JSON") from None
+    return _build(config_dict, state, path, map_location)
+
+
+def _load_torch(path: Path, map_location: str) -> AffinityNet:
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).strip().splitlines()[0][:200]
+        raise ConfigError(f"{path}: refused, the pickle is not plain weights ({reason})") from None
+    except (EOFError, RuntimeError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable torch file ({str(exc).strip().splitlines()[0][:200]})") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("config"), dict):
+        raise InputError(f"{path}: expected a dict with 'config' and 'model' (or 'state_dict')")
+    state = obj.get("model", obj.get("state_dict"))
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: no 'model' or 'state_dict' tensors in the checkpoint")
+    return _build(obj["config"], state, path, map_location)

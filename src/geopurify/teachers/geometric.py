@@ -1,0 +1,148 @@
+"""Weight-free geometric teacher: local shape + appearance descriptors and superpoint embeddings.
+
+Variants (``variant=``):
+- ``"descriptor"``: standardised [normal | CIE Lab colour | linearity, planarity, scattering, verticality]
+  from local PCA over the ``k`` nearest voxels, rows L2-normalised.
+- ``"superpoint"``: Felzenszwalb-Huttenlocher superpoints over normals and colour; every superpoint gets a
+  random unit vector (seeded), so voxels of one superpoint have cosine 1 and others ~0.
+- ``"combined"`` (default): both, concatenated so that cosine = a*superpoint + (1-a)*descriptor.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..geometry import VoxelGrid, estimate_normals, knn
+from ..io.scene import Scene
+from .base import TEACHERS, Teacher
+from .superpoints import felzenszwalb, voxel_edges
+
+log = logging.getLogger(__name__)
+
+VARIANTS = ("combined", "superpoint", "descriptor")
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in [0, 1] (N, 3) -> CIE Lab (D65) (N, 3) float32; L in [0, 100]."""
+    c = np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0)
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    eps = 216 / 24389
+    f = np.where(xyz > eps, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    lab = np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+    return lab.astype(np.float32)
+
+
+def shape_descriptors(centers: np.ndarray, k: int = 16, chunk: int = 100_000) -> np.ndarray:
+    """Local PCA over the k nearest centres -> (V, 3) float32 [linearity, planarity, scattering].
+
+    With eigenvalues l1 >= l2 >= l3: ((l1-l2)/l1, (l2-l3)/l1, l3/l1); they sum to 1.
+    """
+    pts = np.asarray(centers, dtype=np.float64)
+    v = len(pts)
+    out = np.zeros((v, 3), np.float32)
+    k = max(3, min(k, v))
+    for s in range(0, v, chunk):
+        idx, _ = knn(pts, pts[s : s + chunk], k)
+        nb = pts[idx] - pts[idx].mean(axis=1, keepdims=True)
+        ev = np.linalg.eigvalsh(np.einsum("cki,ckj->cij", nb, nb) / k)[:, ::-1]  # descending
+        ev = np.maximum(ev, 0.0)
+        l1 = np.maximum(ev[:, 0], 1e-12)
+        out[s : s + chunk] = np.stack([(ev[:, 0] - ev[:, 1]) / l1, (ev[:, 1] - ev[:, 2]) / l1, ev[:, 2] / l1], 1)
+    return out
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+@TEACHERS.register("geometric")
+class GeometricTeacher(Teacher):
+    """Geometric teacher (see module doc).
+
+    Args:
+        variant: ``"combined"``, ``"superpoint"`` or ``"descriptor"``.
+        k: neighbours for local PCA descriptors (and normals when the scene has none).
+        sp_dim: dimension of the random superpoint embeddings.
+        sp_weight: ``a`` in the combined cosine (0..1).
+        fh_c: Felzenszwalb threshold constant (larger -> bigger superpoints).
+        min_size: smallest superpoint, in voxels.
+        color_weight: weight of the Lab colour distance (per 100 Lab units) against ``1 - |n_i . n_j|``.
+        seed: seed of the superpoint embeddings.
+    """
+
+    name = "geometric"
+
+    def __init__(
+        self,
+        variant: str = "combined",
+        k: int = 16,
+        sp_dim: int = 32,
+        sp_weight: float = 0.5,
+        fh_c: float = 0.05,
+        min_size: int = 20,
+        color_weight: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        if variant not in VARIANTS:
+            raise ConfigError(f"geometric teacher: unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        if not 0.0 <= sp_weight <= 1.0:
+            raise ConfigError(f"geometric teacher: sp_weight must be in [0, 1], got {sp_weight}")
+        self.variant = variant
+        self.k, self.sp_dim, self.sp_weight = int(k), int(sp_dim), float(sp_weight)
+        self.fh_c, self.min_size, self.color_weight, self.seed = float(fh_c), int(min_size), float(color_weight), seed
+        self.last_superpoints: np.ndarray | None = None  # (V,) labels of the last call, for inspection
+
+    def cache_key(self) -> str:
+        return (f"geometric-{self.variant}-k{self.k}-d{self.sp_dim}-a{self.sp_weight}-c{self.fh_c}"
+                f"-m{self.min_size}-w{self.color_weight}-s{self.seed}")
+
+    def _voxel_normals(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
+        if scene.normals is not None:
+            return _unit_rows(grid.reduce(scene.normals))
+        return estimate_normals(grid.centers, k=self.k)
+
+    def features(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
+        if len(scene.points) != len(grid.point_to_voxel):
+            raise InputError(f"{scene.root or scene.name}: voxel grid built from {len(grid.point_to_voxel)} points, "
+                             f"scene has {len(scene.points)}")
+        normals = self._voxel_normals(scene, grid)
+        lab = rgb_to_lab(grid.reduce(scene.colors))
+        parts = []
+        if self.variant in ("descriptor", "combined"):
+            desc = self.descriptor(grid.centers, normals, lab)
+            parts.append(desc * np.sqrt(1.0 - self.sp_weight if self.variant == "combined" else 1.0))
+        if self.variant in ("superpoint", "combined"):
+            labels = self.superpoints(scene, grid, normals, lab)
+            emb = self.superpoint_embedding(labels)
+            parts.append(emb * np.sqrt(self.sp_weight if self.variant == "combined" else 1.0))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def descriptor(self, centers: np.ndarray, normals: np.ndarray, lab: np.ndarray) -> np.ndarray:
+        """(V, 10) float32 unit rows of standardised [normal, Lab, shape(3), verticality]."""
+        shape = shape_descriptors(centers, self.k)
+        vert = 1.0 - np.abs(normals[:, 2:3])
+        x = np.concatenate([normals, lab / np.array([100.0, 128.0, 128.0], np.float32), shape, vert], axis=1)
+        x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6)  # cosine needs centred columns
+        return _unit_rows(x)
+
+    def superpoints(self, scene: Scene, grid: VoxelGrid, normals: np.ndarray, lab: np.ndarray) -> np.ndarray:
+        """(V,) int64 superpoint labels from FH segmentation on mesh edges or a kNN graph."""
+        edges = voxel_edges(grid.point_to_voxel, scene.faces, grid.centers, k=8)
+        w = 1.0 - np.abs(np.einsum("ij,ij->i", normals[edges[:, 0]], normals[edges[:, 1]]))
+        w = w + self.color_weight * np.linalg.norm(lab[edges[:, 0]] - lab[edges[:, 1]], axis=1) / 100.0
+        labels = felzenszwalb(grid.num_voxels, edges, w, self.fh_c, self.min_size)
+        log.info("%s: %d superpoints over %d voxels (%d edges)", scene.name, labels.max() + 1, len(labels), len(edges))
+        self.last_superpoints = labels
+        return labels
+
+    def superpoint_embedding(self, labels: np.ndarray) -> np.ndarray:
+        """(V, sp_dim) float32: one seeded random unit vector per superpoint."""
+        rng = np.random.default_rng(self.seed)
+        table = _unit_rows(rng.standard_normal((int(labels.max()) + 1, self.sp_dim)))
+        return table[labels]

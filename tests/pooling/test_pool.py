@@ -1,0 +1,209 @@
+"""Geometry-Guided Pooling against naive dense references and a toy scene with known labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geopurify.errors import ConfigError, InputError
+from geopurify.pooling import (
+    PoolConfig,
+    build_affinity,
+    class_logits,
+    neighbors,
+    pool_logits,
+    propagate,
+    purify,
+)
+
+
+def naive_affinity(centers: np.ndarray, emb: np.ndarray, k: int, sharpen: float, self_in: bool = True):
+    """Dense (V, V) float64 reference: brute-force kNN, cosine, softmax, row by row."""
+    v = len(centers)
+    d2 = ((centers[:, None, :] - centers[None, :, :]) ** 2).sum(-1)
+    if not self_in:
+        np.fill_diagonal(d2, np.inf)
+    unit = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    dense = np.zeros((v, v))
+    for i in range(v):
+        nb = np.argsort(d2[i], kind="stable")[:k]
+        logits = sharpen * (unit[nb] @ unit[i])
+        w = np.exp(logits - logits.max())
+        dense[i, nb] = w / w.sum()
+    return dense
+
+
+def random_scene(v: int = 200, e: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.random((v, 3)), rng.standard_normal((v, e)).astype(np.float32)
+
+
+@pytest.mark.parametrize("k,sharpen", [(1, 20.0), (8, 20.0), (33, 5.0), (200, 20.0)])
+def test_build_affinity_matches_dense_reference(k, sharpen):
+    centers, emb = random_scene()
+    A = build_affinity(centers, emb, PoolConfig(k=k, sharpen=sharpen))
+    assert A.layout == torch.sparse_csr and A.dtype == torch.float32
+    ref = naive_affinity(centers, emb.astype(np.float64), k, sharpen)
+    np.testing.assert_allclose(A.to_dense().numpy(), ref, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(A.to_dense().sum(1).numpy(), 1.0, atol=1e-5)
+    assert A._nnz() == 200 * min(k, 200)
+
+
+def test_self_is_a_neighbour_and_gets_the_largest_weight():
+    centers, emb = random_scene()
+    dense = build_affinity(centers, emb, PoolConfig(k=12)).to_dense().numpy()
+    # cos(e_i, e_i) = 1 is the maximum, so the diagonal is the row maximum.
+    assert np.all(np.diag(dense) > 0)
+    np.testing.assert_allclose(np.diag(dense), dense.max(1), rtol=1e-6)
+
+
+def test_exclude_self_matches_released_code_convention():
+    centers, emb = random_scene(v=150)
+    A = build_affinity(centers, emb, PoolConfig(k=10, include_self=False))
+    dense = A.to_dense().numpy()
+    assert np.all(np.diag(dense) == 0)
+    assert np.all((dense > 0).sum(1) == 10)
+    np.testing.assert_allclose(dense, naive_affinity(centers, emb.astype(np.float64), 10, 20.0, False), atol=1e-5)
+
+
+def test_exclude_self_with_duplicate_centres_drops_exactly_one_entry():
+    centers = np.array([[0, 0, 0], [0, 0, 0], [1, 0, 0], [2, 0, 0]], dtype=float)
+    nbr = neighbors(centers, PoolConfig(k=2, include_self=False))
+    assert nbr.shape == (4, 2)
+    assert not np.any(nbr == np.arange(4)[:, None])
+    assert sorted(nbr[0].tolist()) == [1, 2] and sorted(nbr[1].tolist()) == [0, 2]
+
+
+def test_chunk_size_does_not_change_the_matrix():
+    centers, emb = random_scene(v=300, e=32)
+    ref = build_affinity(centers, emb, PoolConfig(k=20, chunk=None)).to_dense()
+    for chunk in (1, 7, 299, 300, 10_000):
+        got = build_affinity(centers, emb, PoolConfig(k=20, chunk=chunk)).to_dense()
+        torch.testing.assert_close(got, ref, atol=1e-7, rtol=0)
+
+
+def test_memory_budget_bounds_the_chunk():
+    cfg = PoolConfig(memory_mb=1.0)
+    rows = cfg.rows_per_chunk(96, 128)
+    assert rows * 96 * 132 * 4 <= 2**20 < (rows + 1) * 96 * 132 * 4
+    assert PoolConfig(memory_mb=1e-6).rows_per_chunk(96, 128) == 1
+    assert PoolConfig(chunk=5).rows_per_chunk(96, 128) == 5
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5, 18])
+def test_propagate_equals_dense_matrix_power(steps):
+    centers, emb = random_scene(v=120)
+    A = build_affinity(centers, emb, PoolConfig(k=9))
+    X = np.random.default_rng(1).standard_normal((120, 6)).astype(np.float32)
+    got = propagate(A, X, steps).numpy()
+    dense = A.to_dense().double().numpy()
+    np.testing.assert_allclose(got, np.linalg.matrix_power(dense, steps) @ X, atol=1e-5)
+
+
+def test_purify_mirrors_input_type_and_matches_propagate():
+    centers, emb = random_scene(v=100)
+    X = np.random.default_rng(2).standard_normal((100, 4)).astype(np.float32)
+    cfg = PoolConfig(k=7, steps=3)
+    res = purify(centers, emb, X, cfg)
+    assert isinstance(res.values, np.ndarray) and res.values.dtype == np.float32
+    assert res.nnz == 700 and res.seconds_knn >= 0 and res.seconds_pool >= 0
+    ref = propagate(build_affinity(centers, emb, cfg), X, 3).numpy()
+    np.testing.assert_allclose(res.values, ref, atol=1e-6)
+    res_t = purify(torch.from_numpy(centers), torch.from_numpy(emb), torch.from_numpy(X), cfg)
+    assert isinstance(res_t.values, torch.Tensor)
+    np.testing.assert_allclose(res_t.values.numpy(), ref, atol=1e-6)
+
+
+def _check_argmax_agreement(a: np.ndarray, b: np.ndarray, margin_source: np.ndarray) -> None:
+    """Labels agree except where the top-2 margin is within float rounding."""
+    la, lb = a.argmax(1), b.argmax(1)
+    top2 = np.sort(margin_source, axis=1)[:, -2:]
+    tiny = (top2[:, 1] - top2[:, 0]) < 1e-5
+    assert np.all((la == lb) | tiny)
+    assert (la == lb).mean() > 0.99
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_pooling_logits_equals_pooling_features_then_classifying(normalize):
+    rng = np.random.default_rng(3)
+    v, d, c = 400, 64, 20
+    centers = rng.random((v, 3))
+    emb = rng.standard_normal((v, 8)).astype(np.float32)
+    feats = (rng.standard_normal((v, d)) * rng.uniform(0.1, 5.0, (v, 1))).astype(np.float32)
+    text = rng.standard_normal((c, d)).astype(np.float32)
+    cfg = PoolConfig(k=16, steps=18)
+    # Route A: pool the D-dim features (unit rows first when normalize), then cosine-classify.
+    x = feats / np.linalg.norm(feats, axis=1, keepdims=True) if normalize else feats
+    pooled = purify(centers, emb, x, cfg).values
+    t_unit = text / np.linalg.norm(text, axis=1, keepdims=True)
+    cos_a = (pooled / np.linalg.norm(pooled, axis=1, keepdims=True)) @ t_unit.T
+    # Route B: pool the C class logits.
+    res_b = pool_logits(centers, emb, feats, text, cfg, normalize_features=normalize)
+    np.testing.assert_allclose(res_b.values, pooled @ t_unit.T, atol=1e-4)
+    _check_argmax_agreement(cos_a, res_b.values, cos_a)
+
+
+def test_class_logits_are_scaled_cosines():
+    rng = np.random.default_rng(4)
+    f, t = rng.standard_normal((10, 5)), rng.standard_normal((3, 5))
+    got = class_logits(f, t, normalize_features=True).numpy()
+    ref = (f / np.linalg.norm(f, axis=1, keepdims=True)) @ (t / np.linalg.norm(t, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def two_planes(noise: float, seed: int = 0):
+    """Floor z=0 and wall x=0 on a 2 cm grid meeting at an edge; labels 0 (floor) / 1 (wall)."""
+    g = np.arange(40) * 0.02
+    a, b = np.meshgrid(g, g, indexing="ij")
+    floor = np.stack([a.ravel() + 0.02, b.ravel(), np.zeros(a.size)], 1)  # x >= 0.02
+    wall = np.stack([np.zeros(a.size), b.ravel(), a.ravel()], 1)  # z >= 0
+    centers = np.concatenate([floor, wall])
+    truth = np.repeat([0, 1], a.size)
+    rng = np.random.default_rng(seed)
+    noisy = np.where(rng.random(len(truth)) < noise, 1 - truth, truth)
+    feats = np.eye(2, dtype=np.float32)[noisy] + rng.normal(0, 0.1, (len(truth), 2)).astype(np.float32)
+    return centers, truth, feats
+
+
+def test_toy_scene_pooling_removes_label_noise_and_respects_the_edge():
+    centers, truth, feats = two_planes(noise=0.3)
+    before = (feats.argmax(1) == truth).mean()
+    assert 0.6 < before < 0.8
+    student = np.eye(2, dtype=np.float32)[truth]  # a perfect student: plane id one-hot
+    guided = purify(centers, student, feats, PoolConfig(k=96, steps=18)).values.argmax(1)
+    assert (guided == truth).mean() == 1.0
+    # Without geometry-aware affinities (all embeddings equal: uniform kNN mean) the edge blurs.
+    plain = purify(centers, np.ones_like(student), feats, PoolConfig(k=96, steps=18)).values.argmax(1)
+    edge = np.minimum(centers[:, 0], centers[:, 2]) < 0.1
+    assert (plain[edge] == truth[edge]).mean() < (guided[edge] == truth[edge]).mean()
+
+
+def test_bad_inputs_raise_clear_errors():
+    centers, emb = random_scene(v=20)
+    with pytest.raises(InputError, match="rows"):
+        build_affinity(centers, emb[:10])
+    with pytest.raises(InputError, match=r"\(V, 3\)"):
+        build_affinity(centers[:, :2], emb)
+    bad = emb.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        build_affinity(centers, bad)
+    with pytest.raises(InputError, match="rows"):
+        purify(centers, emb, np.zeros((19, 2), np.float32))
+    with pytest.raises(InputError, match="rows"):
+        propagate(build_affinity(centers, emb, PoolConfig(k=3)), np.zeros((5, 2)), 2)
+    for kwargs in ({"k": 0}, {"steps": -1}, {"sharpen": float("nan")}, {"chunk": 0}, {"memory_mb": 0}):
+        with pytest.raises(ConfigError):
+            PoolConfig(**kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_matches_cpu():
+    centers, emb = random_scene(v=500, e=32)
+    X = np.random.default_rng(5).standard_normal((500, 8)).astype(np.float32)
+    cfg = PoolConfig(k=24, steps=18)
+    cpu = purify(centers, emb, X, cfg).values
+    gpu = purify(centers, torch.from_numpy(emb).cuda(), torch.from_numpy(X).cuda(), cfg).values
+    assert gpu.device.type == "cuda"
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu, atol=1e-4)

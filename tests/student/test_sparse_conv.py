@@ -1,0 +1,93 @@
+"""The sparse convolution equals a dense conv3d read at the active sites (forward and backward)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from geopurify.student.sparse_conv import OFFSETS, build_kernel_map, submanifold_conv3d
+
+
+def _random_sites(shape=(6, 5, 7), density=0.35, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(shape, generator=g) < density
+    coords = mask.nonzero()
+    perm = torch.randperm(coords.shape[0], generator=g)  # order must not matter
+    return mask, coords[perm]
+
+
+def _dense_reference(coords, x, weight, shape):
+    """Scatter x to a dense grid (zeros elsewhere), conv3d with padding 1, read back at the sites."""
+    cin = x.shape[1]
+    dense = torch.zeros((1, cin, *shape), dtype=x.dtype)
+    dense[0, :, coords[:, 0], coords[:, 1], coords[:, 2]] = x.T
+    w = weight.permute(2, 1, 0).reshape(weight.shape[2], cin, 3, 3, 3)  # (Cout, Cin, 3, 3, 3)
+    out = F.conv3d(dense, w, padding=1)
+    return out[0, :, coords[:, 0], coords[:, 1], coords[:, 2]].T
+
+
+def test_offsets_order_matches_conv3d_layout():
+    assert OFFSETS.shape == (27, 3)
+    assert OFFSETS[13].tolist() == [0, 0, 0]
+    assert OFFSETS[0].tolist() == [-1, -1, -1] and OFFSETS[26].tolist() == [1, 1, 1]
+    assert OFFSETS[1].tolist() == [-1, -1, 0]  # z fastest, like the last kernel axis of conv3d
+
+
+def test_kernel_map_pairs_are_real_neighbours():
+    _, coords = _random_sites(seed=3)
+    kmap = build_kernel_map(coords)
+    keyset = {tuple(c) for c in coords.tolist()}
+    for k in range(27):
+        if k == 13:
+            continue
+        d = OFFSETS[k]
+        assert torch.equal(coords[kmap.in_idx[k]], coords[kmap.out_idx[k]] + d)
+        # every site whose neighbour exists is listed (completeness)
+        expect = sum(1 for c in coords.tolist() if tuple(int(a + b) for a, b in zip(c, d.tolist())) in keyset)
+        assert kmap.in_idx[k].numel() == expect
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_forward_and_backward_match_dense_conv3d(seed):
+    shape = (6, 5, 7)
+    _, coords = _random_sites(shape, seed=seed)
+    g = torch.Generator().manual_seed(10 + seed)
+    x = torch.randn(coords.shape[0], 4, generator=g, requires_grad=True)
+    w = torch.randn(27, 4, 3, generator=g, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    w_ref = w.detach().clone().requires_grad_(True)
+
+    out = submanifold_conv3d(x, w, build_kernel_map(coords))
+    ref = _dense_reference(coords, x_ref, w_ref, shape)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+    grad = torch.randn(out.shape, generator=g)
+    out.backward(grad)
+    ref.backward(grad)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_gradcheck_float64():
+    _, coords = _random_sites((4, 4, 4), density=0.5, seed=5)
+    kmap = build_kernel_map(coords)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(coords.shape[0], 3, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(27, 3, 2, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: submanifold_conv3d(a, b, kmap), (x, w))
+
+
+def test_isolated_site_sees_only_itself():
+    coords = torch.tensor([[0, 0, 0], [5, 5, 5]])
+    x = torch.tensor([[1.0], [2.0]])
+    w = torch.ones(27, 1, 1)
+    out = submanifold_conv3d(x, w, build_kernel_map(coords))
+    assert out.flatten().tolist() == [1.0, 2.0]
+
+
+def test_duplicates_and_negative_coords_rejected():
+    with pytest.raises(ValueError, match="duplicate"):
+        build_kernel_map(torch.tensor([[1, 1, 1], [1, 1, 1]]))
+    with pytest.raises(ValueError, match="coords must lie"):
+        build_kernel_map(torch.tensor([[-1, 0, 0]]))
