@@ -190,6 +190,24 @@ def is_complete(out_dir: Path) -> bool:
 
 
 # --------------------------------------------------------------------------- segment
+def check_memory(scene: Scene, text: TextEmbeddings, cfg: SegmentConfig) -> int:
+    """Refuse up front, with the estimate and what helps, a scene that would not fit in memory."""
+    from .utils.memory import available_bytes, estimate_segment_bytes, parse_size
+
+    need = estimate_segment_bytes(scene.num_points, text.embeddings.shape[1], len(text.names), cfg.k,
+                                  cfg.purify, cfg.save_features)
+    limit_text = cfg.memory_limit or os.environ.get("GEOPURIFY_MEMORY_LIMIT")
+    have = parse_size(limit_text) if limit_text else available_bytes()
+    if have is not None and need > have:
+        hint = "--no-features (pools the class logits only), " if cfg.save_features else ""
+        raise InputError(
+            f"{scene.name}: {scene.num_points} points x {text.embeddings.shape[1]}-d features need about "
+            f"{need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB is available; try {hint}a smaller -k, "
+            "or split the scene"
+        )
+    return need
+
+
 @dataclass
 class SegmentResult:
     """What :func:`segment` produced. labels (N,) int64 indices into ``names``."""
@@ -227,6 +245,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
         scene = load_scene(scene_path, cfg.read)
     encoder = make_encoder(scene, cfg.lift)
     text = resolve_text(scene, cfg.lift, encoder)
+    check_memory(scene, text, cfg)
     with t("lift"):
         lifted = lift_scene(scene, cfg.lift, text, encoder)
     T = torch.from_numpy(text.normalized())
@@ -276,6 +295,8 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
         stale = out_dir / RUN_FILE
         if stale.exists():
             stale.unlink()  # the folder is incomplete until the new run.json lands
+        for tmp in out_dir.glob(".*.tmp"):  # left by a killed earlier run
+            tmp.unlink()
         write_text(out_dir / "labels.txt", "\n".join(map(str, labels.tolist())) + "\n")
         if cfg.purify:
             write_text(out_dir / "raw_labels.txt", "\n".join(map(str, raw_labels.tolist())) + "\n")

@@ -25,6 +25,34 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message}")
 
 
+def _pos_int(text: str) -> int:
+    v = int(text)
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def _pos_float(text: str) -> float:
+    v = float(text)
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def _port(text: str) -> int:
+    v = int(text)
+    if not 0 < v < 65536:
+        raise argparse.ArgumentTypeError(f"port must be in 1..65535, got {text}")
+    return v
+
+
 def _kv(items: list[str] | None) -> dict:
     out = {}
     for item in items or []:
@@ -44,9 +72,9 @@ def _kv(items: list[str] | None) -> dict:
 def _add_read(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("reading")
     g.add_argument("--layout", default="auto", help="reader name (default: detect)")
-    g.add_argument("--frame-skip", type=int, default=1, help="keep every n-th frame (paper: 20 on ScanNet)")
-    g.add_argument("--max-frames", type=int, default=None, help="keep at most this many frames")
-    g.add_argument("--depth-scale", type=float, default=1000.0, help="depth units per metre (default 1000)")
+    g.add_argument("--frame-skip", type=_pos_int, default=1, help="keep every n-th frame (paper: 20 on ScanNet)")
+    g.add_argument("--max-frames", type=_pos_int, default=None, help="keep at most this many frames")
+    g.add_argument("--depth-scale", type=_pos_float, default=1000.0, help="depth units per metre (default 1000)")
 
 
 def _add_lift(p: argparse.ArgumentParser) -> None:
@@ -56,7 +84,7 @@ def _add_lift(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder-opt", action="append", metavar="KEY=VALUE", help="extra encoder option")
     g.add_argument("--fusion", choices=["consensus", "mean"], default="consensus",
                    help="consensus: paper's top-views fusion; mean: OpenScene's plain mean")
-    g.add_argument("--top-views", type=int, default=3, help="views kept by consensus fusion")
+    g.add_argument("--top-views", type=_pos_int, default=3, help="views kept by consensus fusion")
     g.add_argument("--text", default=None, help="text embeddings .npz (names, embeddings)")
     g.add_argument("--classes", nargs="+", default=None, help="class names for the encoder's text tower")
 
@@ -85,11 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output folder for the student")
     t.add_argument("--teacher", default="geometric", help="geometric (default)|precomputed|sonata|<plugin>")
     t.add_argument("--teacher-opt", action="append", metavar="KEY=VALUE", help="teacher option, e.g. path=t.npy")
-    t.add_argument("--steps", type=int, default=None, help="training steps")
-    t.add_argument("--width", type=int, default=None, help="student width")
-    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--steps", type=_pos_int, default=None, help="training steps")
+    t.add_argument("--width", type=_pos_int, default=None, help="student width")
+    t.add_argument("--lr", type=_pos_float, default=None)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--voxel-size", type=float, default=0.02)
+    t.add_argument("--voxel-size", type=_pos_float, default=0.02)
     t.add_argument("--device", default="auto")
     t.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
     _add_lift(t)
@@ -101,13 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder (batch mode: one subfolder per scene)")
     s.add_argument("--student", default=None, help="trained student (folder or .safetensors)")
     s.add_argument("--no-purify", action="store_true", help="fusion only, no purification")
-    s.add_argument("--voxel-size", type=float, default=0.02)
-    s.add_argument("-k", "--k", type=int, default=96, help="neighbours per voxel (K)")
-    s.add_argument("-T", "--steps", type=int, default=18, help="pooling iterations (T)")
-    s.add_argument("--sharpen", type=float, default=20.0, help="softmax sharpening of cosine affinities")
+    s.add_argument("--voxel-size", type=_pos_float, default=0.02)
+    s.add_argument("-k", "--k", type=_pos_int, default=96, help="neighbours per voxel (K)")
+    s.add_argument("-T", "--steps", type=_nonneg_int, default=18, help="pooling iterations (T)")
+    s.add_argument("--sharpen", type=_pos_float, default=20.0, help="softmax sharpening of cosine affinities")
     s.add_argument("--no-features", action="store_true", help="skip features.npy (pools class logits only)")
     s.add_argument("--device", default="auto")
     s.add_argument("--overwrite", action="store_true", help="redo complete outputs in batch mode")
+    s.add_argument("--memory-limit", default=None, help="refuse scenes estimated above this (e.g. 4G)")
     _add_lift(s)
     _add_read(s)
 
@@ -128,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--weights", default=None)
     g = q.add_mutually_exclusive_group()
     g.add_argument("--threshold", type=float, default=None, help="mask: points with similarity >= this")
-    g.add_argument("--top", type=int, default=None, help="mask: the N most similar points")
+    g.add_argument("--top", type=_pos_int, default=None, help="mask: the N most similar points")
 
     r = sub.add_parser("render", help="PNG pictures of a segment output")
     r.add_argument("out")
@@ -137,12 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("view", help="interactive web viewer (localhost)")
     v.add_argument("out")
-    v.add_argument("--port", type=int, default=8080)
+    v.add_argument("--port", type=_port, default=8080)
     v.add_argument("--host", default="127.0.0.1")
 
     se = sub.add_parser("select", help="pick the paper's data-efficient training subset")
     se.add_argument("root", help="dataset root: a folder of scene folders with GT labels")
-    se.add_argument("--n", type=int, default=20)
+    se.add_argument("--n", type=_pos_int, default=20)
     se.add_argument("--gamma", type=float, default=1.0)
     se.add_argument("--seed", type=int, default=0)
     se.add_argument("--label-set", default="scannet20")
@@ -150,14 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sy = sub.add_parser("synth", help="write synthetic rooms in ScanNet export layout")
     sy.add_argument("out")
-    sy.add_argument("--n", type=int, default=1, help="number of scenes")
+    sy.add_argument("--n", type=_pos_int, default=1, help="number of scenes")
     sy.add_argument("--seed", type=int, default=0)
-    sy.add_argument("--points", type=int, default=None, help="target points per scene")
-    sy.add_argument("--frames", type=int, default=None)
+    sy.add_argument("--points", type=_pos_int, default=None, help="target points per scene")
+    sy.add_argument("--frames", type=_pos_int, default=None)
 
     d = sub.add_parser("demo", help="synthetic scenes -> train -> segment raw and purified -> eval")
     d.add_argument("--out", default="demo_out")
-    d.add_argument("--steps", type=int, default=None, help="training steps")
+    d.add_argument("--steps", type=_pos_int, default=None, help="training steps")
     return p
 
 
@@ -202,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(a) -> int:
+    if a.command == "segment" and a.no_purify == bool(a.student):
+        if not a.no_purify:
+            raise ConfigError("segment: pass --student PATH to purify, or --no-purify for fusion only")
+        raise ConfigError("segment: --student and --no-purify exclude each other")
     from . import api
 
     if a.command == "train":
@@ -211,13 +244,9 @@ def _run(a) -> int:
         api.train(a.scenes, a.out, cfg, resume=not a.no_resume)
         return 0
     if a.command == "segment":
-        if a.no_purify == bool(a.student):
-            if not a.no_purify:
-                raise ConfigError("segment: pass --student PATH to purify, or --no-purify for fusion only")
-            raise ConfigError("segment: --student and --no-purify exclude each other")
         cfg = SegmentConfig(purify=not a.no_purify, student=a.student, voxel_size=a.voxel_size, k=a.k,
                             steps=a.steps, sharpen=a.sharpen, save_features=not a.no_features, device=a.device,
-                            overwrite=a.overwrite, lift=_lift_cfg(a), read=_read_cfg(a))
+                            overwrite=a.overwrite, memory_limit=a.memory_limit, lift=_lift_cfg(a), read=_read_cfg(a))
         if a.scenes:
             scenes = [ln.strip() for ln in Path(a.scenes).read_text().splitlines() if ln.strip()] \
                 if Path(a.scenes).is_file() else None

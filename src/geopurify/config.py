@@ -43,6 +43,7 @@ class SegmentConfig:
     save_features: bool = True
     device: str = "auto"
     overwrite: bool = False
+    memory_limit: str | None = None  # e.g. "4G"; default: what the OS reports available
     lift: LiftOptions = field(default_factory=LiftOptions)
     read: ReadConfig = field(default_factory=ReadConfig)
 

@@ -175,8 +175,9 @@ def test_toy_scene_pooling_removes_label_noise_and_respects_the_edge():
     assert (guided == truth).mean() == 1.0
     # Without geometry-aware affinities (all embeddings equal: uniform kNN mean) the edge blurs.
     plain = purify(centers, np.ones_like(student), feats, PoolConfig(k=96, steps=18)).values.argmax(1)
-    edge = np.minimum(centers[:, 0], centers[:, 2]) < 0.1
-    assert (plain[edge] == truth[edge]).mean() < (guided[edge] == truth[edge]).mean()
+    edge = np.maximum(centers[:, 0], centers[:, 2]) < 0.1  # within 10 cm of the edge line
+    assert (guided[edge] == truth[edge]).all()
+    assert (plain[edge] == truth[edge]).mean() < 0.9  # measured 0.64 with seed 0
 
 
 def test_bad_inputs_raise_clear_errors():

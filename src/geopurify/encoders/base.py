@@ -71,10 +71,16 @@ class Encoder(ABC):
     """A frozen 2D VLM: images -> :class:`FeatureMap`, text -> embeddings in the same space."""
 
     name: str = "encoder"
+    #: whether :func:`~geopurify.encoders.build_encoder` may wrap it in the on-disk feature cache
+    cacheable: bool = True
 
     @abstractmethod
     def encode(self, frame) -> FeatureMap:
         """Feature map of one :class:`~geopurify.io.scene.Frame`'s colour image."""
+
+    def encode_batch(self, frames: list) -> list[FeatureMap]:
+        """Feature maps of several frames; neural encoders override this to batch the model calls."""
+        return [self.encode(f) for f in frames]
 
     def encode_text(self, prompts: list[str]) -> np.ndarray:
         """(C, D) float32 unit embeddings of the prompts."""

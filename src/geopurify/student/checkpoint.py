@@ -21,7 +21,7 @@ FILE_NAME = "student.safetensors"
 
 
 def save(model: AffinityNet, path: str | os.PathLike) -> Path:
-    """Write ``model`` weights + config to ``path`` (a ``.safetensors`` file, or a folder -> folder/student.safetensors).
+    """Write ``model`` weights + config to ``path``: a ``.safetensors`` file, or a folder (-> student.safetensors).
 
     Atomic: the file appears only when complete. Returns the file written.
     """

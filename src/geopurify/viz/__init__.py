@@ -1,0 +1,32 @@
+"""Pictures and the interactive viewer: PLY export, headless PNG renders, the viser viewer."""
+
+from __future__ import annotations
+
+from .ply import heatmap_colors, label_colors, palette, write_ply
+from .render import Panel, render_panels, render_png
+
+__all__ = [
+    "write_ply",
+    "palette",
+    "heatmap_colors",
+    "label_colors",
+    "render_png",
+    "render_panels",
+    "Panel",
+    "serve",
+    "load_output",
+]
+
+
+def serve(*args, **kwargs):
+    """Start the interactive viewer; see :func:`geopurify.viz.viewer.serve`."""
+    from .viewer import serve as _serve
+
+    return _serve(*args, **kwargs)
+
+
+def load_output(out_dir):
+    """Read a segmentation output folder; see :func:`geopurify.viz.viewer.load_output`."""
+    from .viewer import load_output as _load
+
+    return _load(out_dir)

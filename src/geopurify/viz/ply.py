@@ -132,7 +132,7 @@ _BASE = np.array(
         (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
         (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
         (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-        (196, 156, 148), (247, 182, 210), (199, 199, 199), (219, 219, 141), (158, 218, 229),
+        (196, 156, 148), (247, 182, 210), (255, 215, 0), (219, 219, 141), (0, 95, 95),
     ],
     dtype=np.uint8,
 )  # fmt: skip
@@ -186,14 +186,14 @@ def heatmap_colors(scores: np.ndarray, vmin: float | None = None, vmax: float | 
 
 
 def luminance(colors: np.ndarray) -> np.ndarray:
-    """Relative luminance (Rec. 709 weights on sRGB values), (N,) float64 in [0, 255]."""
-    c = np.asarray(colors, dtype=np.float64)
-    return c @ np.array([0.2126, 0.7152, 0.0722])
+    """CIE L* lightness of sRGB colours, (N,) float64 in [0, 100] (what "brighter" means to the eye)."""
+    c = np.asarray(colors, dtype=np.float64) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    y = lin @ np.array([0.2126, 0.7152, 0.0722])
+    return np.where(y > 216 / 24389, 116.0 * np.cbrt(y) - 16.0, y * 24389 / 27)
 
 
-def label_colors(
-    labels: np.ndarray, table: np.ndarray, unlabelled: tuple[int, int, int] = (0, 0, 0)
-) -> np.ndarray:
+def label_colors(labels: np.ndarray, table: np.ndarray, unlabelled: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
     """Colour per point from class ids, (N, 3) uint8.
 
     Args:

@@ -77,9 +77,7 @@ def _check_points(points: np.ndarray, colors: np.ndarray | None, where: str) -> 
     if colors is not None:
         colors = np.asarray(colors)
         if colors.shape != points.shape or colors.dtype != np.uint8:
-            raise InputError(
-                f"{where}: colors must be ({len(points)}, 3) uint8, got {colors.shape} {colors.dtype}"
-            )
+            raise InputError(f"{where}: colors must be ({len(points)}, 3) uint8, got {colors.shape} {colors.dtype}")
     return points.astype(np.float32, copy=False)
 
 

@@ -1,0 +1,101 @@
+"""Distillation settings and the per-scene training data."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+
+
+@dataclass
+class TrainConfig:
+    """Label-free distillation settings.
+
+    Defaults train two ~50k-voxel scenes in under 10 minutes on 2 CPU cores (see the report /
+    ``benchmarks/train.py``); raise ``steps`` and ``width`` on a GPU.
+
+    Attributes:
+        anchors, macro_negatives, micro_negatives, micro_pool, temperature: contrastive sampling and InfoNCE.
+        lr, weight_decay: AdamW. warmup: linear warm-up steps before the cosine decay to 0.
+        steps: optimisation steps; each step uses ``scenes_per_step`` scenes (0 = all of them).
+        seed: model init and sampling seed.
+        width, out_dim, blocks: student architecture.
+        voxel_size: metres (recorded; scenes arrive voxelised).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        checkpoint_every: steps between atomic checkpoints in ``out_dir`` (0 = only at the end).
+        log_every: steps between loss log lines.
+    """
+
+    anchors: int = 4096
+    macro_negatives: int = 48
+    micro_negatives: int = 16
+    micro_pool: int = 96
+    temperature: float = 0.07
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 5
+    steps: int = 60
+    scenes_per_step: int = 0
+    seed: int = 0
+    width: int = 32
+    out_dim: int = 128
+    blocks: int = 3
+    voxel_size: float = 0.02
+    device: str = "auto"
+    checkpoint_every: int = 20
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        positive = ("anchors", "macro_negatives", "micro_negatives", "micro_pool", "steps", "width", "out_dim")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.micro_negatives > self.micro_pool:
+            raise ConfigError(f"TrainConfig.micro_negatives ({self.micro_negatives}) > micro_pool ({self.micro_pool})")
+        if not self.temperature > 0 or not self.lr > 0:
+            raise ConfigError("TrainConfig.temperature and lr must be > 0")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown train config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class TrainScene:
+    """One voxelised scene ready for distillation.
+
+    Attributes:
+        name: scene name.
+        coords: (V, 3) int32 voxel coordinates (non-negative, unique).
+        centers: (V, 3) float32 voxel centres, metres.
+        inputs: (V, C) float32 student inputs (:func:`geopurify.student.student_inputs`).
+        teacher: (V, T) float32 teacher features.
+    """
+
+    name: str
+    coords: np.ndarray
+    centers: np.ndarray
+    inputs: np.ndarray
+    teacher: np.ndarray
+
+    def __post_init__(self) -> None:
+        v = len(self.coords)
+        for field, arr, width in (("coords", self.coords, 3), ("centers", self.centers, 3),
+                                  ("inputs", self.inputs, None), ("teacher", self.teacher, None)):
+            arr = np.asarray(arr)
+            if arr.ndim != 2 or arr.shape[0] != v or (width is not None and arr.shape[1] != width):
+                raise InputError(f"scene {self.name}: {field} has shape {arr.shape}, expected ({v}, {width or 'C'})")
+        if v < 3:
+            raise InputError(f"scene {self.name}: only {v} voxels, need at least 3 to distil")
+        if not np.isfinite(self.inputs).all() or not np.isfinite(self.teacher).all():
+            raise InputError(f"scene {self.name}: inputs or teacher features contain NaN or inf")
+
+    @property
+    def num_voxels(self) -> int:
+        return int(len(self.coords))

@@ -1,0 +1,213 @@
+"""Label-free distillation of the Student Affinity Network from a frozen 3D teacher."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import pickle
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ConfigError, InputError
+from ..student import AffinityNet, StudentConfig, build_kernel_map
+from ..student import save as save_student
+from ..utils.atomic import atomic_path, write_json
+from ..utils.device import pick_device
+from . import ddp
+from .config import TrainConfig, TrainScene
+from .sampler import info_nce, sample_contrastive
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = "checkpoint.pt"
+_ARCH_KEYS = ("width", "out_dim", "blocks", "seed")
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up, then cosine decay from ``lr`` towards 0."""
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    span = max(config.steps - config.warmup, 1)
+    return 0.5 * config.lr * (1.0 + math.cos(math.pi * (step - config.warmup) / span))
+
+
+def step_scenes(step: int, num_scenes: int, config: TrainConfig, world_size: int = 1) -> list[int]:
+    """Global scene indices of ``step`` (identical on every rank), padded to a multiple of ``world_size``."""
+    k = num_scenes if config.scenes_per_step <= 0 else min(config.scenes_per_step, num_scenes)
+    if k == num_scenes:
+        batch = list(range(num_scenes))
+    else:
+        batch = np.random.default_rng([config.seed, step]).choice(num_scenes, size=k, replace=False).tolist()
+    i = 0
+    while len(batch) % world_size:
+        batch.append(batch[i])
+        i += 1
+    return batch
+
+
+def _sample_generator(config: TrainConfig, step: int, scene_index: int) -> torch.Generator:
+    # a seed per (run, step, scene): ranks, resumed runs and single-process runs draw the same anchors
+    return torch.Generator().manual_seed(int(config.seed) * 1_000_003 + step * 7919 + scene_index)
+
+
+class _SceneTensors:
+    """Device tensors and the kernel map of one scene, built on first use."""
+
+    def __init__(self, scene: TrainScene, device: torch.device) -> None:
+        self.scene = scene
+        self.coords = torch.as_tensor(np.asarray(scene.coords, dtype=np.int64), device=device)
+        self.inputs = torch.as_tensor(np.asarray(scene.inputs, dtype=np.float32), device=device)
+        self.teacher = torch.as_tensor(np.asarray(scene.teacher, dtype=np.float32), device=device)
+        self.kmap = build_kernel_map(self.coords)
+
+
+def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig) -> dict:
+    try:
+        ck = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(f"{path}: refused, the checkpoint is not plain weights") from None
+    except (EOFError, RuntimeError, OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable checkpoint ({str(exc).strip().splitlines()[0][:200]})") from None
+    if not isinstance(ck, dict) or not {"step", "model", "optimizer", "config"} <= set(ck):
+        raise InputError(f"{path}: not a geopurify training checkpoint (needs step, model, optimizer, config)")
+    if ck["config"] != dataclasses.asdict(student_cfg):
+        raise ConfigError(f"{path}: checkpoint student config {ck['config']} differs from this run's "
+                          f"{dataclasses.asdict(student_cfg)}; use another out_dir or resume=False")
+    old = ck.get("train_config", {})
+    diff = [k for k in _ARCH_KEYS if k in old and old[k] != getattr(config, k)]
+    if diff:
+        raise ConfigError(f"{path}: checkpoint was trained with different {', '.join(diff)}; resume=False to restart")
+    return ck
+
+
+def _save_checkpoint(path: Path, model: AffinityNet, opt: torch.optim.Optimizer, step: int,
+                     config: TrainConfig, losses: list[float]) -> None:
+    state = {
+        "step": int(step),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": opt.state_dict(),
+        "config": dataclasses.asdict(model.config),
+        "train_config": dataclasses.asdict(config),
+        "losses": [float(x) for x in losses],
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    log.info("checkpoint at step %d -> %s", step, path)
+
+
+def train(
+    scenes: Sequence[TrainScene],
+    config: TrainConfig | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+) -> AffinityNet:
+    """Distil a student from ``scenes`` (no labels).
+
+    Each step draws the step's scenes (:func:`step_scenes`); per scene it samples anchors, positives and
+    negatives from the teacher (:func:`sample_contrastive`) and averages InfoNCE on the student's
+    embeddings over the scenes; AdamW with warm-up + cosine schedule. Under torch.distributed (see
+    :func:`ddp.init_from_env`) the model is wrapped in DistributedDataParallel, each rank takes every
+    ``world_size``-th scene of the step, and only rank 0 writes; the result equals a single process.
+
+    With ``out_dir``: atomic ``checkpoint.pt`` (model, optimizer, step; ``weights_only`` loadable) every
+    ``checkpoint_every`` steps, resumed from when ``resume``; the final ``student.safetensors`` and
+    ``train_log.json``. Returns the trained student, on the CPU, in eval mode.
+    """
+    config = config or TrainConfig()
+    if not scenes:
+        raise InputError("train: no scenes given")
+    in_dims = {int(np.asarray(s.inputs).shape[1]) for s in scenes}
+    if len(in_dims) != 1:
+        raise InputError(f"train: scenes have different input widths {sorted(in_dims)}")
+    info = ddp.current()
+    device = pick_device(config.device)
+    if info.distributed and device.type == "cuda":
+        device = torch.device(f"cuda:{info.local_rank}")
+    student_cfg = StudentConfig(in_dim=in_dims.pop(), width=config.width, out_dim=config.out_dim, blocks=config.blocks)
+    torch.manual_seed(config.seed)
+    model = AffinityNet(student_cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    out = Path(out_dir) if out_dir is not None else None
+    ck_path = out / CHECKPOINT_NAME if out is not None else None
+    start, losses = 0, []
+    if ck_path is not None and resume and ck_path.exists():
+        ck = _load_checkpoint(ck_path, student_cfg, config)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start, losses = int(ck["step"]), list(ck.get("losses", []))
+        log.info("resuming from %s at step %d", ck_path, start)
+
+    net: torch.nn.Module = model
+    if info.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    cache: dict[int, _SceneTensors] = {}
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(range(start, config.steps), desc="distil", disable=None if info.is_main else True,
+               initial=start, total=config.steps)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, config)
+        mine = step_scenes(step, len(scenes), config, info.world_size)[info.rank :: info.world_size]
+        opt.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for j, si in enumerate(mine):
+            if si not in cache:
+                cache[si] = _SceneTensors(scenes[si], device)
+            st = cache[si]
+            sample = sample_contrastive(
+                st.teacher, st.scene.centers, config.anchors, config.macro_negatives, config.micro_negatives,
+                config.micro_pool, generator=_sample_generator(config, step, si),
+            )
+            last = j == len(mine) - 1
+            sync = net.no_sync() if (info.distributed and not last) else _nullcontext()
+            with sync:
+                loss = info_nce(net(st.coords, st.inputs, st.kmap), sample, config.temperature) / len(mine)
+                loss.backward()
+            step_loss += float(loss.detach())
+        opt.step()
+        if info.distributed:
+            t = torch.tensor([step_loss], device=device)
+            torch.distributed.all_reduce(t)
+            step_loss = float(t) / info.world_size
+        losses.append(step_loss)
+        bar.set_postfix(loss=f"{step_loss:.4f}")
+        if info.is_main and (step % max(config.log_every, 1) == 0 or step == config.steps - 1):
+            log.info("step %d/%d loss %.4f lr %.2e (%.2f s/step)", step + 1, config.steps, step_loss,
+                     lr_at(step, config), (time.perf_counter() - t0) / (step + 1 - start))
+        if (ck_path is not None and info.is_main and config.checkpoint_every > 0
+                and (step + 1) % config.checkpoint_every == 0):
+            _save_checkpoint(ck_path, model, opt, step + 1, config, losses)
+    seconds = time.perf_counter() - t0
+    model.eval()
+    if out is not None and info.is_main:
+        if start < config.steps:
+            _save_checkpoint(ck_path, model, opt, config.steps, config, losses)
+        save_student(model, out / "student.safetensors")
+        write_json(out / "train_log.json", {
+            "train_config": dataclasses.asdict(config), "student_config": dataclasses.asdict(student_cfg),
+            "losses": losses, "resumed_from": start, "seconds": seconds, "world_size": info.world_size,
+            "scenes": [{"name": s.name, "voxels": s.num_voxels} for s in scenes],
+        })
+    if info.distributed:
+        torch.distributed.barrier()
+    log.info("distilled %d steps in %.1f s", config.steps - start, seconds)
+    return model.cpu()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False

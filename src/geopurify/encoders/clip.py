@@ -1,0 +1,287 @@
+"""The ``clip`` encoder: dense CLIP features (MaskCLIP / ClearCLIP style) with Hugging Face transformers.
+
+CLIP's last vision block mixes every patch with the class token through query-key attention, which
+washes out local semantics. Following MaskCLIP (Zhou et al., 2022) and ClearCLIP (Lan et al., 2024) the
+last block is replaced: ``attention="value"`` keeps only the value path (``out_proj(v_proj(x))``),
+``attention="self_self"`` uses query-query attention; with ``residual=False, ffn=False`` (ClearCLIP)
+the block's residual and MLP are dropped. The patch tokens then go through ``post_layernorm`` and
+``visual_projection``, the space of the text embeddings. Images are resized (short side
+``short_side``), tiled by windows of the model's input size with stride ``stride``, overlapping
+windows averaged on the patch grid, and the grid upsampled bilinearly to 1/``output_stride`` of
+the colour image.
+
+Weights are never downloaded: ``weights`` is a local folder with ``config.json`` and
+``model.safetensors`` (plus tokenizer files), or a Hugging Face cache folder holding
+``models--<org>--<name>/snapshots/<rev>/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, missing_dependency
+from ..utils.device import pick_device
+from .base import ENCODERS, Encoder, FeatureMap
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = "a {} in a scene"
+# A short ensemble in the spirit of CLIP's ImageNet prompts, phrased for indoor scans.
+ENSEMBLE_TEMPLATES = (
+    "a {} in a scene",
+    "a photo of a {}.",
+    "a photo of the {} in a room.",
+    "there is a {} in the scene.",
+    "a cropped photo of a {}.",
+    "a close-up photo of a {}.",
+    "a {} in an indoor scene.",
+    "a blurry photo of a {}.",
+)
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+WEIGHTS_HELP = (
+    "pass --weights PATH: a local folder with config.json, model.safetensors and the tokenizer files "
+    "(e.g. `huggingface-cli download openai/clip-vit-base-patch16 --local-dir PATH`), or a Hugging Face "
+    "cache folder containing models--openai--clip-vit-base-patch16 (nothing is downloaded)"
+)
+
+
+def resolve_weights(weights: str | Path | None, model: str | None = None) -> Path:
+    """The folder holding ``config.json`` for ``weights`` (local folder or HF cache folder).
+
+    Raises ConfigError saying what to pass when nothing usable is there.
+    """
+    if weights is None:
+        raise ConfigError(f"the clip encoder needs local weights: {WEIGHTS_HELP}")
+    root = Path(weights).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"clip weights folder {root} does not exist: {WEIGHTS_HELP}")
+    if (root / "config.json").is_file():
+        folder = root
+    else:
+        pattern = f"models--{model.replace('/', '--')}" if model else "models--*"
+        cands = sorted(root.glob(f"{pattern}/snapshots/*/config.json")) + sorted(root.glob("snapshots/*/config.json"))
+        repos = sorted({c.parent.parent.parent for c in cands})
+        if not cands:
+            raise ConfigError(f"no config.json in {root} nor a Hugging Face cache model under it: {WEIGHTS_HELP}")
+        if len(repos) > 1:
+            names = ", ".join(r.name for r in repos)
+            raise ConfigError(f"{root} holds several models ({names}): choose one with model=ORG/NAME")
+        ref = repos[0] / "refs" / "main"
+        wanted = ref.read_text().strip() if ref.is_file() else None
+        folder = next((c.parent for c in cands if c.parent.name == wanted), cands[-1].parent)
+    if not any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
+        raise ConfigError(f"{folder} has config.json but no model.safetensors: {WEIGHTS_HELP}")
+    return folder
+
+
+class ClipEncoder(Encoder):
+    """Dense CLIP features; see the module docstring.
+
+    Args:
+        weights: local folder (see :func:`resolve_weights`).
+        model: ``org/name`` to pick a model inside a Hugging Face cache folder.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        attention: ``"value"`` (MaskCLIP) or ``"self_self"`` (ClearCLIP q-q attention) in the last block.
+        residual, ffn: keep the last block's residual connection / MLP (both off as in ClearCLIP).
+        short_side: resize the image's short side to this (default: twice the model input size).
+        stride: window stride in pixels (default: half the input size, a multiple of the patch).
+        output_stride: the feature map has 1/output_stride of the colour resolution.
+        batch_size: windows per forward pass.
+        prompt_ensemble: average text embeddings over :data:`ENSEMBLE_TEMPLATES`.
+        template: the single prompt template otherwise.
+    """
+
+    name = "clip"
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        model: str | None = None,
+        device: str = "auto",
+        attention: str = "value",
+        residual: bool = False,
+        ffn: bool = False,
+        short_side: int | None = None,
+        stride: int | None = None,
+        output_stride: int = 4,
+        batch_size: int = 8,
+        prompt_ensemble: bool = False,
+        template: str = DEFAULT_TEMPLATE,
+    ) -> None:
+        if attention not in ("value", "self_self"):
+            raise ConfigError(f"clip attention must be 'value' or 'self_self', got {attention!r}")
+        if "{}" not in template:
+            raise ConfigError(f"clip prompt template must contain '{{}}', got {template!r}")
+        self.folder = resolve_weights(weights, model)
+        try:
+            import torch
+            from transformers import AutoTokenizer, CLIPModel
+        except ImportError as exc:
+            raise missing_dependency("transformers", "clip", "the clip encoder") from exc
+        self._torch = torch
+        self.device = pick_device(device)
+        try:
+            self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).eval().to(self.device)
+            self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot load CLIP from {self.folder}: {exc}; {WEIGHTS_HELP}") from exc
+        vc = self.model.config.vision_config
+        self.input_size, self.patch = int(vc.image_size), int(vc.patch_size)
+        self.short_side = int(short_side or 2 * self.input_size)
+        stride = int(stride or self.input_size // 2)
+        self.stride = max(self.patch, stride // self.patch * self.patch)
+        self.output_stride = int(output_stride)
+        self.batch_size = int(batch_size)
+        self.attention, self.residual, self.ffn = attention, residual, ffn
+        self.templates = ENSEMBLE_TEMPLATES if prompt_ensemble else (template,)
+        mean, std = CLIP_MEAN, CLIP_STD
+        pre = self.folder / "preprocessor_config.json"
+        if pre.is_file():
+            cfg = json.loads(pre.read_text())
+            mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
+        self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+
+    # ---- key -----------------------------------------------------------------------------------
+    def cache_key(self) -> str:
+        h = hashlib.sha1((self.folder / "config.json").read_bytes())
+        for n in ("model.safetensors", "pytorch_model.bin"):
+            p = self.folder / n
+            if p.is_file():
+                st = p.stat()
+                h.update(f"{n}:{st.st_size}:{st.st_mtime_ns}".encode())
+        opts = (
+            f"{self.attention}-r{int(self.residual)}-f{int(self.ffn)}"
+            f"-s{self.short_side}-{self.stride}-o{self.output_stride}"
+        )
+        return f"clip-{h.hexdigest()[:12]}-{opts}"
+
+    # ---- vision --------------------------------------------------------------------------------
+    def _attend(self, attn, x, queries_from_keys: bool):
+        """Multi-head attention of ``attn`` (a CLIPAttention) on (B, L, E) ``x``."""
+        F = self._torch.nn.functional
+        B, L, E = x.shape
+        H = attn.num_heads
+
+        def heads(t):
+            return t.view(B, L, H, E // H).transpose(1, 2)
+
+        q = heads(attn.q_proj(x))
+        k = heads(attn.k_proj(x)) if queries_from_keys else q
+        out = F.scaled_dot_product_attention(q, k, heads(attn.v_proj(x)))
+        return attn.out_proj(out.transpose(1, 2).reshape(B, L, E))
+
+    def _block(self, layer, h):
+        """A standard pre-norm CLIP encoder block (same maths as transformers' CLIPEncoderLayer)."""
+        h = h + self._attend(layer.self_attn, layer.layer_norm1(h), True)
+        return h + layer.mlp(layer.layer_norm2(h))
+
+    def _last_block(self, layer, h):
+        """The modified last block: value path or q-q attention, optional residual / MLP."""
+        y = layer.layer_norm1(h)
+        if self.attention == "value":
+            a = layer.self_attn.out_proj(layer.self_attn.v_proj(y))
+        else:
+            a = self._attend(layer.self_attn, y, False)
+        out = h + a if self.residual else a
+        if self.ffn:
+            out = out + layer.mlp(layer.layer_norm2(out))
+        return out
+
+    def _forward_windows(self, x):
+        """(B, 3, S, S) normalised windows -> (B, g, g, D) unit patch features (g = S / patch)."""
+        vm = self.model.vision_model
+        h = vm.pre_layrnorm(vm.embeddings(x))
+        layers = vm.encoder.layers
+        for layer in layers[:-1]:
+            h = self._block(layer, h)
+        tokens = vm.post_layernorm(self._last_block(layers[-1], h)[:, 1:])
+        feats = self.model.visual_projection(tokens)
+        g = self.input_size // self.patch
+        feats = self._torch.nn.functional.normalize(feats, dim=-1)
+        return feats.view(x.shape[0], g, g, -1)
+
+    def _windows(self, hw: tuple[int, int]) -> tuple[tuple[int, int], list[tuple[int, int]]]:
+        """Resized size (multiples of the patch, >= input size) and window top-left corners."""
+        H, W = hw
+        s = self.short_side / min(H, W)
+        p, S = self.patch, self.input_size
+        Hr = max(S, int(round(H * s / p)) * p)
+        Wr = max(S, int(round(W * s / p)) * p)
+
+        def starts(n: int) -> list[int]:
+            pos = list(range(0, n - S + 1, self.stride))
+            if pos[-1] != n - S:
+                pos.append(n - S)
+            return pos
+
+        return (Hr, Wr), [(y, x) for y in starts(Hr) for x in starts(Wr)]
+
+    def encode(self, frame) -> FeatureMap:
+        return self.encode_batch([frame])[0]
+
+    def encode_batch(self, frames: list) -> list[FeatureMap]:
+        """Dense (ceil(H/output_stride), ceil(W/output_stride), D) float16 unit features per frame."""
+        torch = self._torch
+        F = torch.nn.functional
+        S, p = self.input_size, self.patch
+        crops, owners, layouts = [], [], []
+        for fi, frame in enumerate(frames):
+            img = np.asarray(frame.color())
+            t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+            size, corners = self._windows(img.shape[:2])
+            t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+            t = (t - self.mean) / self.std
+            layouts.append((img.shape[:2], size, corners))
+            for y, x in corners:
+                crops.append(t[:, :, y : y + S, x : x + S])
+                owners.append(fi)
+        with torch.inference_mode():
+            outs = [
+                self._forward_windows(torch.cat(crops[i : i + self.batch_size]).to(self.device)).float().cpu()
+                for i in range(0, len(crops), self.batch_size)
+            ]
+        win = torch.cat(outs)
+        result, w0 = [], 0
+        for (H, W), (Hr, Wr), corners in layouts:
+            g = S // p
+            D = win.shape[-1]
+            acc = torch.zeros(Hr // p, Wr // p, D)
+            cnt = torch.zeros(Hr // p, Wr // p, 1)
+            for j, (y, x) in enumerate(corners):
+                acc[y // p : y // p + g, x // p : x // p + g] += win[w0 + j]
+                cnt[y // p : y // p + g, x // p : x // p + g] += 1
+            w0 += len(corners)
+            grid = (acc / cnt).permute(2, 0, 1)[None]
+            out_hw = (-(-H // self.output_stride), -(-W // self.output_stride))
+            dense = F.interpolate(grid, size=out_hw, mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+            dense = F.normalize(dense, dim=-1)
+            result.append(FeatureMap(dense=dense.numpy().astype(np.float16)))
+        return result
+
+    # ---- text ----------------------------------------------------------------------------------
+    def encode_text(self, prompts: list[str]) -> np.ndarray:
+        """(C, D) float32 unit embeddings of class names, averaged over the prompt templates."""
+        torch = self._torch
+        texts = [t.format(name) for name in prompts for t in self.templates]
+        max_len = int(self.model.config.text_config.max_position_embeddings)
+        tok = self.tokenizer(texts, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
+        with torch.inference_mode():
+            out = self.model.text_model(
+                input_ids=tok["input_ids"].to(self.device), attention_mask=tok["attention_mask"].to(self.device)
+            )
+            emb = self.model.text_projection(out.pooler_output).float().cpu()
+        emb = torch.nn.functional.normalize(emb, dim=-1).view(len(prompts), len(self.templates), -1).mean(1)
+        return torch.nn.functional.normalize(emb, dim=-1).numpy().astype(np.float32)
+
+
+@ENCODERS.register("clip")
+def _build_clip(scene=None, **options) -> Encoder:
+    return ClipEncoder(**options)

@@ -1,0 +1,540 @@
+"""RGB-D capture readers without a mesh: 7-Scenes, TUM RGB-D and a generic YAML description.
+
+The cloud to label is fused from depth (:func:`geopurify.io.fusion.fuse_depth`) unless the folder
+holds a mesh (``<name>.ply`` or a single ``*.ply``). Poses are camera-to-world, OpenCV axes.
+
+7-Scenes (``"7scenes"``)::
+
+    <scene>/ [seq-01/] frame-000000.color.png|jpg  frame-000000.depth.png (uint16 mm, 65535 = invalid)
+             frame-000000.pose.txt (4x4 camera-to-world)  [camera-intrinsics.txt (3x3)]
+
+  Default intrinsics fx = fy = 585, cx = 320, cy = 240. Sequences ``seq-*`` are read in order
+  (frame ids ``seq-01_000000``).
+
+TUM RGB-D (``"tum"``)::
+
+    <sequence>/ rgb.txt  depth.txt  groundtruth.txt (timestamp tx ty tz qx qy qz qw)  rgb/  depth/
+
+  Each colour image is paired with the nearest depth image and the nearest ground-truth pose within
+  0.02 s (frames without both are skipped as ``"no_match"``). Depth is 1/5000 m. Intrinsics: a
+  ``intrinsics.txt`` in the folder (``fx fy cx cy`` or 3x3), else the Freiburg camera named in
+  the folder (``freiburg1|2|3``), else the ROS default (525, 525, 319.5, 239.5).
+
+Generic (``"generic"``): ``geopurify.yaml`` in the folder, or the YAML path itself::
+
+    color: color/*.jpg            # globs relative to the YAML's folder, matched in natural order
+    depth: depth/*.png
+    pose: pose/*.txt              # one 4x4 per file, or a single text file with 16 numbers per line
+    depth_scale: 1000             # depth units per metre
+    intrinsics: {fx: 585, fy: 585, cx: 320, cy: 240}   # or a path to a 3x3/4x4 text file
+    depth_intrinsics: ...         # optional, defaults to intrinsics
+    pose_convention: camera_to_world   # or world_to_camera
+    camera: opencv                # or opengl (y up, z backwards: flipped to OpenCV)
+    mesh: scene.ply               # optional; else the cloud is fused from depth
+    name: my_scene                # optional
+"""
+
+from __future__ import annotations
+
+import functools
+import glob
+import logging
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, InputError
+from ..geometry import estimate_normals, mesh_normals
+from .fusion import fuse_depth
+from .images import image_size, intrinsics_3x3, load_color, load_depth, pose_problem, read_matrix
+from .ply import read_ply
+from .registry import READERS, Reader, ReadOptions
+from .scene import Frame, Scene
+
+log = logging.getLogger(__name__)
+
+SEVEN_SCENES_K = np.array([[585.0, 0, 320.0], [0, 585.0, 240.0], [0, 0, 1]])
+TUM_INTRINSICS = {  # fx, fy, cx, cy of the TUM RGB-D cameras (vision.in.tum.de file formats page)
+    "freiburg1": (517.3, 516.5, 318.6, 255.3),
+    "freiburg2": (520.9, 521.0, 325.1, 249.7),
+    "freiburg3": (535.4, 539.2, 320.1, 247.6),
+    "ros_default": (525.0, 525.0, 319.5, 239.5),
+}
+OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+_DEFAULT_SCALE = ReadOptions.depth_scale
+
+
+def natural_key(s: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def native_scale(options: ReadOptions, native: float) -> float:
+    """The layout's own depth scale unless the user changed ``options.depth_scale`` from its default."""
+    return options.depth_scale if options.depth_scale != _DEFAULT_SCALE else native
+
+
+def select_indices(n: int, options: ReadOptions) -> list[int]:
+    """Frame indices after ``frame_skip`` then ``max_frames`` (evenly spaced)."""
+    ids = list(range(0, n, max(1, options.frame_skip)))
+    if options.max_frames and len(ids) > options.max_frames:
+        ids = [ids[i] for i in np.linspace(0, len(ids) - 1, options.max_frames).round().astype(int)]
+    return ids
+
+
+def load_depth_invalid(path: Path, depth_scale: float, hw: tuple[int, int] | None, invalid: int) -> np.ndarray:
+    """Like :func:`load_depth` but a raw value of ``invalid`` (e.g. 65535) becomes 0."""
+    d = load_depth(path, depth_scale, hw)
+    d[d >= (invalid - 0.5) / depth_scale] = 0
+    return d
+
+
+def make_frame(
+    fid: str,
+    color_path: Path,
+    depth_path: Path,
+    pose: np.ndarray,
+    K_color: np.ndarray,
+    K_depth: np.ndarray,
+    depth_loader: Callable[[Path, tuple[int, int] | None], np.ndarray],
+    sizes: dict,
+) -> Frame | None:
+    """A lazy Frame; image sizes come from the first frame's headers (later ones are checked on load)."""
+    if "color" not in sizes:
+        chw, dhw = image_size(color_path), image_size(depth_path)
+        if chw is None or dhw is None:
+            return None
+        sizes["color"], sizes["depth"] = chw, dhw
+    chw, dhw = sizes["color"], sizes["depth"]
+    return Frame(
+        frame_id=fid,
+        K_color=K_color,
+        K_depth=K_depth,
+        camera_to_world=pose,
+        color_size=chw,
+        depth_size=dhw,
+        load_color=functools.partial(load_color, color_path, chw),
+        load_depth=functools.partial(depth_loader, depth_path, dhw),
+        source=str(color_path),
+    )
+
+
+def check_pose(scene: Scene, pose: np.ndarray, fid: str, where: str) -> bool:
+    problem = pose_problem(pose)
+    if problem:
+        log.warning("skipping frame %s: %s (%s)", fid, problem, where)
+        scene.skip("bad_pose")
+        return False
+    return True
+
+
+def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_kwargs) -> None:
+    """Fill scene.points/colors/normals from ``mesh`` when given, else fuse them from the frames."""
+    if mesh is not None:
+        ply = read_ply(mesh)
+        if ply.colors is None:
+            raise InputError(f"{mesh}: vertices have no colour (red/green/blue properties)")
+        scene.points, scene.colors, scene.faces = ply.points, ply.colors, ply.faces
+        if ply.normals is not None and np.isfinite(ply.normals).all():
+            scene.normals = ply.normals
+        elif ply.faces is not None and len(ply.faces):
+            scene.normals = mesh_normals(ply.points, ply.faces)
+        else:
+            scene.normals = estimate_normals(ply.points)
+        scene.meta["mesh"] = str(mesh)
+        return
+    if not scene.frames:
+        raise InputError(f"{scene.root}: no usable frames to build a point cloud from (and no mesh)")
+    cloud = fuse_depth(scene.frames, voxel_size=options.fuse_voxel_size, **fuse_kwargs)
+    scene.points, scene.colors, scene.normals = cloud
+    scene.meta["fused_from_depth"] = {"frames": len(scene.frames), "voxel_size": options.fuse_voxel_size}
+
+
+def _find_mesh(folder: Path) -> Path | None:
+    for cand in (folder / f"{folder.name}_vh_clean_2.ply", folder / f"{folder.name}.ply"):
+        if cand.is_file():
+            return cand
+    plys = [p for p in folder.glob("*.ply") if ".labels." not in p.name]
+    return plys[0] if len(plys) == 1 else None
+
+
+def _empty_scene(name: str, root: Path, layout: str) -> Scene:
+    z = np.zeros((0, 3), np.float32)
+    return Scene(name=name, points=z, colors=z.copy(), root=root, meta={"layout": layout})
+
+
+# --------------------------------------------------------------------------- 7-Scenes
+
+
+@READERS.register("7scenes")
+class SevenScenesReader(Reader):
+    """Microsoft 7-Scenes: a folder of ``frame-XXXXXX.{color,depth,pose}`` files or ``seq-*`` folders."""
+
+    name = "7scenes"
+
+    def detect(self, path: Path) -> bool:
+        if not path.is_dir():
+            return False
+        if next(path.glob("frame-*.pose.txt"), None) is not None:
+            return True
+        return any(next(s.glob("frame-*.pose.txt"), None) is not None for s in path.glob("seq-*"))
+
+    def read(self, path: Path, options: ReadOptions) -> Scene:
+        if not self.detect(path):
+            raise InputError(f"{path}: not a 7-Scenes folder (no frame-XXXXXX.pose.txt files)")
+        seqs = [path] if next(path.glob("frame-*.pose.txt"), None) else sorted(
+            (s for s in path.glob("seq-*") if s.is_dir()), key=lambda p: natural_key(p.name)
+        )
+        entries: list[tuple[str, Path, Path]] = []  # (frame id, folder, stem)
+        for seq in seqs:
+            for pose_file in sorted(seq.glob("frame-*.pose.txt"), key=lambda p: natural_key(p.name)):
+                stem = pose_file.name[: -len(".pose.txt")]
+                num = stem[len("frame-") :]
+                fid = num if seq == path else f"{seq.name}_{num}"
+                entries.append((fid, seq, seq / stem))
+        K = self._intrinsics(path, seqs)
+        scale = native_scale(options, 1000.0)
+        scene = _empty_scene(path.name, path, "7scenes")
+        sizes: dict = {}
+        loader = functools.partial(_seven_depth, scale=scale)
+        for i in select_indices(len(entries), options):
+            fid, _, stem = entries[i]
+            pose_path = Path(f"{stem}.pose.txt")
+            try:
+                pose = read_matrix(pose_path)
+            except (OSError, ValueError) as exc:
+                log.warning("skipping frame %s: unreadable pose %s (%s)", fid, pose_path, exc)
+                scene.skip("bad_pose")
+                continue
+            if not check_pose(scene, pose, fid, str(pose_path)):
+                continue
+            color = next(
+                (Path(f"{stem}.color{e}") for e in (".png", ".jpg") if Path(f"{stem}.color{e}").is_file()), None
+            )
+            depth = Path(f"{stem}.depth.png")
+            if color is None or not depth.is_file():
+                reason = "missing_color" if color is None else "missing_depth"
+                log.warning("skipping frame %s: %s (%s)", fid, reason, stem)
+                scene.skip(reason)
+                continue
+            frame = make_frame(fid, color, depth, pose, K, K, loader, sizes)
+            if frame is None:
+                log.warning("skipping frame %s: unreadable image header", fid)
+                scene.skip("bad_color")
+                continue
+            scene.frames.append(frame)
+        geometry_for(scene, _find_mesh(path), options)
+        scene.meta["depth_scale"] = scale
+        return scene
+
+    @staticmethod
+    def _intrinsics(path: Path, seqs: list[Path]) -> np.ndarray:
+        for folder in [path, *seqs]:
+            f = folder / "camera-intrinsics.txt"
+            if f.is_file():
+                try:
+                    return intrinsics_3x3(read_matrix(f))
+                except (OSError, ValueError) as exc:
+                    raise InputError(f"{f}: cannot read intrinsics ({exc})") from None
+        log.info("%s: no camera-intrinsics.txt, using the 7-Scenes default (585, 585, 320, 240)", path)
+        return SEVEN_SCENES_K.copy()
+
+
+def _seven_depth(path: Path, hw: tuple[int, int] | None, scale: float) -> np.ndarray:
+    return load_depth_invalid(path, scale, hw, 65535)
+
+
+# --------------------------------------------------------------------------- TUM RGB-D
+
+
+def read_tum_list(path: Path, columns: int) -> tuple[np.ndarray, list[list[str]]]:
+    """A TUM list file: (timestamps (n,) float64, the other columns as strings). '#' lines are comments."""
+    stamps, rest = [], []
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.replace(",", " ").split()
+        if len(parts) < columns:
+            raise InputError(f"{path}:{lineno}: expected {columns} columns, got {len(parts)}")
+        try:
+            stamps.append(float(parts[0]))
+        except ValueError:
+            raise InputError(f"{path}:{lineno}: timestamp {parts[0]!r} is not a number") from None
+        rest.append(parts[1:columns])
+    return np.asarray(stamps, dtype=np.float64), rest
+
+
+def associate(a: np.ndarray, b: np.ndarray, max_diff: float = 0.02) -> np.ndarray:
+    """For each stamp in ``a`` the index of the nearest stamp in ``b`` within ``max_diff``, else -1.
+
+    a (n,), b (m,) float64 seconds -> (n,) int64. ``b`` need not be sorted.
+
+    >>> associate(np.array([1.0, 2.0, 3.5]), np.array([0.99, 2.03, 3.49])).tolist()
+    [0, -1, 2]
+    """
+    if len(b) == 0:
+        return np.full(len(a), -1, dtype=np.int64)
+    order = np.argsort(b, kind="stable")
+    bs = b[order]
+    pos = np.searchsorted(bs, a).clip(1, len(bs) - 1) if len(bs) > 1 else np.zeros(len(a), np.int64)
+    left = (pos - 1).clip(0)
+    pick = np.where(np.abs(bs[left] - a) <= np.abs(bs[pos] - a), left, pos)
+    out = order[pick].astype(np.int64)
+    out[np.abs(bs[pick] - a) > max_diff] = -1
+    return out
+
+
+def quat_to_pose(t: np.ndarray, q_xyzw: np.ndarray) -> np.ndarray:
+    """(3,) translation + (4,) quaternion (qx qy qz qw) -> (4, 4) float64. Non-unit quaternions are
+    normalised; a zero or non-finite one gives a NaN pose (rejected downstream)."""
+    q = np.asarray(q_xyzw, dtype=np.float64)
+    n = np.linalg.norm(q)
+    T = np.full((4, 4), np.nan)
+    if not np.isfinite(q).all() or n < 1e-8 or not np.isfinite(t).all():
+        return T
+    x, y, z, w = q / n
+    R = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = t
+    return T
+
+
+@READERS.register("tum")
+class TumReader(Reader):
+    """TUM RGB-D benchmark sequence folder (rgb.txt, depth.txt, groundtruth.txt).
+
+    Args:
+        camera: one of ``TUM_INTRINSICS`` to force the intrinsics (default: from the folder).
+        max_time_diff: association window, seconds.
+    """
+
+    name = "tum"
+
+    def __init__(self, camera: str | None = None, max_time_diff: float = 0.02) -> None:
+        if camera is not None and camera not in TUM_INTRINSICS:
+            raise ConfigError(f"unknown TUM camera {camera!r}; choose one of {', '.join(TUM_INTRINSICS)}")
+        self.camera = camera
+        self.max_time_diff = max_time_diff
+
+    def detect(self, path: Path) -> bool:
+        return path.is_dir() and all((path / f).is_file() for f in ("rgb.txt", "depth.txt", "groundtruth.txt"))
+
+    def read(self, path: Path, options: ReadOptions) -> Scene:
+        if not self.detect(path):
+            raise InputError(f"{path}: not a TUM RGB-D folder (needs rgb.txt, depth.txt, groundtruth.txt)")
+        t_rgb, rgb = read_tum_list(path / "rgb.txt", 2)
+        t_dep, dep = read_tum_list(path / "depth.txt", 2)
+        t_gt, gt = read_tum_list(path / "groundtruth.txt", 8)
+        if len(t_rgb) == 0:
+            raise InputError(f"{path / 'rgb.txt'}: lists no images")
+        try:
+            gt_arr = np.asarray(gt, dtype=np.float64).reshape(-1, 7)
+        except ValueError:
+            raise InputError(f"{path / 'groundtruth.txt'}: pose values are not all numbers") from None
+        di = associate(t_rgb, t_dep, self.max_time_diff)
+        pi = associate(t_rgb, t_gt, self.max_time_diff)
+        K = self._intrinsics(path)
+        scale = native_scale(options, 5000.0)
+        scene = _empty_scene(path.name, path, "tum")
+        sizes: dict = {}
+        loader = functools.partial(_plain_depth, scale=scale)
+        for i in select_indices(len(t_rgb), options):
+            fid = f"{t_rgb[i]:.6f}"
+            if di[i] < 0 or pi[i] < 0:
+                scene.skip("no_match")
+                continue
+            pose = quat_to_pose(gt_arr[pi[i], :3], gt_arr[pi[i], 3:])
+            if not check_pose(scene, pose, fid, f"{path / 'groundtruth.txt'} at t={t_gt[pi[i]]:.4f}"):
+                continue
+            color, depth = path / rgb[i][0], path / dep[di[i]][0]
+            if not color.is_file() or not depth.is_file():
+                reason = "missing_color" if not color.is_file() else "missing_depth"
+                log.warning("skipping frame %s: %s", fid, reason)
+                scene.skip(reason)
+                continue
+            frame = make_frame(fid, color, depth, pose, K, K, loader, sizes)
+            if frame is None:
+                scene.skip("bad_color")
+                continue
+            scene.frames.append(frame)
+        if scene.skipped_frames.get("no_match"):
+            log.warning("%s: %d frames had no depth/pose within %.3f s", path, scene.skipped_frames["no_match"],
+                        self.max_time_diff)
+        geometry_for(scene, _find_mesh(path), options)
+        scene.meta["depth_scale"] = scale
+        return scene
+
+    def _intrinsics(self, path: Path) -> np.ndarray:
+        f = path / "intrinsics.txt"
+        if self.camera is None and f.is_file():
+            try:
+                m = read_matrix(f)
+                if m.size == 4:
+                    fx, fy, cx, cy = m.ravel()
+                    return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+                return intrinsics_3x3(m)
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{f}: cannot read intrinsics ({exc})") from None
+        cam = self.camera or next((c for c in ("freiburg1", "freiburg2", "freiburg3") if c in path.name), None)
+        cam = cam or "ros_default"
+        log.info("%s: using TUM intrinsics %s", path, cam)
+        fx, fy, cx, cy = TUM_INTRINSICS[cam]
+        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+
+
+def _plain_depth(path: Path, hw: tuple[int, int] | None, scale: float) -> np.ndarray:
+    return load_depth(path, scale, hw)
+
+
+# --------------------------------------------------------------------------- generic YAML
+
+
+def _yaml_path(path: Path) -> Path | None:
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        return path
+    if path.is_dir() and (path / "geopurify.yaml").is_file():
+        return path / "geopurify.yaml"
+    return None
+
+
+def _K_from(spec, base: Path, cfg: Path, key: str) -> np.ndarray:
+    if isinstance(spec, dict):
+        try:
+            fx, fy, cx, cy = (float(spec[k]) for k in ("fx", "fy", "cx", "cy"))
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{cfg}: '{key}' needs numeric fx, fy, cx, cy") from None
+        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+    if isinstance(spec, list | tuple) and len(spec) == 4:
+        fx, fy, cx, cy = (float(x) for x in spec)
+        return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
+    if isinstance(spec, str):
+        f = base / spec
+        try:
+            return intrinsics_3x3(read_matrix(f))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{f}: cannot read intrinsics named in {cfg} ({exc})") from None
+    raise ConfigError(f"{cfg}: '{key}' must be {{fx, fy, cx, cy}}, [fx, fy, cx, cy] or a file path")
+
+
+@READERS.register("generic")
+class GenericYamlReader(Reader):
+    """Any posed RGB-D capture described by a small YAML file (see the module docstring)."""
+
+    name = "generic"
+    KEYS = {
+        "color", "depth", "pose", "depth_scale", "intrinsics", "depth_intrinsics",
+        "pose_convention", "camera", "mesh", "name",
+    }
+
+    def detect(self, path: Path) -> bool:
+        return _yaml_path(path) is not None
+
+    def read(self, path: Path, options: ReadOptions) -> Scene:
+        import yaml
+
+        cfg_path = _yaml_path(path)
+        if cfg_path is None:
+            raise InputError(f"{path}: expected a YAML file or a folder with geopurify.yaml")
+        try:
+            cfg = yaml.safe_load(cfg_path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{cfg_path}: cannot parse YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{cfg_path}: expected a mapping of keys (color, depth, pose, intrinsics, ...)")
+        unknown = set(cfg) - self.KEYS
+        if unknown:
+            raise ConfigError(f"{cfg_path}: unknown keys {sorted(unknown)}; allowed: {sorted(self.KEYS)}")
+        for key in ("color", "depth", "pose", "intrinsics"):
+            if key not in cfg:
+                raise ConfigError(f"{cfg_path}: missing required key '{key}'")
+        base = cfg_path.parent
+        convention = cfg.get("pose_convention", "camera_to_world")
+        camera = cfg.get("camera", "opencv")
+        if convention not in ("camera_to_world", "world_to_camera"):
+            raise ConfigError(f"{cfg_path}: pose_convention must be camera_to_world or world_to_camera")
+        if camera not in ("opencv", "opengl"):
+            raise ConfigError(f"{cfg_path}: camera must be opencv or opengl")
+        try:
+            scale = float(cfg.get("depth_scale", options.depth_scale))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{cfg_path}: depth_scale must be a number") from None
+        if scale <= 0:
+            raise ConfigError(f"{cfg_path}: depth_scale must be positive")
+        K = _K_from(cfg["intrinsics"], base, cfg_path, "intrinsics")
+        Kd = _K_from(cfg["depth_intrinsics"], base, cfg_path, "depth_intrinsics") if "depth_intrinsics" in cfg else K
+
+        def files(key: str) -> list[Path]:
+            hits = sorted(glob.glob(str(base / str(cfg[key]))), key=natural_key)
+            return [Path(h) for h in hits]
+
+        colors, depths = files("color"), files("depth")
+        poses = self._poses(files("pose"), cfg_path)
+        if not colors:
+            raise InputError(f"{cfg_path}: colour glob {cfg['color']!r} matches no file")
+        if not (len(colors) == len(depths) == len(poses)):
+            raise InputError(
+                f"{cfg_path}: {len(colors)} colour images, {len(depths)} depth images and {len(poses)} poses; "
+                "the globs must match one to one"
+            )
+        scene = _empty_scene(str(cfg.get("name") or base.name), base, "generic")
+        sizes: dict = {}
+        loader = functools.partial(_plain_depth, scale=scale)
+        for i in select_indices(len(colors), options):
+            fid = colors[i].stem
+            pose, where = poses[i]
+            if pose is None:
+                log.warning("skipping frame %s: unreadable pose (%s)", fid, where)
+                scene.skip("bad_pose")
+                continue
+            if convention == "world_to_camera" and np.isfinite(pose).all() and abs(np.linalg.det(pose)) > 1e-12:
+                pose = np.linalg.inv(pose)
+            if camera == "opengl":
+                pose = pose @ OPENGL_TO_OPENCV
+            if not check_pose(scene, pose, fid, where):
+                continue
+            frame = make_frame(fid, colors[i], depths[i], pose, K, Kd, loader, sizes)
+            if frame is None:
+                scene.skip("bad_color")
+                continue
+            scene.frames.append(frame)
+        mesh = base / str(cfg["mesh"]) if cfg.get("mesh") else None
+        if mesh is not None and not mesh.is_file():
+            raise InputError(f"{cfg_path}: mesh {mesh} not found")
+        geometry_for(scene, mesh, options)
+        scene.meta.update(depth_scale=scale, config=str(cfg_path))
+        return scene
+
+    @staticmethod
+    def _poses(pose_files: list[Path], cfg: Path) -> list[tuple[np.ndarray | None, str]]:
+        """One 4x4 per file, or a single trajectory file with 16 numbers per line."""
+        if len(pose_files) == 1:
+            try:
+                m = read_matrix(pose_files[0])
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{pose_files[0]}: cannot read poses ({exc})") from None
+            if m.shape[1] == 16:
+                return [(row.reshape(4, 4), f"{pose_files[0]} line {i + 1}") for i, row in enumerate(m)]
+            if m.shape == (4, 4):
+                return [(m, str(pose_files[0]))]
+            raise InputError(f"{pose_files[0]}: expected a 4x4 matrix or 16 numbers per line, got {m.shape}")
+        out: list[tuple[np.ndarray | None, str]] = []
+        for f in pose_files:
+            try:
+                m = read_matrix(f)
+                out.append((m.reshape(4, 4) if m.size == 16 else None, str(f)))
+            except (OSError, ValueError):
+                out.append((None, str(f)))
+        return out

@@ -1,0 +1,17 @@
+"""Lifting: project points into posed frames, test visibility, fuse the 2D features they see."""
+
+from .lift import LiftConfig, LiftedFeatures, frame_view, lift
+from .projection import Projection, camera_points, check_pose, project_camera, project_points, visible_mask
+
+__all__ = [
+    "LiftConfig",
+    "LiftedFeatures",
+    "Projection",
+    "camera_points",
+    "check_pose",
+    "frame_view",
+    "lift",
+    "project_camera",
+    "project_points",
+    "visible_mask",
+]

@@ -1,0 +1,440 @@
+"""Interactive browser viewer of a segmentation output folder ("see and ask"), built on viser.
+
+Output-folder bundle (written by ``geopurify segment``; :func:`load_output` reads it):
+
+=========================  ==========================================================================
+``points.npy``             (N, 3) float32 point positions, z up. Required.
+``colors.npy``             (N, 3) uint8 RGB of the scan. Required.
+``labels.txt``             N lines, one int per point: purified class index into the class names,
+                           -1 = unlabelled. Required.
+``raw_labels.txt``         optional, same format: labels before purification (enables the toggle).
+``features.npy``           optional (N, D) float16 purified features (queries need it).
+``names.json``             optional class names: a JSON list of strings, or an object
+                           ``{"names": [...], "colors": [[r, g, b], ...]}``.
+``text_embeddings.npz``    optional ``names`` (C,) str and ``embeddings`` (C, D) float: phrases are
+                           matched against these names when no text encoder is given.
+``run.json``               optional run record (shown in the GUI title: scene name, counts).
+=========================  ==========================================================================
+
+Class names fall back to ``text_embeddings.npz``'s names, then to ``class 0..C-1``; class colours
+fall back to :func:`~geopurify.viz.ply.palette`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..encoders.base import TextEmbeddings
+from ..errors import InputError, missing_dependency
+from .ply import heatmap_colors, label_colors, palette
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OutputBundle",
+    "load_output",
+    "serve",
+    "ViewerServer",
+    "cosine_scores",
+    "normalize_phrase",
+    "match_phrase",
+]
+
+TextEncoder = Callable[[list[str]], np.ndarray]
+MODE_LABELS, MODE_RAW, MODE_RGB, MODE_QUERY = "purified labels", "raw labels", "RGB", "query heat map"
+
+
+@dataclass
+class OutputBundle:
+    """Everything the viewer shows, loaded from one output folder (see the module docstring).
+
+    points: (N, 3) float32; colors: (N, 3) uint8; labels / raw_labels: (N,) int64 (-1 unlabelled);
+    names: C class names; class_colors: (C, 3) uint8; features: (N, D) float16 (memory-mapped) or
+    None; text: class-name text embeddings or None; run: the parsed run.json (empty if absent).
+    """
+
+    out_dir: Path
+    points: np.ndarray
+    colors: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    class_colors: np.ndarray
+    raw_labels: np.ndarray | None = None
+    features: np.ndarray | None = None
+    text: TextEmbeddings | None = None
+    run: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_points(self) -> int:
+        return int(len(self.points))
+
+
+def _read_labels(path: Path, n: int) -> np.ndarray:
+    try:
+        labels = np.loadtxt(path, dtype=np.int64, ndmin=1)
+    except ValueError as exc:
+        raise InputError(f"{path}: not one integer per line ({exc})") from None
+    if labels.shape != (n,):
+        raise InputError(f"{path}: {labels.size} labels for {n} points")
+    return labels
+
+
+def _read_text_embeddings(path: Path) -> TextEmbeddings:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "names" not in z or "embeddings" not in z:
+                raise InputError(f"{path}: needs arrays 'names' and 'embeddings', has {sorted(z.files)}")
+            names = [str(s) for s in z["names"].tolist()]
+            emb = np.asarray(z["embeddings"], dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable npz ({exc})") from None
+    if emb.ndim != 2 or emb.shape[0] != len(names):
+        raise InputError(f"{path}: embeddings {emb.shape} do not match {len(names)} names")
+    return TextEmbeddings(names=names, embeddings=emb)
+
+
+def _read_names(path: Path) -> tuple[list[str], np.ndarray | None]:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable JSON ({exc})") from None
+    colors = None
+    if isinstance(obj, dict):
+        names, colors = obj.get("names"), obj.get("colors")
+    else:
+        names = obj
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        raise InputError(f"{path}: expected a list of class-name strings (or {{'names': [...]}})")
+    if colors is not None:
+        colors = np.asarray(colors)
+        if colors.shape != (len(names), 3) or colors.min() < 0 or colors.max() > 255:
+            raise InputError(f"{path}: 'colors' must be {len(names)} [r, g, b] triples in 0..255")
+        colors = colors.astype(np.uint8)
+    return names, colors
+
+
+def load_output(out_dir: str | os.PathLike) -> OutputBundle:
+    """Read a segmentation output folder (layout in the module docstring).
+
+    Raises:
+        InputError: a required file is missing, or a file's shape disagrees with points.npy.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise InputError(f"{out}: not a folder (expected a geopurify segment output)")
+    for req in ("points.npy", "colors.npy", "labels.txt"):
+        if not (out / req).is_file():
+            raise InputError(f"{out / req}: missing (written by `geopurify segment`)")
+    points = np.load(out / "points.npy", allow_pickle=False)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise InputError(f"{out / 'points.npy'}: expected (N, 3) points, got {points.shape}")
+    points = points.astype(np.float32, copy=False)
+    n = len(points)
+    colors = np.load(out / "colors.npy", allow_pickle=False)
+    if colors.shape != (n, 3) or colors.dtype != np.uint8:
+        raise InputError(f"{out / 'colors.npy'}: expected ({n}, 3) uint8, got {colors.shape} {colors.dtype}")
+    labels = _read_labels(out / "labels.txt", n)
+    raw = _read_labels(out / "raw_labels.txt", n) if (out / "raw_labels.txt").is_file() else None
+
+    features = None
+    if (out / "features.npy").is_file():
+        features = np.load(out / "features.npy", mmap_mode="r", allow_pickle=False)
+        if features.ndim != 2 or features.shape[0] != n:
+            raise InputError(f"{out / 'features.npy'}: expected ({n}, D), got {features.shape}")
+    text = _read_text_embeddings(out / "text_embeddings.npz") if (out / "text_embeddings.npz").is_file() else None
+    if text is not None and features is not None and text.embeddings.shape[1] != features.shape[1]:
+        raise InputError(
+            f"{out / 'text_embeddings.npz'}: dim {text.embeddings.shape[1]} != features dim {features.shape[1]}"
+        )
+
+    names, class_colors = (None, None)
+    if (out / "names.json").is_file():
+        names, class_colors = _read_names(out / "names.json")
+    elif text is not None:
+        names = list(text.names)
+    top = int(max(labels.max(initial=-1), -1 if raw is None else raw.max(initial=-1)))
+    if names is None:
+        names = [f"class {i}" for i in range(top + 1)]
+    if top >= len(names):
+        raise InputError(f"{out}: label {top} but only {len(names)} class names")
+    if class_colors is None:
+        class_colors = palette(len(names))
+
+    run: dict[str, Any] = {}
+    if (out / "run.json").is_file():
+        try:
+            run = json.loads((out / "run.json").read_text())
+        except ValueError as exc:
+            raise InputError(f"{out / 'run.json'}: unreadable JSON ({exc})") from None
+    return OutputBundle(out, points, colors, labels, names, class_colors, raw, features, text, run)
+
+
+def cosine_scores(features: np.ndarray, query: np.ndarray, chunk: int = 262_144) -> np.ndarray:
+    """Cosine similarity of every feature row with one query, (N,) float32, in row chunks.
+
+    Args:
+        features: (N, D) float16/float32 (a memory map is fine: only ``chunk`` rows are in float32).
+        query: (D,) float.
+    """
+    q = np.asarray(query, dtype=np.float32).reshape(-1)
+    q = q / max(float(np.linalg.norm(q)), 1e-12)
+    out = np.empty(len(features), dtype=np.float32)
+    for s in range(0, len(features), chunk):
+        f = np.asarray(features[s : s + chunk], dtype=np.float32)
+        out[s : s + chunk] = (f @ q) / np.maximum(np.linalg.norm(f, axis=1), 1e-12)
+    return out
+
+
+_TEMPLATES = [
+    r"^(?:a|an)\s+(?:photo|picture|image|rendering)\s+of\s+(?:a|an|the)?\s*(.+?)$",
+    r"^there\s+is\s+(?:a|an|the)?\s*(.+?)\s+in\s+the\s+(?:scene|room)$",
+    r"^(?:a|an|the)?\s*(.+?)\s+in\s+(?:a|the)\s+(?:scene|room)$",
+    r"^(?:a|an|the)\s+(.+)$",
+]
+
+
+def normalize_phrase(phrase: str) -> str:
+    """Lower-case, drop punctuation and prompt templates: 'A photo of a Chair.' -> 'chair'."""
+    s = re.sub(r"[^\w\s/-]", " ", phrase.lower())
+    s = re.sub(r"[\s_]+", " ", s).strip()
+    for pat in _TEMPLATES:
+        m = re.match(pat, s)
+        if m:
+            s = m.group(1).strip()
+    return s
+
+
+def match_phrase(phrase: str, names: list[str]) -> int | None:
+    """Index of the class name a phrase refers to (exact, then template-normalised, then singular)."""
+    if phrase in names:
+        return names.index(phrase)
+    norm = [normalize_phrase(n) for n in names]
+    p = normalize_phrase(phrase)
+    for cand in (p, re.sub(r"es$", "", p), re.sub(r"s$", "", p)):
+        if cand and cand in norm:
+            return norm.index(cand)
+    return None
+
+
+@dataclass
+class QueryResult:
+    """A resolved phrase: scores (N,) float32 cosine (None when it could not be encoded) and a message."""
+
+    scores: np.ndarray | None
+    message: str
+
+
+class ViewerServer:
+    """A running viewer: ``.url``, ``.query(phrase)``, ``.set_mode(mode)``, ``.stop()``, ``.wait()``."""
+
+    def __init__(self, bundle: OutputBundle, server: Any, text_encoder: TextEncoder | None, subset: np.ndarray):
+        self.bundle = bundle
+        self.viser = server
+        self.text_encoder = text_encoder
+        self.subset = subset  # (M,) int64 indices of the displayed points
+        self.host = server.get_host()
+        self.port = int(server.get_port())
+        self._lock = threading.Lock()
+        self._scores: np.ndarray | None = None
+        self._build_gui()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # --- colours -------------------------------------------------------------------------------
+    def modes(self) -> list[str]:
+        b = self.bundle
+        out = [MODE_LABELS] + ([MODE_RAW] if b.raw_labels is not None else []) + [MODE_RGB]
+        return out + ([MODE_QUERY] if b.features is not None else [])
+
+    def colors_for(self, mode: str) -> np.ndarray:
+        """(M, 3) uint8 colours of the displayed points in a mode."""
+        b, idx = self.bundle, self.subset
+        if mode == MODE_LABELS:
+            return label_colors(b.labels[idx], b.class_colors, unlabelled=(40, 40, 40))
+        if mode == MODE_RAW and b.raw_labels is not None:
+            return label_colors(b.raw_labels[idx], b.class_colors, unlabelled=(40, 40, 40))
+        if mode == MODE_RGB:
+            return b.colors[idx]
+        if mode == MODE_QUERY and self._scores is not None:
+            return heatmap_colors(self._scores)
+        raise InputError(f"viewer: mode {mode!r} is not available for {b.out_dir}")
+
+    # --- GUI -----------------------------------------------------------------------------------
+    def _build_gui(self) -> None:
+        b, srv = self.bundle, self.viser
+        pts = b.points[self.subset]
+        lo, hi = pts.min(0), pts.max(0)
+        centre, extent = (lo + hi) / 2, float(np.linalg.norm(hi - lo))
+        srv.scene.set_up_direction("+z")
+        srv.initial_camera.look_at = tuple(float(c) for c in centre)
+        srv.initial_camera.position = tuple(float(c) for c in centre + np.array([-0.45, -0.75, 0.6]) * extent)
+        srv.initial_camera.up = (0.0, 0.0, 1.0)
+        # Point size from density: about the mean spacing of points over the floor plan.
+        area = max(float((hi[0] - lo[0]) * (hi[1] - lo[1])), 1e-6)
+        size = float(np.clip(1.5 * np.sqrt(area / max(len(pts), 1)), 0.003, 0.1))
+        self.cloud = srv.scene.add_point_cloud(
+            "/scene", points=pts, colors=self.colors_for(MODE_LABELS), point_size=size, point_shading="flat"
+        )
+        title = b.run.get("scene") or b.run.get("name") or b.out_dir.name
+        srv.gui.add_markdown(f"**{title}** - {len(b.points):,} points, {len(b.names)} classes")
+        self.mode = srv.gui.add_dropdown("Colour by", tuple(self.modes()), initial_value=MODE_LABELS)
+        self.size = srv.gui.add_slider("Point size", min=0.001, max=0.1, step=0.001, initial_value=size)
+        self.ask = srv.gui.add_text("Ask", initial_value="", hint="a phrase, e.g. 'a chair'")
+        self.ask_button = srv.gui.add_button("Show heat map")
+        self.status = srv.gui.add_markdown(self._help())
+        self.legend = srv.gui.add_html(self.legend_html(MODE_LABELS))
+
+        @self.mode.on_update
+        def _(_event) -> None:
+            self.set_mode(self.mode.value)
+
+        @self.size.on_update
+        def _(_event) -> None:
+            self.cloud.point_size = float(self.size.value)
+
+        @self.ask_button.on_click
+        def _(_event) -> None:
+            self.query(self.ask.value)
+
+    def _help(self) -> str:
+        b = self.bundle
+        if b.features is None:
+            return "_No features.npy in this folder: queries are off._"
+        if self.text_encoder is not None:
+            return "_Type any phrase and press **Show heat map**._"
+        if b.text is not None:
+            return f"_No text encoder: phrases must name one of {len(b.text.names)} known classes._"
+        return "_No text encoder and no text_embeddings.npz: queries are off._"
+
+    def legend_html(self, mode: str) -> str:
+        """HTML for the legend: colour swatches per class, or the heat-map colour bar."""
+        if mode == MODE_QUERY and self._scores is not None:
+            lo, hi = float(self._scores.min()), float(self._scores.max())
+            stops = ", ".join(f"rgb{tuple(int(v) for v in c)}" for c in heatmap_colors(np.linspace(0, 1, 9)))
+            return (
+                f'<div style="font-size:0.8em"><div style="height:12px;background:linear-gradient(to right,'
+                f' {stops})"></div><div style="display:flex;justify-content:space-between">'
+                f"<span>{lo:.3f}</span><span>cosine</span><span>{hi:.3f}</span></div></div>"
+            )
+        if mode == MODE_RGB:
+            return ""
+        labels = self.bundle.labels if mode == MODE_LABELS else self.bundle.raw_labels
+        present = np.unique(labels[labels >= 0]) if labels is not None else []
+        rows = []
+        for c in present:
+            r, g, b = (int(v) for v in self.bundle.class_colors[c])
+            rows.append(
+                f'<div style="display:flex;align-items:center;gap:6px;font-size:0.8em">'
+                f'<span style="display:inline-block;width:12px;height:12px;background:rgb({r},{g},{b})">'
+                f"</span>{html.escape(self.bundle.names[c])}</div>"
+            )
+        return "".join(rows)
+
+    def set_mode(self, mode: str) -> None:
+        """Recolour the cloud (``purified labels``, ``raw labels``, ``RGB``, ``query heat map``)."""
+        with self._lock:
+            self.cloud.colors = self.colors_for(mode)
+            self.legend.content = self.legend_html(mode)
+            if self.mode.value != mode:
+                self.mode.value = mode
+
+    def resolve(self, phrase: str) -> QueryResult:
+        """Scores of the displayed points for a phrase, or why there are none (no GUI change)."""
+        b = self.bundle
+        phrase = phrase.strip()
+        if not phrase:
+            return QueryResult(None, "_Type a phrase first._")
+        if b.features is None:
+            return QueryResult(None, "_No features.npy in this folder: queries are off._")
+        if self.text_encoder is not None:
+            emb = np.asarray(self.text_encoder([phrase]), dtype=np.float32)
+            if emb.ndim != 2 or emb.shape != (1, b.features.shape[1]):
+                return QueryResult(None, f"_Text encoder gave {emb.shape}, features are {b.features.shape[1]}-d._")
+            query, how = emb[0], "text encoder"
+        elif b.text is not None:
+            i = match_phrase(phrase, b.text.names)
+            if i is None:
+                known = ", ".join(b.text.names[:12]) + (" ..." if len(b.text.names) > 12 else "")
+                return QueryResult(
+                    None, f"_No text encoder, and '{html.escape(phrase)}' is not a known class: {known}_"
+                )
+            query, how = b.text.embeddings[i], f"class '{b.text.names[i]}'"
+        else:
+            return QueryResult(None, "_No text encoder and no text_embeddings.npz: cannot encode phrases._")
+        scores = cosine_scores(b.features[self.subset] if len(self.subset) < b.num_points else b.features, query)
+        msg = f"**{html.escape(phrase)}** ({how}): cosine {scores.min():.3f} .. {scores.max():.3f}"
+        return QueryResult(scores, msg)
+
+    def query(self, phrase: str) -> QueryResult:
+        """Show a phrase as a heat map of cosine similarity (switches to the query mode when it works)."""
+        res = self.resolve(phrase)
+        self.status.content = res.message
+        if res.scores is not None:
+            self._scores = res.scores
+            self.set_mode(MODE_QUERY)
+        log.info("query %r: %s", phrase, res.message)
+        return res
+
+    def stop(self) -> None:
+        self.viser.stop()
+
+    def wait(self) -> None:
+        """Block until Ctrl-C, then stop the server."""
+        try:
+            while True:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            log.info("stopping the viewer")
+        finally:
+            self.stop()
+
+
+def serve(
+    out_dir: str | os.PathLike,
+    port: int = 8080,
+    host: str = "127.0.0.1",
+    text_encoder: TextEncoder | None = None,
+    block: bool = True,
+    max_points: int = 2_000_000,
+) -> ViewerServer:
+    """Start the viewer on ``http://host:port`` for a segmentation output folder.
+
+    Args:
+        out_dir: folder with the files of :func:`load_output`.
+        port: TCP port (0 = any free one; if taken, viser tries the next ones).
+        host: bind address; localhost only by default (use ``0.0.0.0`` deliberately to share).
+        text_encoder: ``f(list[str]) -> (Q, D)`` embeddings in the features' space; when None,
+            phrases are matched against the class names of ``text_embeddings.npz``.
+        block: serve until Ctrl-C (True) or return the running server at once (False).
+        max_points: show at most this many points (a fixed random subset) to keep the browser fluid.
+    """
+    bundle = load_output(out_dir)
+    try:
+        import viser
+    except ImportError:
+        raise missing_dependency("viser", "viewer", "the 3D viewer") from None
+    n = bundle.num_points
+    subset = np.arange(n)
+    if n > max_points:
+        subset = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
+        log.info("showing %d of %d points", max_points, n)
+    server = viser.ViserServer(host=host, port=port, verbose=False)
+    viewer = ViewerServer(bundle, server, text_encoder, subset)
+    log.info("viewer for %s at %s", bundle.out_dir, viewer.url)
+    if block:
+        viewer.wait()
+    return viewer

@@ -1,0 +1,248 @@
+"""Viewer: output-bundle loading, phrase matching, server-side GUI, and a headless-Chromium screenshot."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from viz_fixtures import NAMES, make_output
+
+from geopurify.errors import InputError
+from geopurify.viz.ply import heatmap_colors, palette
+from geopurify.viz.viewer import (
+    MODE_LABELS,
+    MODE_QUERY,
+    MODE_RAW,
+    MODE_RGB,
+    cosine_scores,
+    load_output,
+    match_phrase,
+    normalize_phrase,
+    serve,
+)
+
+
+def test_load_output_reads_the_bundle(output_dir):
+    b = load_output(output_dir)
+    assert b.points.shape == (9000, 3) and b.points.dtype == np.float32
+    assert b.colors.dtype == np.uint8 and b.labels.dtype == np.int64
+    assert b.names == NAMES and b.raw_labels is not None
+    assert (b.labels == 1).sum() == 3000 and (b.raw_labels == 1).sum() < 3000
+    assert b.features.dtype == np.float16 and b.features.shape == (9000, 8)
+    np.testing.assert_array_equal(b.class_colors, palette(2))
+    assert b.text.names == NAMES and b.run["scene"] == "toy"
+
+
+def test_load_output_optional_files_and_names_with_colours(tmp_path):
+    out = make_output(tmp_path / "o")
+    for f in ("raw_labels.txt", "features.npy", "text_embeddings.npz", "run.json"):
+        (out / f).unlink()
+    (out / "names.json").write_text(json.dumps({"names": ["a", "b"], "colors": [[1, 2, 3], [4, 5, 6]]}))
+    b = load_output(out)
+    assert b.raw_labels is None and b.features is None and b.text is None and b.run == {}
+    np.testing.assert_array_equal(b.class_colors, [[1, 2, 3], [4, 5, 6]])
+    (out / "names.json").unlink()
+    assert load_output(out).names == ["class 0", "class 1"]
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda o: (o / "points.npy").unlink(), "points.npy: missing"),
+        (lambda o: np.savetxt(o / "labels.txt", np.zeros(5), fmt="%d"), "labels.txt: 5 labels for 9000"),
+        (lambda o: (o / "labels.txt").write_text("1\nchair\n"), "labels.txt: not one integer"),
+        (lambda o: np.save(o / "colors.npy", np.zeros((9000, 3))), "colors.npy"),
+        (lambda o: np.save(o / "features.npy", np.zeros((10, 8), np.float16)), "features.npy"),
+        (lambda o: (o / "names.json").write_text('["floor"]'), "label 1 but only 1 class names"),
+        (lambda o: np.savez(o / "text_embeddings.npz", names=np.array(NAMES), embeddings=np.eye(2, 5)), "dim 5"),
+    ],
+)
+def test_load_output_bad_input_names_the_file(tmp_path, mutate, match):
+    out = make_output(tmp_path / "o", n_floor=6000, n_chair=3000)
+    mutate(out)
+    with pytest.raises(InputError, match=match):
+        load_output(out)
+
+
+def test_phrase_normalisation_and_matching():
+    assert normalize_phrase("A photo of a Chair.") == "chair"
+    assert normalize_phrase("there is a kitchen counter in the scene") == "kitchen counter"
+    assert normalize_phrase("  the   Floor ") == "floor"
+    names = ["wall", "floor", "chair", "shower curtain", "a photo of a sofa"]
+    assert match_phrase("chair", names) == 2
+    assert match_phrase("Chairs", names) == 2
+    assert match_phrase("a shower curtain in a scene", names) == 3
+    assert match_phrase("sofa", names) == 4  # templated names match too
+    assert match_phrase("bathtub", names) is None
+
+
+def test_cosine_scores_matches_naive_and_chunks():
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(1001, 16)).astype(np.float16)
+    q = rng.normal(size=16)
+    ref = (f.astype(np.float64) @ q) / np.linalg.norm(f.astype(np.float64), axis=1) / np.linalg.norm(q)
+    np.testing.assert_allclose(cosine_scores(f, q, chunk=100), ref, atol=1e-5)
+
+
+def test_server_modes_and_queries(output_dir):
+    calls = []
+
+    def encoder(prompts):  # a toy text tower: 'seat' means the chair direction
+        calls.append(prompts)
+        return np.eye(2, 8, dtype=np.float32)[[1 if "seat" in p else 0 for p in prompts]]
+
+    v = serve(output_dir, port=0, block=False, text_encoder=encoder)
+    try:
+        assert v.host == "127.0.0.1" and v.port > 0
+        b = v.bundle
+        np.testing.assert_array_equal(v.cloud.colors, palette(2)[b.labels])
+        assert v.modes() == [MODE_LABELS, MODE_RAW, MODE_RGB, MODE_QUERY]
+        v.set_mode(MODE_RAW)
+        np.testing.assert_array_equal(v.cloud.colors, palette(2)[b.raw_labels])
+        v.set_mode(MODE_RGB)
+        np.testing.assert_array_equal(v.cloud.colors, b.colors)
+
+        res = v.query("a comfy seat")
+        assert calls == [["a comfy seat"]]
+        chair = b.labels == 1
+        assert res.scores[chair].min() > 0.8 and res.scores[~chair].max() < 0.3
+        assert v.mode.value == MODE_QUERY
+        np.testing.assert_array_equal(v.cloud.colors, heatmap_colors(res.scores))
+        assert "cosine" in v.legend.content and "comfy seat" in v.status.content
+    finally:
+        v.stop()
+
+
+def test_server_without_encoder_uses_text_embeddings(output_dir):
+    v = serve(output_dir, port=0, block=False)
+    try:
+        res = v.query("A photo of a chair.")
+        chair = v.bundle.labels == 1
+        assert res.scores is not None and res.scores[chair].mean() > 0.9 > res.scores[~chair].max() + 0.5
+        before = v.cloud.colors.copy()
+        res = v.query("spaceship")
+        assert res.scores is None and "not a known class" in v.status.content and "floor" in v.status.content
+        np.testing.assert_array_equal(v.cloud.colors, before)  # a failed query leaves the picture alone
+    finally:
+        v.stop()
+
+
+# ---------------------------------------------------------------- headless Chromium screenshots
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+class _DevTools:
+    """Minimal Chrome DevTools Protocol client over the `websockets` package (a viser dependency)."""
+
+    def __init__(self, binary: str, profile: Path, size=(1280, 800)):
+        flags = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                 "--remote-allow-origins=*", f"--window-size={size[0]},{size[1]}", "about:blank"]  # fmt: skip
+        self.proc = subprocess.Popen([binary, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.time() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.close()
+                pytest.skip("chromium did not start its DevTools endpoint")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
+        url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
+        from websockets.sync.client import connect
+
+        self.ws = connect(url, max_size=None, open_timeout=10)
+        self._id = 0
+
+    def call(self, method: str, **params):
+        self._id += 1
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=60))
+            if msg.get("id") == self._id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    def screenshot(self) -> np.ndarray:
+        from PIL import Image
+
+        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    def close(self):
+        if getattr(self, "ws", None) is not None:
+            self.ws.close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _near(img: np.ndarray, rgb, tol: int = 12) -> int:
+    return int((np.abs(img.astype(int) - np.array(rgb)).max(-1) <= tol).sum())
+
+
+def _wait_for(shoot, ok, timeout: float = 60.0) -> np.ndarray:
+    deadline = time.time() + timeout
+    while True:
+        img = shoot()
+        if ok(img) or time.time() > deadline:
+            return img
+        time.sleep(1.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
+    binary = _chromium()
+    if binary is None:
+        pytest.skip("chromium is not installed (make sysdeps installs it)")
+    out = make_output(tmp_path / "out", n_floor=40000, n_chair=20000)
+    v = serve(out, port=_free_port(), block=False)
+    browser = None
+    try:
+        browser = _DevTools(binary, tmp_path / "profile")
+        browser.call("Page.enable")
+        browser.call("Page.navigate", url=v.url)
+        floor_c, chair_c = palette(2)
+        labels_img = _wait_for(browser.screenshot, lambda im: _near(im, floor_c) > 2000 and _near(im, chair_c) > 500)
+        assert labels_img.std() > 10  # not blank
+        assert _near(labels_img, floor_c) > 2000 and _near(labels_img, chair_c) > 500
+
+        v.query("chair")
+        lo, hi = heatmap_colors(np.array([0.0, 1.0]))  # viridis ends: dark purple (floor), yellow (chair)
+        query_img = _wait_for(browser.screenshot, lambda im: _near(im, hi, 30) > 500 and _near(im, lo, 30) > 2000)
+        assert _near(query_img, hi, 30) > 500 and _near(query_img, lo, 30) > 2000
+        assert _near(query_img, floor_c) < 0.1 * _near(labels_img, floor_c)  # the labels are gone
+
+        shots = os.environ.get("GEOPURIFY_VIEWER_SHOTS")  # set to docs/img to refresh the README pictures
+        if shots:
+            from PIL import Image
+
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(labels_img).save(Path(shots) / "viewer_labels.png")
+            Image.fromarray(query_img).save(Path(shots) / "viewer_query.png")
+    finally:
+        if browser is not None:
+            browser.close()
+        v.stop()
