@@ -40,7 +40,7 @@ SHARPEN = 20.0
 EMBED_DIM = 128
 SEM_DIM = 512
 NUM_CLASSES = 20
-LABEL_NOISE = 0.25
+LABEL_NOISE = 0.4
 
 
 @dataclass
@@ -103,13 +103,13 @@ def make_inputs(voxels: int, seed: int = 0):
     rng = np.random.default_rng(seed + 1)
     v = len(lay.coords)
     base = rng.standard_normal((lay.segment.max() + 1, EMBED_DIM)).astype(np.float32)
-    emb = base[lay.segment] + 0.5 * rng.standard_normal((v, EMBED_DIM)).astype(np.float32)
+    emb = base[lay.segment] + 1.0 * rng.standard_normal((v, EMBED_DIM)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     text = rng.standard_normal((NUM_CLASSES, SEM_DIM)).astype(np.float32)
     text /= np.linalg.norm(text, axis=1, keepdims=True)
     noisy = np.where(rng.random(v) < LABEL_NOISE, rng.integers(0, NUM_CLASSES, v), lay.truth)
     feats = np.empty((v, SEM_DIM + 6), np.float32)
-    feats[:, :SEM_DIM] = text[noisy] + (1.5 / np.sqrt(SEM_DIM)) * rng.standard_normal((v, SEM_DIM))
+    feats[:, :SEM_DIM] = text[noisy] + (2.0 / np.sqrt(SEM_DIM)) * rng.standard_normal((v, SEM_DIM))
     feats[:, SEM_DIM : SEM_DIM + 3] = rng.random((v, 3))  # colour
     feats[:, SEM_DIM + 3 :] = 0.0
     feats[:, SEM_DIM + 5] = 1.0  # normal
@@ -255,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
             rows,
         )  # fmt: skip
     )
+    _, _, feats, text_emb = make_inputs(v, args.seed)
+    raw = (feats[:, :SEM_DIM] @ text_emb.T).argmax(1)
+    lines += [
+        "",
+        f"Accuracy vs truth before pooling (argmax of the lifted features): {100 * (raw == truth[v]).mean():.2f} %",
+    ]
+    del feats
     lines += ["", "## Memory growth (peak RSS of each path's own process)", ""]
     rows = []
     for s in sizes:

@@ -45,8 +45,7 @@ def synthetic_room(target_voxels: int, voxel: float = 0.02, seed: int = 0) -> Tr
     return TrainScene(f"room{v}", grid.coords, grid.centers, inputs, teacher)
 
 
-def time_step(scene: TrainScene, width: int, blocks: int, cfg: TrainConfig, device: torch.device,
-              repeat: int) -> dict:
+def time_step(scene: TrainScene, width: int, blocks: int, cfg: TrainConfig, device: torch.device, repeat: int) -> dict:
     torch.manual_seed(0)
     model = AffinityNet(StudentConfig(in_dim=scene.inputs.shape[1], width=width, blocks=blocks)).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
@@ -60,8 +59,15 @@ def time_step(scene: TrainScene, width: int, blocks: int, cfg: TrainConfig, devi
     for r in range(repeat + 1):  # first round warms up
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         t0 = time.perf_counter()
-        s = sample_contrastive(teacher, scene.centers, cfg.anchors, cfg.macro_negatives, cfg.micro_negatives,
-                               cfg.micro_pool, generator=torch.Generator().manual_seed(r))
+        s = sample_contrastive(
+            teacher,
+            scene.centers,
+            cfg.anchors,
+            cfg.macro_negatives,
+            cfg.micro_negatives,
+            cfg.micro_pool,
+            generator=torch.Generator().manual_seed(r),
+        )
         sync()
         t1 = time.perf_counter()
         loss = info_nce(model(coords, x, kmap), s, cfg.temperature)
@@ -97,8 +103,11 @@ def main() -> None:
         scene = synthetic_room(nv)
         for w in args.widths:
             r = time_step(scene, w, args.blocks, cfg, device, args.repeat)
-            print(f"{r['voxels']:>8} {r['width']:>5} {r['kmap_s']:>7.3f} {r['sample']:>8.3f} "
-                  f"{r['forward']:>7.3f} {r['backward']:>9.3f} {r['step_s']:>7.3f}", flush=True)
+            print(
+                f"{r['voxels']:>8} {r['width']:>5} {r['kmap_s']:>7.3f} {r['sample']:>8.3f} "
+                f"{r['forward']:>7.3f} {r['backward']:>9.3f} {r['step_s']:>7.3f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -141,7 +141,7 @@ def lift_scene(scene: Scene, opts: LiftOptions, text: TextEmbeddings, encoder) -
         cfg = LiftConfig(
             fusion=opts.fusion, top_views=opts.top_views, depth_tolerance=opts.depth_tolerance, border=opts.border
         )
-        res = lift(scene.points, scene.frames, encoder, cfg, text=text.normalized())
+        res = lift(scene.points, scene.frames, encoder, cfg, text=text.normalized(), scene_name=scene.name)
         feats, seen = res.features, res.seen
         skipped = dict(scene.skipped_frames)
         for k, v in res.skipped_frames.items():
@@ -437,8 +437,12 @@ def gt_indices(scene: Scene, label_set: str) -> np.ndarray:
         return scene.labels.astype(np.int64)
     if scene.label_set is None:
         raise InputError(f"{scene.root or scene.name}: unknown label set of the ground truth")
-    get_label_set(label_set)
-    return raw_to_index(label_set, scene.labels, source=scene.label_set)
+    if scene.label_set == "nyu40" and label_set in ("scannet20", "nyu40", "matterport21"):
+        return raw_to_index(get_label_set(label_set), scene.labels)  # these sets use NYU40 ids
+    raise InputError(
+        f"{scene.root or scene.name}: ground truth is in {scene.label_set}, which does not map to {label_set}; "
+        f"pass --label-set {scene.label_set}"
+    )
 
 
 @dataclass
@@ -501,7 +505,7 @@ def evaluate(
         p[p < 0] = C
         conf += confusion(gti, p, C + 1)
         names_done.append(scene.name)
-    sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=protocol)
+    sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=protocol, split=lset.split)
     if json_path is not None:
         d = sc.to_dict()
         d.update(scenes=names_done, label_set=label_set, confusion=conf.tolist())
@@ -665,8 +669,8 @@ def select(root: str | Path, out_dir: str | Path, n: int = 20, gamma: float = 1.
         raise InputError(f"{root}: no scenes with GT labels")
     sel = select_scenes(hist, n=n, gamma=gamma, seed=seed)
     out_dir = Path(out_dir)
-    write_text(out_dir / "selection.txt", "\n".join(sel.names) + "\n")
-    write_json(out_dir / "scores.json", sel.to_dict() if hasattr(sel, "to_dict") else to_dict(sel))
+    write_text(out_dir / "selection.txt", "\n".join(sel.chosen) + "\n")
+    write_json(out_dir / "scores.json", sel.to_dict())
     return sel
 
 

@@ -53,6 +53,11 @@ def _port(text: str) -> int:
     return v
 
 
+# argparse names the type in its messages ("invalid positive int value: 'x'")
+_pos_int.__name__, _nonneg_int.__name__, _pos_float.__name__, _port.__name__ = (
+    "positive int", "non-negative int", "positive float", "port")
+
+
 def _kv(items: list[str] | None) -> dict:
     out = {}
     for item in items or []:

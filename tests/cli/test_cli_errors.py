@@ -17,7 +17,7 @@ def test_every_subcommand_has_help(cmd, capsys):
 def test_bad_arguments_exit_3_with_one_line(capsys):
     assert main(["segment", "x", "--out", "o", "--no-purify", "--k", "notanint"]) == 3
     err = capsys.readouterr().err.strip()
-    assert err.startswith("geopurify: error:") and "invalid int value" in err and "\n" not in err
+    assert err.startswith("geopurify: error:") and "invalid positive int value" in err and "\n" not in err
     assert main(["frobnicate"]) == 3
     assert main([]) == 3
 

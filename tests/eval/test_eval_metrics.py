@@ -199,3 +199,20 @@ def test_format_table():
     assert desk.split() == ["desk", "-", "-", "0"]
     assert f"mIoU {100 * (0.5 + 3 / 7 + 0.8) / 3:.1f}" in lines[-1]
     assert "fg-mIoU 80.0" in lines[-1]
+
+
+def test_confusion_chunked_equals_single_pass(monkeypatch):
+    from geopurify.eval import metrics
+
+    rng = np.random.default_rng(8)
+    gt = rng.integers(-1, 5, 10_001)
+    pred = rng.integers(0, 5, 10_001)
+    whole = confusion(gt, pred, 5)
+    monkeypatch.setattr(metrics, "_CHUNK", 97)
+    np.testing.assert_array_equal(confusion(gt, pred, 5), whole)
+    assert whole.sum() == np.sum(gt >= 0)
+    bad = pred.copy()
+    bad[9_999] = 5  # error found in a late chunk too
+    gt[9_999] = 1
+    with pytest.raises(InputError, match="pred contains class 5"):
+        confusion(gt, bad, 5)

@@ -79,15 +79,19 @@ class FakeEncoder(Encoder):
 
 @pytest.fixture
 def scene_setup():
-    """150 points in a 1 m box seen by 6 cameras on a circle (64x48 colour, 32x24 depth)."""
+    return make_setup()
+
+
+def make_setup():
+    """120 points in a 1 m box seen by 8 cameras on a circle (64x48 colour, 32x24 depth)."""
     rng = np.random.default_rng(0)
-    points = rng.uniform(-0.5, 0.5, size=(150, 3))
+    points = rng.uniform(-0.5, 0.5, size=(120, 3))
     K_c = np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]])
     K_d = np.array([[25.0, 0, 15.75], [0, 25.0, 11.75], [0, 0, 1]])
     frames = []
-    for i in range(6):
-        a = 2 * np.pi * i / 6
-        c2w = look_at(np.array([2.2 * np.cos(a), 2.2 * np.sin(a), 0.4]), np.zeros(3))
-        depth = zbuffer(points, K_d, c2w, (24, 32))
+    for i in range(8):
+        a = 2 * np.pi * i / 8
+        c2w = look_at(np.array([2.2 * np.cos(a), 2.2 * np.sin(a), 0.4 * (-1) ** i]), np.zeros(3))
+        depth = zbuffer(points, K_d, c2w, (24, 32), splat=0)
         frames.append(make_frame(i, K_c, K_d, c2w, (48, 64), depth))
     return points, frames

@@ -1,11 +1,10 @@
 import numpy as np
 import pytest
+from lifting_fixtures import make_frame
 
 from geopurify.errors import FrameError
 from geopurify.lifting import LiftConfig, check_pose, frame_view, project_points, visible_mask
 from geopurify.lifting.projection import Projection
-
-from lifting_fixtures import make_frame
 
 K = np.array([[100.0, 0.0, 50.0], [0.0, 200.0, 40.0], [0.0, 0.0, 1.0]])
 

@@ -208,3 +208,26 @@ def test_gpu_matches_cpu():
     gpu = purify(centers, torch.from_numpy(emb).cuda(), torch.from_numpy(X).cuda(), cfg).values
     assert gpu.device.type == "cuda"
     np.testing.assert_allclose(gpu.cpu().numpy(), cpu, atol=1e-4)
+
+
+def test_affinity_gathers_at_most_one_chunk_at_a_time(monkeypatch):
+    centers, emb = random_scene(v=250, e=32)
+    sizes: list[int] = []
+    real = torch.index_select
+
+    def spy(inp, dim, index):
+        sizes.append(index.numel())
+        return real(inp, dim, index)
+
+    monkeypatch.setattr(torch, "index_select", spy)
+    cfg = PoolConfig(k=16, memory_mb=16 * 36 * 4 * 40 / 2**20)  # exactly 40 rows of (16, 32 + 4)
+    build_affinity(centers, emb, cfg)
+    assert cfg.rows_per_chunk(16, 32) == 40
+    assert max(sizes) == 40 * 16 and sum(sizes) == 250 * 16
+
+
+def test_k_larger_than_scene_is_clipped():
+    centers, emb = random_scene(v=6)
+    assert build_affinity(centers, emb, PoolConfig(k=96))._nnz() == 36
+    dense = build_affinity(centers, emb, PoolConfig(k=96, include_self=False)).to_dense().numpy()
+    assert np.all((dense > 0).sum(1) == 5) and np.all(np.diag(dense) == 0)

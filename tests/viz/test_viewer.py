@@ -147,11 +147,11 @@ def _chromium() -> str | None:
 class _DevTools:
     """Minimal Chrome DevTools Protocol client over the `websockets` package (a viser dependency)."""
 
-    def __init__(self, binary: str, profile: Path, size=(1280, 800)):
+    def __init__(self, binary: str, profile: Path, url: str, size=(1280, 800)):
         flags = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                 "--remote-allow-origins=*", f"--window-size={size[0]},{size[1]}", "about:blank"]  # fmt: skip
+                 "--remote-allow-origins=*", f"--window-size={size[0]},{size[1]}", url]  # fmt: skip
         self.proc = subprocess.Popen([binary, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         port_file = profile / "DevToolsActivePort"
         deadline = time.time() + 30
@@ -162,10 +162,10 @@ class _DevTools:
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
         pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
+        ws_url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
         from websockets.sync.client import connect
 
-        self.ws = connect(url, max_size=None, open_timeout=10)
+        self.ws = connect(ws_url, max_size=None, open_timeout=10)
         self._id = 0
 
     def call(self, method: str, **params):
@@ -221,9 +221,7 @@ def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
     v = serve(out, port=_free_port(), block=False)
     browser = None
     try:
-        browser = _DevTools(binary, tmp_path / "profile")
-        browser.call("Page.enable")
-        browser.call("Page.navigate", url=v.url)
+        browser = _DevTools(binary, tmp_path / "profile", v.url)
         floor_c, chair_c = palette(2)
         labels_img = _wait_for(browser.screenshot, lambda im: _near(im, floor_c) > 2000 and _near(im, chair_c) > 500)
         assert labels_img.std() > 10  # not blank

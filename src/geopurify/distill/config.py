@@ -86,8 +86,12 @@ class TrainScene:
 
     def __post_init__(self) -> None:
         v = len(self.coords)
-        for field, arr, width in (("coords", self.coords, 3), ("centers", self.centers, 3),
-                                  ("inputs", self.inputs, None), ("teacher", self.teacher, None)):
+        for field, arr, width in (
+            ("coords", self.coords, 3),
+            ("centers", self.centers, 3),
+            ("inputs", self.inputs, None),
+            ("teacher", self.teacher, None),
+        ):
             arr = np.asarray(arr)
             if arr.ndim != 2 or arr.shape[0] != v or (width is not None and arr.shape[1] != width):
                 raise InputError(f"scene {self.name}: {field} has shape {arr.shape}, expected ({v}, {width or 'C'})")

@@ -42,8 +42,13 @@ class DistInfo:
 def current(device: torch.device | None = None) -> DistInfo:
     """DistInfo of an already initialised process group, else a single-process one."""
     if dist.is_available() and dist.is_initialized():
-        return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
-                        dist.get_backend(), device or torch.device("cpu"))
+        return DistInfo(
+            dist.get_rank(),
+            dist.get_world_size(),
+            int(os.environ.get("LOCAL_RANK", 0)),
+            dist.get_backend(),
+            device or torch.device("cpu"),
+        )
     return DistInfo(device=device or torch.device("cpu"))
 
 

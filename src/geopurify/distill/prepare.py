@@ -12,8 +12,9 @@ from ..teachers import Teacher, build_teacher
 from .config import TrainScene
 
 
-def build_train_scene(scene: Scene, lifted: np.ndarray, teacher: Teacher | None = None,
-                      voxel_size: float = 0.02) -> TrainScene:
+def build_train_scene(
+    scene: Scene, lifted: np.ndarray, teacher: Teacher | None = None, voxel_size: float = 0.02
+) -> TrainScene:
     """Voxelise ``scene`` and assemble student inputs and teacher features.
 
     Args:

@@ -78,8 +78,10 @@ def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig
     if not isinstance(ck, dict) or not {"step", "model", "optimizer", "config"} <= set(ck):
         raise InputError(f"{path}: not a geopurify training checkpoint (needs step, model, optimizer, config)")
     if ck["config"] != dataclasses.asdict(student_cfg):
-        raise ConfigError(f"{path}: checkpoint student config {ck['config']} differs from this run's "
-                          f"{dataclasses.asdict(student_cfg)}; use another out_dir or resume=False")
+        raise ConfigError(
+            f"{path}: checkpoint student config {ck['config']} differs from this run's "
+            f"{dataclasses.asdict(student_cfg)}; use another out_dir or resume=False"
+        )
     old = ck.get("train_config", {})
     diff = [k for k in _ARCH_KEYS if k in old and old[k] != getattr(config, k)]
     if diff:
@@ -87,8 +89,9 @@ def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig
     return ck
 
 
-def _save_checkpoint(path: Path, model: AffinityNet, opt: torch.optim.Optimizer, step: int,
-                     config: TrainConfig, losses: list[float]) -> None:
+def _save_checkpoint(
+    path: Path, model: AffinityNet, opt: torch.optim.Optimizer, step: int, config: TrainConfig, losses: list[float]
+) -> None:
     state = {
         "step": int(step),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -153,8 +156,13 @@ def train(
     cache: dict[int, _SceneTensors] = {}
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(start, config.steps), desc="distil", disable=None if info.is_main else True,
-               initial=start, total=config.steps)
+    bar = tqdm(
+        range(start, config.steps),
+        desc="distil",
+        disable=None if info.is_main else True,
+        initial=start,
+        total=config.steps,
+    )
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config)
@@ -166,8 +174,13 @@ def train(
                 cache[si] = _SceneTensors(scenes[si], device)
             st = cache[si]
             sample = sample_contrastive(
-                st.teacher, st.scene.centers, config.anchors, config.macro_negatives, config.micro_negatives,
-                config.micro_pool, generator=_sample_generator(config, step, si),
+                st.teacher,
+                st.scene.centers,
+                config.anchors,
+                config.macro_negatives,
+                config.micro_negatives,
+                config.micro_pool,
+                generator=_sample_generator(config, step, si),
             )
             last = j == len(mine) - 1
             sync = net.no_sync() if (info.distributed and not last) else _nullcontext()
@@ -183,10 +196,20 @@ def train(
         losses.append(step_loss)
         bar.set_postfix(loss=f"{step_loss:.4f}")
         if info.is_main and (step % max(config.log_every, 1) == 0 or step == config.steps - 1):
-            log.info("step %d/%d loss %.4f lr %.2e (%.2f s/step)", step + 1, config.steps, step_loss,
-                     lr_at(step, config), (time.perf_counter() - t0) / (step + 1 - start))
-        if (ck_path is not None and info.is_main and config.checkpoint_every > 0
-                and (step + 1) % config.checkpoint_every == 0):
+            log.info(
+                "step %d/%d loss %.4f lr %.2e (%.2f s/step)",
+                step + 1,
+                config.steps,
+                step_loss,
+                lr_at(step, config),
+                (time.perf_counter() - t0) / (step + 1 - start),
+            )
+        if (
+            ck_path is not None
+            and info.is_main
+            and config.checkpoint_every > 0
+            and (step + 1) % config.checkpoint_every == 0
+        ):
             _save_checkpoint(ck_path, model, opt, step + 1, config, losses)
     seconds = time.perf_counter() - t0
     model.eval()
@@ -194,11 +217,18 @@ def train(
         if start < config.steps:
             _save_checkpoint(ck_path, model, opt, config.steps, config, losses)
         save_student(model, out / "student.safetensors")
-        write_json(out / "train_log.json", {
-            "train_config": dataclasses.asdict(config), "student_config": dataclasses.asdict(student_cfg),
-            "losses": losses, "resumed_from": start, "seconds": seconds, "world_size": info.world_size,
-            "scenes": [{"name": s.name, "voxels": s.num_voxels} for s in scenes],
-        })
+        write_json(
+            out / "train_log.json",
+            {
+                "train_config": dataclasses.asdict(config),
+                "student_config": dataclasses.asdict(student_cfg),
+                "losses": losses,
+                "resumed_from": start,
+                "seconds": seconds,
+                "world_size": info.world_size,
+                "scenes": [{"name": s.name, "voxels": s.num_voxels} for s in scenes],
+            },
+        )
     if info.distributed:
         torch.distributed.barrier()
     log.info("distilled %d steps in %.1f s", config.steps - start, seconds)

@@ -48,6 +48,7 @@ __all__ = [
 
 PROTOCOLS = ("geopurify", "openscene", "paper")
 _OTHER = ("otherfurniture", "other furniture", "other")
+_CHUNK = 1 << 22  # points per bincount pass in :func:`confusion`
 
 
 def confusion(
@@ -79,18 +80,23 @@ def confusion(
     for arr, what in ((gt, "gt"), (pred, "pred")):
         if arr.size and arr.dtype.kind not in "iub":
             raise InputError(f"confusion: {what} must be integer class indices, got dtype {arr.dtype}")
-    gt = gt.reshape(-1).astype(np.int64, copy=False)
-    pred = pred.reshape(-1).astype(np.int64, copy=False)
-    valid = gt != ignore
-    g, p = gt[valid], pred[valid]
-    if g.size and (g.min() < 0 or g.max() >= num_classes):
-        bad = g[(g < 0) | (g >= num_classes)][0]
-        raise InputError(f"confusion: gt contains class {bad}, outside [0, {num_classes}) and not ignore={ignore}")
-    if p.size and (p.min() < 0 or p.max() >= num_classes):
-        bad = p[(p < 0) | (p >= num_classes)][0]
-        raise InputError(f"confusion: pred contains class {bad} on a labelled point, outside [0, {num_classes})")
-    flat = np.bincount(g * num_classes + p, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes).astype(np.int64, copy=False)
+    gt = gt.reshape(-1)
+    pred = pred.reshape(-1)
+    flat = np.zeros(num_classes * num_classes, dtype=np.int64)
+    # Chunked so that the int64 temporaries stay bounded for scans with hundreds of millions of points.
+    for start in range(0, max(gt.size, 1), _CHUNK):
+        g = gt[start : start + _CHUNK].astype(np.int64)
+        p = pred[start : start + _CHUNK].astype(np.int64)
+        valid = g != ignore
+        g, p = g[valid], p[valid]
+        if g.size and (g.min() < 0 or g.max() >= num_classes):
+            bad = g[(g < 0) | (g >= num_classes)][0]
+            raise InputError(f"confusion: gt contains class {bad}, outside [0, {num_classes}) and not ignore={ignore}")
+        if p.size and (p.min() < 0 or p.max() >= num_classes):
+            bad = p[(p < 0) | (p >= num_classes)][0]
+            raise InputError(f"confusion: pred contains class {bad} on a labelled point, outside [0, {num_classes})")
+        flat += np.bincount(g * num_classes + p, minlength=num_classes * num_classes)
+    return flat.reshape(num_classes, num_classes)
 
 
 def accumulate(confusions: Iterable[np.ndarray]) -> np.ndarray:

@@ -119,9 +119,7 @@ class LabelTable:
             try:
                 out[i] = int(float(text))
             except ValueError:
-                raise InputError(
-                    f"{self.path}: row {i + 2}, column {name!r}: {text!r} is not a number"
-                ) from None
+                raise InputError(f"{self.path}: row {i + 2}, column {name!r}: {text!r} is not a number") from None
         return out
 
 
@@ -145,9 +143,7 @@ def read_labels_tsv(path: str | os.PathLike) -> LabelTable:
             if not cells or all(not c.strip() for c in cells):
                 continue
             if len(cells) > len(columns):
-                raise InputError(
-                    f"{p}: line {lineno} has {len(cells)} cells but the header has {len(columns)}"
-                )
+                raise InputError(f"{p}: line {lineno} has {len(cells)} cells but the header has {len(columns)}")
             cells = cells + [""] * (len(columns) - len(cells))
             rows.append(dict(zip(columns, cells)))
     return LabelTable(path=str(p), columns=columns, rows=rows)
@@ -165,9 +161,7 @@ def scannet_category_map(table: LabelTable, label_set: LabelSet | str = "scannet
     elif ls.name in ("scannet20", "nyu40"):
         raw = table.int_column("nyu40id")
     else:
-        raise ConfigError(
-            f"no ScanNet category mapping for label set {ls.name!r} (use scannet20/nyu40/scannet200)"
-        )
+        raise ConfigError(f"no ScanNet category mapping for label set {ls.name!r} (use scannet20/nyu40/scannet200)")
     index = raw_to_index(ls, raw)
     return {cat: int(i) for cat, i in zip(table.column("raw_category"), index)}
 

@@ -30,7 +30,12 @@ class Projection:
 def camera_points(points: np.ndarray, world_to_camera: np.ndarray) -> np.ndarray:
     """(N, 3) float64 camera coordinates of (N, 3) world ``points`` under a (4, 4) world-to-camera matrix."""
     T = np.asarray(world_to_camera, dtype=np.float64)
-    return np.asarray(points, dtype=np.float64) @ T[:3, :3].T + T[:3, 3]
+    P = np.asarray(points, dtype=np.float64)
+    # explicit 3x3 products: a (N,3)@(3,3) matmul goes through BLAS threads and is slower here
+    out = np.empty((len(P), 3), dtype=np.float64)
+    for r in range(3):
+        out[:, r] = P[:, 0] * T[r, 0] + P[:, 1] * T[r, 1] + P[:, 2] * T[r, 2] + T[r, 3]
+    return out
 
 
 def project_camera(cam: np.ndarray, K: np.ndarray) -> Projection:

@@ -46,7 +46,8 @@ class PoolConfig:
         sharpen: multiplier of the cosine before the softmax (paper: 20).
         steps: number of ``X <- A X`` products (paper: T = 18).
         chunk: rows of the affinity computed at once; ``None`` derives it from ``memory_mb``.
-        memory_mb: budget for the per-chunk ``(chunk, k, E)`` gather, in MiB.
+        memory_mb: budget for the per-chunk ``(chunk, k, E)`` gather, in MiB. Small chunks that stay
+            in cache were measured fastest on CPU (16 MiB: ~330 rows at k=96, E=128).
         include_self: keep the voxel itself among its ``k`` neighbours. The released GeoPurify code
             searches ``k + 1`` and drops the first hit (the voxel itself); ``False`` reproduces that.
     """
@@ -55,7 +56,7 @@ class PoolConfig:
     sharpen: float = 20.0
     steps: int = 18
     chunk: int | None = None
-    memory_mb: float = 128.0
+    memory_mb: float = 16.0
     include_self: bool = True
 
     def __post_init__(self) -> None:
@@ -152,9 +153,7 @@ def neighbors(centers: ArrayLike, config: PoolConfig) -> np.ndarray:
     return idx[keep].reshape(v, k)
 
 
-def affinity_from_neighbors(
-    nbr: ArrayLike, embeddings: ArrayLike, config: PoolConfig | None = None
-) -> torch.Tensor:
+def affinity_from_neighbors(nbr: ArrayLike, embeddings: ArrayLike, config: PoolConfig | None = None) -> torch.Tensor:
     """Row-stochastic sparse CSR ``(V, V)`` float32 from neighbour indices and student embeddings.
 
     Args:
@@ -174,9 +173,7 @@ def affinity_from_neighbors(
     nbr_t = torch.as_tensor(np.asarray(nbr) if not isinstance(nbr, torch.Tensor) else nbr).to(device)
     v, k = nbr_t.shape if nbr_t.ndim == 2 else (-1, -1)
     if nbr_t.ndim != 2 or v != emb.shape[0]:
-        raise InputError(
-            f"pooling: neighbours have shape {tuple(nbr_t.shape)} but embeddings have {emb.shape[0]} rows"
-        )
+        raise InputError(f"pooling: neighbours have shape {tuple(nbr_t.shape)} but embeddings have {emb.shape[0]} rows")
     nbr_t = nbr_t.long()
     if v and (int(nbr_t.min()) < 0 or int(nbr_t.max()) >= v):
         raise InputError(f"pooling: neighbour indices must lie in [0, {v})")
@@ -190,20 +187,19 @@ def affinity_from_neighbors(
         idx = nbr_t[start:stop]
         # Sorted columns per row: CSR-friendly and cache-friendlier gathers in the products.
         idx, _ = torch.sort(idx, dim=1)
-        cos = torch.einsum("rke,re->rk", unit[idx], unit[start:stop])
+        r = stop - start
+        # index_select + bmm measured ~5x faster than fancy indexing + einsum on CPU.
+        gathered = torch.index_select(unit, 0, idx.reshape(-1)).view(r, k, unit.shape[1])
+        cos = torch.bmm(gathered, unit[start:stop].unsqueeze(2)).squeeze(2)
         vals[start:stop] = torch.softmax(cos * config.sharpen, dim=1)
         cols[start:stop] = idx.to(index_dtype)
     crow = torch.arange(0, v * k + 1, k, dtype=index_dtype, device=device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Ss]parse.*")  # "beta state" notice
-        return torch.sparse_csr_tensor(
-            crow, cols.reshape(-1), vals.reshape(-1), size=(v, v), check_invariants=False
-        )
+        return torch.sparse_csr_tensor(crow, cols.reshape(-1), vals.reshape(-1), size=(v, v), check_invariants=False)
 
 
-def build_affinity(
-    centers: ArrayLike, embeddings: ArrayLike, config: PoolConfig | None = None
-) -> torch.Tensor:
+def build_affinity(centers: ArrayLike, embeddings: ArrayLike, config: PoolConfig | None = None) -> torch.Tensor:
     """Sparse CSR ``(V, V)`` float32 affinity; every row sums to 1.
 
     Args:
@@ -243,9 +239,7 @@ def propagate(A: torch.Tensor, X: ArrayLike, steps: int) -> torch.Tensor:
     return x
 
 
-def purify(
-    centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: PoolConfig | None = None
-) -> PoolResult:
+def purify(centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: PoolConfig | None = None) -> PoolResult:
     """Geometry-Guided Pooling of any per-voxel values ``X``.
 
     Args:
@@ -262,14 +256,13 @@ def purify(
     config = config or PoolConfig()
     x_rows = X.shape[0] if hasattr(X, "shape") else -1
     n_cen = centers.shape[0] if hasattr(centers, "shape") else -1
-    if x_rows != n_cen:
-        raise InputError(f"pooling: X has {x_rows} rows but there are {n_cen} voxel centres")
+    n_emb = embeddings.shape[0] if hasattr(embeddings, "shape") else -1
+    if not x_rows == n_cen == n_emb:
+        raise InputError(f"pooling: {n_cen} voxel centres, {n_emb} embedding rows and {x_rows} rows of X differ")
     x_t = _as_float_tensor(X, "X")
     _check_finite(x_t, "X")
     t0 = time.perf_counter()
     nbr = neighbors(centers, config)
-    if n_cen != (embeddings.shape[0] if hasattr(embeddings, "shape") else -1):
-        raise InputError(f"pooling: centers have {n_cen} rows but embeddings have {embeddings.shape[0]}")
     t1 = time.perf_counter()
     A = affinity_from_neighbors(nbr, embeddings, config)
     out = propagate(A, x_t, config.steps)

@@ -95,9 +95,7 @@ class AffinityNet(nn.Module):
         self.norm = nn.LayerNorm(config.width)
         self.head = nn.Linear(config.width, config.out_dim)
 
-    def forward(
-        self, coords: torch.Tensor, feats: torch.Tensor, kmap: KernelMap | None = None
-    ) -> torch.Tensor:
+    def forward(self, coords: torch.Tensor, feats: torch.Tensor, kmap: KernelMap | None = None) -> torch.Tensor:
         if feats.ndim != 2 or feats.shape[1] != self.config.in_dim:
             raise ValueError(f"feats must be (V, {self.config.in_dim}), got {tuple(feats.shape)}")
         if coords.shape[0] != feats.shape[0]:

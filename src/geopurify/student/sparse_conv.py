@@ -26,9 +26,7 @@ _BITS = 21
 _MASK = (1 << _BITS) - 1
 
 #: (27, 3) int64 kernel offsets in the weight's order.
-OFFSETS = torch.tensor(
-    [[dx, dy, dz] for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)], dtype=torch.int64
-)
+OFFSETS = torch.tensor([[dx, dy, dz] for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)], dtype=torch.int64)
 CENTER = 13
 
 
@@ -59,9 +57,7 @@ class KernelMap:
         return self.num_sites + sum(int(t.numel()) for t in self.in_idx)
 
     def to(self, device: torch.device | str) -> KernelMap:
-        return KernelMap(
-            self.num_sites, [t.to(device) for t in self.in_idx], [t.to(device) for t in self.out_idx]
-        )
+        return KernelMap(self.num_sites, [t.to(device) for t in self.in_idx], [t.to(device) for t in self.out_idx])
 
 
 def build_kernel_map(coords: torch.Tensor) -> KernelMap:

@@ -90,7 +90,7 @@ class SyntheticConfig:
 
     seed: int = 0
     target_points: int = 70_000
-    room_size: tuple[float, float] = (4.5, 6.5)
+    room_size: tuple[float, float] = (5.0, 7.0)
     room_height: float = 2.6
     ceiling: bool = False
     furniture_scale: float = 1.0
@@ -106,14 +106,14 @@ class SyntheticConfig:
     jpeg_quality: int = 92
     feature_dim: int = 64
     text_seed: int = 1234
-    confusion_prob: float = 0.12
-    blob_count: int = 10
-    blob_radius: tuple[float, float] = (0.15, 0.4)
-    bleed_px: int = 3
+    confusion_prob: float = 0.2
+    blob_count: int = 20
+    blob_radius: tuple[float, float] = (0.15, 0.5)
+    bleed_px: int = 4
     miss_small_prob: float = 0.5
     overseg_cell: float = 1.5
-    embed_noise: float = 0.8
-    frame_flip_prob: float = 0.08
+    embed_noise: float = 1.0
+    frame_flip_prob: float = 0.1
 
     def __post_init__(self) -> None:
         self.validate()

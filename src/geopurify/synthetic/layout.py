@@ -133,6 +133,7 @@ class _Builder:
     occ: list[_Occ] = field(default_factory=list)
     wall_spans: list[tuple[int, float, float, float, float]] = field(default_factory=list)
     tops: list[tuple[int, Box]] = field(default_factory=list)  # (instance, top box) for small objects
+    failed: list[int] = field(default_factory=list)  # labels of groups that found no room
 
     # -- instances -------------------------------------------------------------------------------
     def color(self, label: int, material: str | None = None) -> np.ndarray:
@@ -184,22 +185,7 @@ class _Builder:
         hi = np.max([b[1] for p in parts for b in p.boxes], axis=0)
         w, d, h = hi - lo
         X, Y, _ = self.room
-        for _ in range(tries):
-            if wall is None:
-                k = int(self.rng.integers(4))
-                wr, dr = (w, d) if k % 2 == 0 else (d, w)
-                if wr > X - 0.8 or dr > Y - 0.8:
-                    continue
-                pos = np.array([self.rng.uniform(0.5, X - 0.5 - wr), self.rng.uniform(0.5, Y - 0.5 - dr)])
-            else:
-                k = wall
-                L = self.wall_length(wall)
-                if w > L - 0.1:
-                    return False
-                a = self.rng.uniform(0.05, L - 0.05 - w)
-                # World position of the footprint's min corner, back 1 cm off the wall.
-                pos = {0: (a, 0.01), 1: (X - 0.01 - d, a), 2: (a, Y - 0.01 - d), 3: (0.01, a)}[wall]
-                pos = np.asarray(pos)
+        for k, pos in self._candidates(wall, w, d, tries):
             placed = [[_turn(b, lo, hi, k, pos) for b in p.boxes] for p in parts]
             flo = np.min([b[0] for bs in placed for b in bs], axis=0)
             fhi = np.max([b[1] for bs in placed for b in bs], axis=0)
@@ -216,7 +202,26 @@ class _Builder:
                     if top[1][2] < 1.3:
                         self.tops.append((ids[-1], top))
             return True
+        log.debug("could not place %s", [p.label for p in parts])
+        self.failed.extend(p.label for p in parts)
         return False
+
+    def _candidates(self, wall: int | None, w: float, d: float, tries: int):
+        """(turn, footprint min corner) proposals: random spots for free-standing groups; for
+        wall-backed ones every 5 cm along the preferred wall, then along the others."""
+        X, Y, _ = self.room
+        if wall is None:
+            for _ in range(tries):
+                k = int(self.rng.integers(4))
+                wr, dr = (w, d) if k % 2 == 0 else (d, w)
+                if wr < X - 1.0 and dr < Y - 1.0:
+                    yield k, np.array([self.rng.uniform(0.5, X - 0.5 - wr), self.rng.uniform(0.5, Y - 0.5 - dr)])
+            return
+        others = [x for x in self.rng.permutation(4).tolist() if x != wall]
+        for k in [wall] + others:
+            L = self.wall_length(k)
+            for a in self.rng.permutation(np.arange(0.05, L - 0.05 - w, 0.05)):
+                yield k, np.asarray({0: (a, 0.01), 1: (X - 0.01 - d, a), 2: (a, Y - 0.01 - d), 3: (0.01, a)}[k])
 
     def wall_box(self, wall: int, a: float, b: float, z0: float, z1: float, depth: float) -> Box:
         """A box on the inside of ``wall`` spanning [a, b] along it and ``depth`` into the room."""
@@ -385,14 +390,6 @@ def build_layout(config: SyntheticConfig, rng: np.random.Generator) -> Layout:
             ((0.0, 0.22, 0.42), (0.2, sd, 0.62)),
             ((sw - 0.2, 0.22, 0.42), (sw, sd, 0.62)),
         ])], walls())  # fmt: skip
-    for _ in range(count(1, 3)):
-        cw, ch = u(0.6, 1.2), float(rng.choice([u(0.7, 0.9), u(1.6, 2.0)]))
-        bld.place_group([_Part(C.CABINET, [((0.0, 0.0, 0.0), (cw, u(0.4, 0.6), ch))])], walls())
-    for _ in range(count(1, 2)):
-        bw, bh = u(0.7, 1.2), u(1.4, 2.1)
-        bld.place_group([_Part(C.BOOKSHELF, _bookshelf(bw, u(0.28, 0.38), bh, int(rng.integers(3, 6))))], walls())
-    if maybe(0.7):
-        bld.place_group([_Part(C.FRIDGE, [((0.0, 0.0, 0.0), (u(0.6, 0.8), u(0.6, 0.75), u(1.6, 1.9)))])], walls())
     if maybe(0.8):  # kitchen counter: base cabinet, counter top, sink on top
         cw = u(1.4, 2.4)
         sx = u(0.1, cw - 0.65)
@@ -423,6 +420,15 @@ def build_layout(config: SyntheticConfig, rng: np.random.Generator) -> Layout:
             _Part(C.CHAIR, _chair(x=dw / 2 - 0.23, y=dd + 0.12, facing_back=True)),
         ], walls())  # fmt: skip
 
+    for _ in range(count(1, 3)):
+        cw, ch = u(0.6, 1.2), float(rng.choice([u(0.7, 0.9), u(1.6, 2.0)]))
+        bld.place_group([_Part(C.CABINET, [((0.0, 0.0, 0.0), (cw, u(0.4, 0.6), ch))])], walls())
+    for _ in range(count(1, 2)):
+        bw, bh = u(0.7, 1.2), u(1.4, 2.1)
+        bld.place_group([_Part(C.BOOKSHELF, _bookshelf(bw, u(0.28, 0.38), bh, int(rng.integers(3, 6))))], walls())
+    if maybe(0.7):
+        bld.place_group([_Part(C.FRIDGE, [((0.0, 0.0, 0.0), (u(0.6, 0.8), u(0.6, 0.75), u(1.6, 1.9)))])], walls())
+
     # Free-standing: a table with chairs around it, other furniture, bins.
     if maybe(0.9):
         tw, td = u(1.0, 1.8), u(0.7, 1.0)
@@ -433,10 +439,10 @@ def build_layout(config: SyntheticConfig, rng: np.random.Generator) -> Layout:
             spots = [(0.6 + tw * f - 0.23, y, b) for f in (0.28, 0.72) for (_, y, b) in spots]
         for x, y, back in spots[: max(1, count(2, len(spots)))]:
             parts.append(_Part(C.CHAIR, _chair(x=x, y=y, facing_back=back), material=mat))
-        bld.place_group(parts, None, clearance=0.25)
+        bld.place_group(parts, None, tries=300, clearance=0.25)
     for _ in range(count(1, 2)):
         ow, od, oh = u(0.4, 0.9), u(0.4, 0.7), u(0.35, 0.8)
-        bld.place_group([_Part(C.OTHERFURNITURE, [((0.0, 0.0, 0.0), (ow, od, oh))])], None, clearance=0.3)
+        bld.place_group([_Part(C.OTHERFURNITURE, [((0.0, 0.0, 0.0), (ow, od, oh))])], None, tries=100, clearance=0.3)
     for _ in range(count(0, 2)):
         s = u(0.22, 0.35)
         bld.place_group([_Part(C.OTHERFURNITURE, [((0.0, 0.0, 0.0), (s, s, u(0.3, 0.5)))], small=True)], None)
@@ -455,7 +461,7 @@ def build_layout(config: SyntheticConfig, rng: np.random.Generator) -> Layout:
 
     # Pictures where no tall furniture stands in front.
     for _ in range(count(1, 4)):
-        for _try in range(20):
+        for _try in range(60):
             wall = int(rng.integers(4))
             L, w, hgt = bld.wall_length(wall), u(0.4, 1.1), u(0.35, 0.8)
             z0 = u(1.2, 2.2 - hgt)

@@ -89,23 +89,25 @@ def render(layout: Layout, K: np.ndarray, camera_to_world: np.ndarray, hw: tuple
     hit_box = np.full((H, W), -1, dtype=np.int32)
     hit_axis = np.zeros((H, W), dtype=np.int8)
 
+    # Pixel rectangle each box covers, for all boxes at once: (B, 8) projected corners.
     w2c = np.linalg.inv(camera_to_world)
     corners = np.stack(np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij"), -1).reshape(-1, 3)
-    for b in range(layout.num_boxes):
+    pts = np.where(corners[None] == 0, layout.lo[:, None], layout.hi[:, None])  # (B, 8, 3)
+    pc = pts @ w2c[:3, :3].T + w2c[:3, 3]
+    zc = pc[..., 2]
+    all_front = np.all(zc > NEAR, axis=1)
+    any_front = np.any(zc >= NEAR, axis=1)
+    zs = np.where(zc > NEAR, zc, 1.0)
+    px, py = pc[..., 0] / zs * K[0, 0] + K[0, 2], pc[..., 1] / zs * K[1, 1] + K[1, 2]
+    c0s, c1s = np.searchsorted(u, px.min(1) - 1), np.searchsorted(u, px.max(1) + 1)
+    r0s, r1s = np.searchsorted(v, py.min(1) - 1), np.searchsorted(v, py.max(1) + 1)
+    # Boxes crossing the near plane get the whole image (rare: walls, floor, very close objects).
+    c0s, r0s = np.where(all_front, c0s, 0), np.where(all_front, r0s, 0)
+    c1s, r1s = np.where(all_front, c1s, W), np.where(all_front, r1s, H)
+    todo = np.nonzero(any_front & (c0s < W) & (r0s < H) & (c1s > 0) & (r1s > 0) & (c1s > c0s) & (r1s > r0s))[0]
+    for b in todo:
         lo, hi = layout.lo[b], layout.hi[b]
-        pts = np.where(corners == 0, lo, hi)
-        pc = pts @ w2c[:3, :3].T + w2c[:3, 3]
-        if np.all(pc[:, 2] < NEAR):
-            continue
-        if np.all(pc[:, 2] > NEAR):  # pixel rectangle the box covers
-            px = pc[:, 0] / pc[:, 2] * K[0, 0] + K[0, 2]
-            py = pc[:, 1] / pc[:, 2] * K[1, 1] + K[1, 2]
-            c0, c1 = np.searchsorted(u, px.min() - 1), np.searchsorted(u, px.max() + 1)
-            r0, r1 = np.searchsorted(v, py.min() - 1), np.searchsorted(v, py.max() + 1)
-            if c0 >= W or r0 >= H or c1 <= 0 or r1 <= 0:
-                continue
-        else:
-            c0, c1, r0, r1 = 0, W, 0, H
+        c0, c1, r0, r1 = int(c0s[b]), int(c1s[b]), int(r0s[b]), int(r1s[b])
         # Slab test, one axis at a time (reductions over a length-3 last axis are slow in numpy).
         tmin = tmax = None
         enter = []

@@ -58,14 +58,17 @@ def text_embeddings(dim: int, seed: int = 1234) -> np.ndarray:
     """(20, dim) float32 unit text embeddings of the ScanNet-20 names; classes in a
     :data:`TEXT_GROUPS` group share a component, so e.g. table/desk are closer than table/wall."""
     rng = np.random.default_rng(seed)
-    own = rng.normal(size=(len(SCANNET20_NAMES), dim))
-    groups = rng.normal(size=(len(TEXT_GROUPS), dim))
-    emb = own / np.linalg.norm(own, axis=1, keepdims=True)
-    for g, members in enumerate(TEXT_GROUPS):
+    n, g = len(SCANNET20_NAMES), len(TEXT_GROUPS)
+    basis = rng.normal(size=(dim, n + g))
+    if dim >= n + g:  # orthonormal class and group directions: unrelated classes are orthogonal
+        basis = np.linalg.qr(basis)[0]
+    basis = (basis / np.linalg.norm(basis, axis=0)).T
+    emb = basis[:n].copy()
+    for k, members in enumerate(TEXT_GROUPS):
         if len(members) < 2:
             continue
         for name in members:
-            emb[SCANNET20_NAMES.index(name)] += 0.9 * groups[g] / np.linalg.norm(groups[g])
+            emb[SCANNET20_NAMES.index(name)] += basis[n + k]
     return (emb / np.linalg.norm(emb, axis=1, keepdims=True)).astype(np.float32)
 
 
@@ -164,19 +167,22 @@ def simulate_masks(layout: Layout, errors: VLMErrors, text: np.ndarray, view: Re
     cell = np.zeros(box.shape, dtype=np.int64)
     if config.overseg_cell > 0:
         cut = valid & errors.overseg[np.maximum(inst, 0)]
-        q = np.floor(pts / config.overseg_cell).astype(np.int64) + 64
-        cell = np.where(cut, q[..., 0] * 16384 + q[..., 1] * 128 + q[..., 2] + 1, 0)
-    key = np.stack([inst, blob, cell], -1).reshape(-1, 3)
-    uniq, region = np.unique(key, axis=0, return_inverse=True)
+        q = np.clip(np.floor(pts / config.overseg_cell).astype(np.int64) + 64, 0, 127)
+        cell = np.where(cut, (q[..., 0] * 128 + q[..., 1]) * 128 + q[..., 2] + 1, 0)
+        cell &= 0xFFFFFF
+    # One int64 key per pixel: instance (bits 40+), blob (bits 24-39), grid cell (bits 0-23).
+    key = ((inst.astype(np.int64) + 1) << 40) | ((blob + 1) << 24) | cell
+    uniq, region = np.unique(key.ravel(), return_inverse=True)
     region = region.reshape(box.shape).astype(np.int64)
-    r_inst, r_blob = uniq[:, 0], uniq[:, 1]
-    r_label = np.where(r_blob >= 0, errors.blob_label[np.maximum(r_blob, 0)], errors.perceived[np.maximum(r_inst, 0)])
+    r_inst, r_blob = (uniq >> 40) - 1, ((uniq >> 24) & 0xFFFF) - 1
+    blob_label = np.append(errors.blob_label, -1).astype(np.int32)  # index -1 -> the dummy
+    r_label = np.where(r_blob >= 0, blob_label[r_blob], errors.perceived[np.maximum(r_inst, 0)])
     region[~valid] = -1
 
     # Bleeding: a pixel takes the region of a neighbour within bleed_px that is nearer than it by a
     # margin, or that is an object touching the wall/floor the pixel lies on.
     if config.bleed_px > 0 and len(uniq):
-        depth = np.where(valid, view.depth, np.inf)
+        depth = np.where(valid, view.depth, 1e6).astype(np.float32)
         is_struct = np.isin(r_label, [C.WALL, C.FLOOR])
         px_struct = np.where(valid, is_struct[np.maximum(region, 0)], True)
         best_d = depth.copy()
@@ -186,7 +192,7 @@ def simulate_masks(layout: Layout, errors: VLMErrors, text: np.ndarray, view: Re
             for dx in range(-r, r + 1):
                 if (dy == 0 and dx == 0) or dy * dy + dx * dx > r * r:
                     continue
-                nd, nr = _shift(depth, dy, dx, np.inf), _shift(region, dy, dx, -1)
+                nd, nr = _shift(depth, dy, dx, 1e6), _shift(region, dy, dx, -1)
                 n_struct = np.where(nr >= 0, is_struct[np.maximum(nr, 0)], True)
                 wins = (nr >= 0) & (nr != region) & (
                     (nd < depth - (0.05 + 0.03 * depth)) | (px_struct & ~n_struct & (nd < depth + 0.3))

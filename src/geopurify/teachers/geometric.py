@@ -29,8 +29,9 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1] (N, 3) -> CIE Lab (D65) (N, 3) float32; L in [0, 100]."""
     c = np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0)
     lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
-                  [0.0193339, 0.1191920, 0.9503041]])
+    m = np.array(
+        [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+    )
     xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
     eps = 216 / 24389
     f = np.where(xyz > eps, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
@@ -99,8 +100,10 @@ class GeometricTeacher(Teacher):
         self.last_superpoints: np.ndarray | None = None  # (V,) labels of the last call, for inspection
 
     def cache_key(self) -> str:
-        return (f"geometric-{self.variant}-k{self.k}-d{self.sp_dim}-a{self.sp_weight}-c{self.fh_c}"
-                f"-m{self.min_size}-w{self.color_weight}-s{self.seed}")
+        return (
+            f"geometric-{self.variant}-k{self.k}-d{self.sp_dim}-a{self.sp_weight}-c{self.fh_c}"
+            f"-m{self.min_size}-w{self.color_weight}-s{self.seed}"
+        )
 
     def _voxel_normals(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
         if scene.normals is not None:
@@ -109,8 +112,10 @@ class GeometricTeacher(Teacher):
 
     def features(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
         if len(scene.points) != len(grid.point_to_voxel):
-            raise InputError(f"{scene.root or scene.name}: voxel grid built from {len(grid.point_to_voxel)} points, "
-                             f"scene has {len(scene.points)}")
+            raise InputError(
+                f"{scene.root or scene.name}: voxel grid built from {len(grid.point_to_voxel)} points, "
+                f"scene has {len(scene.points)}"
+            )
         normals = self._voxel_normals(scene, grid)
         lab = rgb_to_lab(grid.reduce(scene.colors))
         parts = []

@@ -36,8 +36,14 @@ class SonataTeacher(Teacher):
 
     name = "sonata"
 
-    def __init__(self, weights: str = "sonata", repo_id: str = "facebook/sonata", device: str = "auto",
-                 custom_config: dict | None = None, concat_levels: int = 2) -> None:
+    def __init__(
+        self,
+        weights: str = "sonata",
+        repo_id: str = "facebook/sonata",
+        device: str = "auto",
+        custom_config: dict | None = None,
+        concat_levels: int = 2,
+    ) -> None:
         self.weights, self.repo_id, self.device = weights, repo_id, device
         self.custom_config, self.concat_levels = custom_config, int(concat_levels)
         self._model = None
@@ -49,9 +55,9 @@ class SonataTeacher(Teacher):
         try:
             import sonata
         except ImportError:
-            raise missing_dependency(
-                "sonata", None,
-                "the sonata teacher (install facebookresearch/sonata; pass weights=<path to a .pth> offline)",
+            err = missing_dependency("sonata", None, "the sonata teacher")
+            raise type(err)(
+                f"{err} (github.com/facebookresearch/sonata); then pass weights=<name, or a local .pth path offline>"
             ) from None
         if self._model is None:
             if self.weights in getattr(sonata.model, "MODELS", ["sonata"]):

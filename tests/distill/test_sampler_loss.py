@@ -1,0 +1,110 @@
+"""Sampler invariants against a brute-force reference, and InfoNCE against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from geopurify.distill import ContrastiveSample, info_nce, sample_contrastive
+
+
+def _scene(v=300, t=6, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(0, 1, (v, 3)).astype(np.float32)
+    teacher = torch.from_numpy(rng.standard_normal((v, t)).astype(np.float32))
+    return centers, teacher
+
+
+def test_sampler_matches_brute_force():
+    centers, teacher = _scene()
+    s = sample_contrastive(
+        teacher,
+        centers,
+        anchors=64,
+        macro_negatives=8,
+        micro_negatives=4,
+        micro_pool=20,
+        generator=torch.Generator().manual_seed(1),
+        chunk=16,
+    )  # several chunks
+    tn = torch.nn.functional.normalize(teacher, dim=1)
+    sim = (tn @ tn.T).numpy()
+    d = ((centers[:, None] - centers[None]) ** 2).sum(-1)
+    assert s.anchors.unique().numel() == 64
+    assert s.macro.shape == (64, 8) and s.micro.shape == (64, 4)
+    for i, a in enumerate(s.anchors.tolist()):
+        row = sim[a].copy()
+        others = np.delete(np.arange(len(row)), a)
+        # positive: argmax of teacher similarity excluding the anchor
+        assert s.positives[i] != a
+        assert math.isclose(row[s.positives[i]], row[others].max(), abs_tol=1e-6)
+        # macro: the 8 least similar in the scene (compare values: ties are allowed to differ by index)
+        expect = np.sort(row[others])[:8]
+        np.testing.assert_allclose(np.sort(row[s.macro[i].numpy()]), expect, atol=1e-6)
+        # micro: inside the 20 spatial nearest (self excluded) and the 4 least similar there
+        nn20 = np.argsort(d[a])
+        nn20 = nn20[nn20 != a][:20]
+        assert set(s.micro[i].tolist()) <= set(nn20.tolist())
+        np.testing.assert_allclose(np.sort(row[s.micro[i].numpy()]), np.sort(row[nn20])[:4], atol=1e-6)
+        assert a not in s.macro[i].tolist() and a not in s.micro[i].tolist()
+        assert len(set(s.macro[i].tolist())) == 8 and len(set(s.micro[i].tolist())) == 4
+
+
+def test_sampler_positive_prefers_identical_teacher_and_caps_counts():
+    centers = np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]], np.float32)
+    teacher = torch.tensor([[1.0, 0], [0, 1.0], [1.0, 0.01], [-1.0, 0]])
+    s = sample_contrastive(
+        teacher,
+        centers,
+        anchors=10,
+        macro_negatives=48,
+        micro_negatives=16,
+        micro_pool=96,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert s.anchors.numel() == 4 and s.macro.shape == (4, 3) and s.micro.shape == (4, 3)
+    pos = dict(zip(s.anchors.tolist(), s.positives.tolist()))
+    assert pos[0] == 2 and pos[2] == 0
+    macro = dict(zip(s.anchors.tolist(), s.macro[:, 0].tolist()))
+    assert macro[0] == 3 and macro[3] in (0, 2)
+
+
+def test_sampler_is_reproducible_with_a_seeded_generator():
+    centers, teacher = _scene(seed=2)
+    a = sample_contrastive(teacher, centers, 32, 4, 2, 8, generator=torch.Generator().manual_seed(7))
+    b = sample_contrastive(teacher, centers, 32, 4, 2, 8, generator=torch.Generator().manual_seed(7))
+    for f in ("anchors", "positives", "macro", "micro"):
+        assert torch.equal(getattr(a, f), getattr(b, f))
+
+
+def test_info_nce_hand_computed():
+    # 2-d unit embeddings at known angles
+    ang = torch.tensor([0.0, 1.0, 1.2, 1.5])
+    e = torch.stack([ang.cos(), ang.sin()], 1)
+    s = ContrastiveSample(torch.tensor([0]), torch.tensor([1]), torch.tensor([[2]]), torch.tensor([[3]]))
+    t = 0.07
+    logits = [math.cos(1.0) / t, math.cos(1.2) / t, math.cos(1.5) / t]
+    expect = -logits[0] + math.log(sum(math.exp(x) for x in logits))
+    assert expect > 0.05  # not a degenerate case
+    assert math.isclose(float(info_nce(e, s, t)), expect, rel_tol=1e-5)
+    # scale of the embeddings does not matter (cosine), and the mean over anchors is taken
+    s2 = ContrastiveSample(
+        torch.tensor([0, 0]), torch.tensor([1, 2]), torch.tensor([[2], [1]]), torch.tensor([[3], [3]])
+    )
+    second = -logits[1] + math.log(sum(math.exp(x) for x in logits))
+    assert math.isclose(float(info_nce(3 * e, s2, t)), (expect + second) / 2, rel_tol=1e-5)
+
+
+def test_info_nce_gradient_pulls_positive_closer():
+    e = torch.nn.functional.normalize(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    e.requires_grad_(True)
+    s = ContrastiveSample(torch.tensor([0]), torch.tensor([1]), torch.tensor([[2, 3]]), torch.tensor([[4]]))
+    loss = info_nce(e, s)
+    loss.backward()
+    with torch.no_grad():
+        e2 = torch.nn.functional.normalize(e - 0.01 * e.grad, dim=1)
+        before = float(e[0] @ e[1])
+        after = float(e2[0] @ e2[1])
+    assert after > before

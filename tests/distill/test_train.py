@@ -1,0 +1,118 @@
+"""Training: the loss falls on a scene with known structure; checkpoints, resume and rejection."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from geopurify.distill import lr_at, step_scenes, train
+from geopurify.errors import ConfigError, InputError
+from geopurify.student import load
+
+from ._scenes import tiny_config, two_planes
+
+train_mod = importlib.import_module("geopurify.distill.train")
+
+
+def _cos_stats(model, scene, label):
+    with torch.no_grad():
+        e = model(torch.as_tensor(scene.coords).long(), torch.as_tensor(scene.inputs))
+    sim = (e @ e.T).numpy()
+    same = label[:, None] == label[None]
+    return sim[same].mean(), sim[~same].mean()
+
+
+def test_loss_falls_and_student_separates_the_planes(tmp_path):
+    scene, label = two_planes()
+    cfg = tiny_config(steps=30)
+    torch.manual_seed(cfg.seed)
+    model = train([scene], cfg, out_dir=tmp_path)
+    log = json.loads((tmp_path / "train_log.json").read_text())
+    losses = log["losses"]
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3]), losses
+    within, across = _cos_stats(model, scene, label)
+    assert within - across > 0.5, (within, across)
+    # the saved student is the returned one
+    back = load(tmp_path / "student.safetensors")
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(back.state_dict()[k], v)
+
+
+def test_schedule_and_step_scenes():
+    cfg = tiny_config(steps=10, warmup=2, lr=1.0)
+    assert lr_at(0, cfg) == 0.5 and lr_at(1, cfg) == 1.0
+    assert lr_at(2, cfg) == pytest.approx(1.0) and lr_at(6, cfg) == pytest.approx(0.5)
+    assert lr_at(9, cfg) < 0.05
+    assert step_scenes(0, 3, cfg) == [0, 1, 2]
+    assert step_scenes(0, 3, cfg, world_size=2) == [0, 1, 2, 0]
+    sub = tiny_config(scenes_per_step=2)
+    assert len(step_scenes(5, 4, sub)) == 2 and step_scenes(5, 4, sub) == step_scenes(5, 4, sub)
+
+
+def test_resume_continues_from_saved_step_and_matches_uninterrupted(tmp_path, monkeypatch):
+    scene, _ = two_planes(n=8)
+    cfg = tiny_config(steps=6, checkpoint_every=3)
+    full = train([scene], cfg, out_dir=tmp_path / "full")
+
+    real_save = train_mod._save_checkpoint
+
+    def save_then_crash(path, model, opt, step, config, losses):
+        real_save(path, model, opt, step, config, losses)
+        if step == 3:
+            raise KeyboardInterrupt("simulated kill after the step-3 checkpoint")
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train([scene], cfg, out_dir=tmp_path / "cut")
+    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
+    ck = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 3 and len(ck["losses"]) == 3
+    assert not (tmp_path / "cut" / "student.safetensors").exists()
+
+    resumed = train([scene], cfg, out_dir=tmp_path / "cut")
+    log = json.loads((tmp_path / "cut" / "train_log.json").read_text())
+    assert log["resumed_from"] == 3 and len(log["losses"]) == 6
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+    # resume=False restarts from scratch (same result, since everything is seeded)
+    again = train([scene], cfg, out_dir=tmp_path / "cut", resume=False)
+    assert json.loads((tmp_path / "cut" / "train_log.json").read_text())["resumed_from"] == 0
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(again.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_checkpoints_rejected(tmp_path):
+    scene, _ = two_planes(n=6)
+    cfg = tiny_config(steps=2)
+    out = tmp_path / "run"
+    train([scene], cfg, out_dir=out)
+    ck = out / "checkpoint.pt"
+    data = ck.read_bytes()
+    ck.write_bytes(data[: len(data) // 3])
+    with pytest.raises(InputError, match="checkpoint.pt"):
+        train([scene], cfg, out_dir=out)
+    torch.save({"step": 1}, ck)
+    with pytest.raises(InputError, match="not a geopurify training checkpoint"):
+        train([scene], cfg, out_dir=out)
+    train([scene], cfg, out_dir=out, resume=False)
+    with pytest.raises(ConfigError, match="checkpoint.pt.*differs"):
+        train([scene], tiny_config(steps=2, width=4), out_dir=out)
+
+
+def test_bad_scenes_rejected():
+    scene, _ = two_planes(n=4)
+    with pytest.raises(InputError, match="no scenes"):
+        train([], tiny_config())
+    other, _ = two_planes(n=4)
+    other.inputs = np.zeros((len(other.coords), 3), np.float32)
+    with pytest.raises(InputError, match="different input widths"):
+        train([scene, other], tiny_config(steps=1))
+    from geopurify.distill import TrainScene
+
+    with pytest.raises(InputError, match="teacher has shape"):
+        TrainScene("x", scene.coords, scene.centers, scene.inputs, scene.teacher[:5])

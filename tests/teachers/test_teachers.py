@@ -1,0 +1,246 @@
+"""Teachers: colour/shape descriptors, FH superpoints, the three geometric variants, precomputed, sonata."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from geopurify.errors import ConfigError, InputError, MissingDependencyError
+from geopurify.geometry import voxelize
+from geopurify.io.scene import Scene
+from geopurify.teachers import (
+    TEACHERS,
+    build_teacher,
+    felzenszwalb,
+    rgb_to_lab,
+    shape_descriptors,
+    voxel_edges,
+)
+
+
+def corner_scene(n: int = 20, faces: bool = False) -> tuple[Scene, np.ndarray]:
+    """Floor (z=0, grey) and wall (x=0, red) of n x n points at 2 cm; label 0 floor, 1 wall."""
+    s = 0.02
+    a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    floor = np.stack([(a.ravel() + 1) * s, b.ravel() * s, np.zeros(a.size)], 1)
+    wall = np.stack([np.zeros(a.size), b.ravel() * s, (a.ravel() + 1) * s], 1)
+    pts = (np.concatenate([floor, wall]) + s / 2).astype(np.float32)
+    label = np.repeat([0, 1], n * n)
+    colors = np.where(label[:, None] == 0, [0.5, 0.5, 0.5], [0.8, 0.1, 0.1]).astype(np.float32)
+    normals = np.where(label[:, None] == 0, [0, 0, 1.0], [1.0, 0, 0]).astype(np.float32)
+    f = None
+    if faces:
+        idx = np.arange(n * n).reshape(n, n)
+        quads = np.stack([idx[:-1, :-1], idx[1:, :-1], idx[1:, 1:], idx[:-1, 1:]], -1).reshape(-1, 4)
+        tri = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+        f = np.concatenate([tri, tri + n * n]).astype(np.int64)
+    return Scene("corner", pts, colors, normals=normals, faces=f), label
+
+
+def test_rgb_to_lab_reference_values():
+    lab = rgb_to_lab(np.array([[1.0, 1, 1], [0, 0, 0], [1, 0, 0], [0, 0, 1]]))
+    np.testing.assert_allclose(lab[0], [100, 0, 0], atol=0.05)
+    np.testing.assert_allclose(lab[1], [0, 0, 0], atol=0.05)
+    np.testing.assert_allclose(lab[2], [53.24, 80.09, 67.20], atol=0.05)
+    np.testing.assert_allclose(lab[3], [32.30, 79.19, -107.86], atol=0.05)
+
+
+def test_shape_descriptors_line_plane_volume():
+    rng = np.random.default_rng(0)
+    line = np.stack([np.linspace(0, 1, 200), np.zeros(200), np.zeros(200)], 1)
+    plane = np.stack([rng.uniform(0, 1, 400), rng.uniform(0, 1, 400), np.zeros(400)], 1)
+    blob = rng.standard_normal((400, 3))
+    assert shape_descriptors(line, 10)[:, 0].min() > 0.99
+    assert np.median(shape_descriptors(plane, 16)[:, 1]) > 0.5
+    assert np.median(shape_descriptors(blob, 32)[:, 2]) > 0.2
+    np.testing.assert_allclose(shape_descriptors(blob, 16).sum(1), 1.0, atol=1e-5)
+
+
+def test_felzenszwalb_hand_graph():
+    # two cheap chains joined by one expensive edge, plus a singleton tied by an expensive edge
+    edges = np.array([[0, 1], [1, 2], [3, 4], [2, 3], [4, 5]])
+    w = np.array([0.01, 0.02, 0.01, 0.9, 0.95])
+    labels = felzenszwalb(6, edges, w, c=0.1, min_size=1)
+    assert labels[0] == labels[1] == labels[2] and labels[3] == labels[4]
+    assert len({labels[0], labels[3], labels[5]}) == 3
+    # min_size=3 merges the 2-voxel chain and the singleton along their cheapest edge
+    labels = felzenszwalb(6, edges, w, c=0.1, min_size=3)
+    assert labels[3] == labels[4] == labels[5] or labels[3] == labels[0]
+    assert np.bincount(labels).min() >= 3
+
+
+def test_voxel_edges_from_faces_and_knn():
+    scene, _ = corner_scene(6, faces=True)
+    grid = voxelize(scene.points, 0.02)
+    e = voxel_edges(grid.point_to_voxel, scene.faces, grid.centers)
+    assert (e[:, 0] < e[:, 1]).all() and len(np.unique(e, axis=0)) == len(e)
+    # a 6x6 triangulated grid has 5*6*2 axis edges + 25 diagonals per plane
+    assert len(e) == 2 * (60 + 25)
+    e_knn = voxel_edges(grid.point_to_voxel, None, grid.centers, k=4)
+    assert len(e_knn) > 0 and (e_knn[:, 0] != e_knn[:, 1]).all()
+
+
+@pytest.mark.parametrize("faces", [False, True])
+def test_superpoints_never_straddle_the_corner(faces):
+    scene, label = corner_scene(20, faces=faces)
+    grid = voxelize(scene.points, 0.02)
+    teacher = build_teacher("geometric", variant="superpoint")
+    feats = teacher.features(scene, grid)
+    sp = teacher.last_superpoints
+    vlabel = label[np.argsort(grid.point_to_voxel)][: grid.num_voxels]  # one point per voxel here
+    for s in np.unique(sp):
+        assert len(np.unique(vlabel[sp == s])) == 1, "a superpoint spans floor and wall"
+    assert 2 <= sp.max() + 1 <= 20  # uniform planes: few superpoints
+    assert feats.shape == (grid.num_voxels, 32) and feats.dtype == np.float32
+    sim = feats @ feats.T
+    same = sp[:, None] == sp[None]
+    np.testing.assert_allclose(sim[same], 1.0, atol=1e-5)
+
+
+def test_descriptor_and_combined_variants_separate_planes():
+    scene, label = corner_scene(16)
+    grid = voxelize(scene.points, 0.02)
+    vlabel = np.zeros(grid.num_voxels, int)
+    vlabel[grid.point_to_voxel] = label
+    for variant, dim in (("descriptor", 10), ("combined", 42)):
+        f = build_teacher("geometric", variant=variant).features(scene, grid)
+        assert f.shape == (grid.num_voxels, dim)
+        fn = f / np.linalg.norm(f, axis=1, keepdims=True)
+        sim = fn @ fn.T
+        same = vlabel[:, None] == vlabel[None]
+        assert sim[same].mean() - sim[~same].mean() > 0.5, variant
+
+
+def test_geometric_estimates_normals_when_missing():
+    scene, _ = corner_scene(10)
+    scene.normals = None
+    grid = voxelize(scene.points, 0.02)
+    f = build_teacher("geometric", variant="descriptor").features(scene, grid)
+    assert np.isfinite(f).all() and f.shape[0] == grid.num_voxels
+
+
+def test_registry_and_bad_options():
+    assert {"geometric", "precomputed", "sonata"} <= set(TEACHERS.names())
+    with pytest.raises(ConfigError, match="unknown teacher"):
+        build_teacher("nope")
+    with pytest.raises(ConfigError, match="variant"):
+        build_teacher("geometric", variant="magic")
+
+
+def test_precomputed_teacher_averages_per_voxel(tmp_path):
+    pts = np.array([[0.001, 0, 0], [0.005, 0, 0], [0.05, 0, 0]], np.float32)
+    scene = Scene("s", pts, np.zeros((3, 3), np.float32))
+    grid = voxelize(pts, 0.02)
+    feats = np.array([[1.0, 0], [3.0, 2], [5, 5]], np.float32)
+    np.save(tmp_path / "t.npy", feats)
+    out = build_teacher("precomputed", path=tmp_path / "t.npy").features(scene, grid)
+    np.testing.assert_allclose(out, [[2.0, 1.0], [5.0, 5.0]])
+    scene.teacher_features = feats * 2
+    np.testing.assert_allclose(build_teacher("precomputed").features(scene, grid), [[4.0, 2.0], [10.0, 10.0]])
+    np.save(tmp_path / "bad.npy", feats[:2])
+    with pytest.raises(InputError, match=r"bad\.npy.*\(2, 2\).*\(3, T\)"):
+        build_teacher("precomputed", path=tmp_path / "bad.npy").features(scene, grid)
+    with pytest.raises(InputError, match="missing.npy"):
+        build_teacher("precomputed", path=tmp_path / "missing.npy").features(scene, grid)
+    scene.teacher_features = None
+    with pytest.raises(ConfigError, match="path="):
+        build_teacher("precomputed").features(scene, grid)
+
+
+# ---------------------------------------------------------------- sonata, with a fake package
+
+
+class _Point(dict):
+    """Attribute access like sonata.structure.Point (an addict Dict)."""
+
+    def __getattr__(self, k):
+        try:
+            return self[k]
+        except KeyError:
+            raise AttributeError(k) from None
+
+    def __setattr__(self, k, v):
+        self[k] = v
+
+
+def _fake_sonata(record: dict) -> types.ModuleType:
+    mod = types.ModuleType("sonata")
+    g = torch.Generator().manual_seed(0)
+
+    def grid_sample(point):  # like the default transform: colour 0-255, normals needed, GridSample inverse
+        record["input"] = {k: np.array(v) for k, v in point.items()}
+        coord = torch.as_tensor(point["coord"])
+        key = torch.floor(coord / 0.04).long()
+        uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
+        feat = torch.cat([coord, torch.as_tensor(point["color"]) / 255.0, torch.as_tensor(point["normal"])], 1)
+        return {"coord": uniq.float(), "feat": feat[: len(uniq)], "inverse": inverse}
+
+    class _Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, data):
+            m0 = len(data["coord"])
+            pt = _Point(feat=torch.randn(m0, 4, generator=g), inverse=data["inverse"])
+            record["levels"] = [pt]
+            for c in (3, 2, 5):  # three poolings: 4 -> 3 -> 2 -> 5 channels
+                n_parent = len(pt["feat"])
+                inv = torch.arange(n_parent) // 2
+                child = _Point(
+                    feat=torch.randn(int(inv.max()) + 1, c, generator=g), pooling_parent=pt, pooling_inverse=inv
+                )
+                record["levels"].append(child)
+                pt = child
+            # snapshot: the adapter pops the pooling keys and overwrites feats, as the sonata demo does
+            record["snap"] = [(p["feat"].clone(), p.get("pooling_inverse")) for p in record["levels"]]
+            return pt
+
+    def load(name="sonata", repo_id="facebook/sonata", download_root=None, custom_config=None, ckpt_only=False):
+        record["load"] = dict(name=name, repo_id=repo_id, custom_config=custom_config)
+        return _Model()
+
+    mod.load = load
+    mod.model = types.SimpleNamespace(MODELS=["sonata"])
+    mod.transform = types.SimpleNamespace(default=lambda: grid_sample)
+    return mod
+
+
+def test_sonata_adapter_with_fake_package(monkeypatch):
+    record: dict = {}
+    monkeypatch.setitem(sys.modules, "sonata", _fake_sonata(record))
+    scene, _ = corner_scene(6)
+    grid = voxelize(scene.points, 0.02)
+    feats = build_teacher("sonata", device="cpu", custom_config={"enable_flash": False}).features(scene, grid)
+    assert record["load"] == {"name": "sonata", "repo_id": "facebook/sonata", "custom_config": {"enable_flash": False}}
+    inp = record["input"]
+    assert set(inp) == {"coord", "color", "normal"} and inp["color"].max() > 200  # 0-255 colours
+    # expected, as the sonata demo: two concatenating up-casts, one copy, then the grid-sample inverse
+    (f0, _), (f1, i1), (f2, i2), (f3, i3) = record["snap"]
+    l2 = torch.cat([f2, f3[i3]], 1)
+    l1 = torch.cat([f1, l2[i2]], 1)
+    l0 = l1[i1]
+    expect = l0[record["levels"][0]["inverse"]].numpy()
+    assert feats.shape == (grid.num_voxels, 3 + 2 + 5)
+    np.testing.assert_allclose(feats, expect)
+
+
+def test_sonata_local_weights_path(monkeypatch, tmp_path):
+    record: dict = {}
+    monkeypatch.setitem(sys.modules, "sonata", _fake_sonata(record))
+    scene, _ = corner_scene(4)
+    build_teacher("sonata", weights=str(tmp_path / "sonata.pth"), device="cpu").features(
+        scene, voxelize(scene.points, 0.02)
+    )
+    assert record["load"]["name"] == str(tmp_path / "sonata.pth")
+
+
+def test_sonata_missing_is_a_config_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sonata", None)  # import sonata -> ImportError
+    scene, _ = corner_scene(4)
+    with pytest.raises(MissingDependencyError, match="'sonata'.*weights="):
+        build_teacher("sonata").features(scene, voxelize(scene.points, 0.02))
