@@ -67,6 +67,8 @@ def read_options(cfg: ReadConfig) -> ReadOptions:
         max_frames=cfg.max_frames,
         fuse_voxel_size=cfg.fuse_voxel_size,
         layout=cfg.layout,
+        labels_tsv=cfg.labels_tsv,
+        reader_options=dict(cfg.reader_options),
     )
 
 
@@ -431,12 +433,16 @@ def gt_indices(scene: Scene, label_set: str) -> np.ndarray:
     """Scene GT as (N,) int64 indices into ``label_set``; -1 = ignore."""
     from .labels import get_label_set, raw_to_index
 
-    if scene.labels is None:
+    if scene.labels is None and "scannet200_raw" not in scene.meta:
         raise InputError(f"{scene.root or scene.name}: scene has no ground-truth labels")
     if scene.label_set == label_set:
         return scene.labels.astype(np.int64)
     if scene.label_set is None:
         raise InputError(f"{scene.root or scene.name}: unknown label set of the ground truth")
+    if label_set == "scannet200" and "scannet200_raw" in scene.meta:  # .sens + aggregation + segs
+        return raw_to_index(get_label_set("scannet200"), np.asarray(scene.meta["scannet200_raw"]))
+    if f"labels_{label_set}" in scene.meta:  # e.g. a Pointcept folder with both segment20 and segment200
+        return np.asarray(scene.meta[f"labels_{label_set}"], np.int64)
     if scene.label_set == "nyu40" and label_set in ("scannet20", "nyu40", "matterport21"):
         return raw_to_index(get_label_set(label_set), scene.labels)  # these sets use NYU40 ids
     raise InputError(

@@ -80,6 +80,10 @@ def _add_read(p: argparse.ArgumentParser) -> None:
     g.add_argument("--frame-skip", type=_pos_int, default=1, help="keep every n-th frame (paper: 20 on ScanNet)")
     g.add_argument("--max-frames", type=_pos_int, default=None, help="keep at most this many frames")
     g.add_argument("--depth-scale", type=_pos_float, default=1000.0, help="depth units per metre (default 1000)")
+    g.add_argument("--voxel-fuse", type=_pos_float, default=0.02, dest="fuse_voxel_size",
+                   help="voxel size (m) of the cloud fused from depth when there is no mesh")
+    g.add_argument("--labels-tsv", default=None, help="ScanNet's scannetv2-labels.combined.tsv (ScanNet200 GT)")
+    g.add_argument("--reader-opt", action="append", metavar="KEY=VALUE", help="reader option, e.g. camera=fr2")
 
 
 def _add_lift(p: argparse.ArgumentParser) -> None:
@@ -95,7 +99,8 @@ def _add_lift(p: argparse.ArgumentParser) -> None:
 
 
 def _read_cfg(a) -> ReadConfig:
-    return ReadConfig(layout=a.layout, frame_skip=a.frame_skip, max_frames=a.max_frames, depth_scale=a.depth_scale)
+    return ReadConfig(layout=a.layout, frame_skip=a.frame_skip, max_frames=a.max_frames, depth_scale=a.depth_scale,
+                      fuse_voxel_size=a.fuse_voxel_size, labels_tsv=a.labels_tsv, reader_options=_kv(a.reader_opt))
 
 
 def _lift_cfg(a) -> LiftOptions:

@@ -28,6 +28,8 @@ class ReadConfig:
     max_frames: int | None = None
     depth_scale: float = 1000.0
     fuse_voxel_size: float = 0.02
+    labels_tsv: str | None = None
+    reader_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

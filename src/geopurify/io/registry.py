@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
@@ -24,6 +25,8 @@ class ReadOptions:
         max_frames: keep at most this many frames (evenly spaced), None = all.
         fuse_voxel_size: voxel size (m) of the cloud built from depth when a capture has no mesh.
         layout: a reader name, or "auto" to detect.
+        labels_tsv: ScanNet's ``scannetv2-labels.combined.tsv`` (for ScanNet200 ids from aggregations).
+        reader_options: keyword options of the chosen reader's constructor (e.g. TUM ``camera``).
     """
 
     frame_skip: int = 1
@@ -31,6 +34,8 @@ class ReadOptions:
     max_frames: int | None = None
     fuse_voxel_size: float = 0.02
     layout: str = "auto"
+    labels_tsv: str | None = None
+    reader_options: dict = field(default_factory=dict)
 
 
 class Reader(ABC):
@@ -51,6 +56,20 @@ READERS: Registry[Reader] = Registry("dataset layout", "geopurify.readers")
 _DETECT_ORDER = ["sens", "matterport", "tum", "7scenes", "generic", "pointcept", "scannet", "pointcloud"]
 
 
+def _build(name: str, options: ReadOptions) -> Reader:
+    """Construct a reader, passing the ``reader_options`` (and ``labels_tsv``) its constructor accepts."""
+    factory = READERS.get(name)
+    wanted = dict(options.reader_options)
+    if options.labels_tsv:
+        wanted.setdefault("labels_tsv", options.labels_tsv)
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kwargs = {k: v for k, v in wanted.items() if k in params}
+    return factory(**kwargs)
+
+
 def read_scene(path: str | Path, options: ReadOptions | None = None) -> Scene:
     """Read a scene from any supported layout.
 
@@ -62,11 +81,10 @@ def read_scene(path: str | Path, options: ReadOptions | None = None) -> Scene:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if options.layout != "auto":
-        reader = READERS.build(options.layout)
-        return reader.read(path, options)
+        return _build(options.layout, options).read(path, options)
     names = [n for n in _DETECT_ORDER if n in READERS] + [n for n in READERS.names() if n not in _DETECT_ORDER]
     for name in names:
-        reader = READERS.build(name)
+        reader = _build(name, options)
         if reader.detect(path):
             log.debug("reading %s as %s", path, name)
             return reader.read(path, options)

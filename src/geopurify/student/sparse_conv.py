@@ -6,7 +6,7 @@ the target machines, so the student carries its own convolution.
 Recipe: voxel coordinates are packed into int64 keys and sorted once; for each of the 27 offsets of a
 3x3x3 kernel ``searchsorted`` finds the neighbour of every active site (a :class:`KernelMap`, built once
 per coordinate set and shared by every layer). The convolution then does, per offset,
-``index_select -> matmul -> index_add_`` inside a custom autograd Function that saves only the input,
+``index_select -> matmul -> scatter-add`` inside a custom autograd Function that saves only the input,
 so memory stays O(V x C) instead of O(27 x V x C) with plain autograd.
 
 Convention (matches ``torch.nn.functional.conv3d`` with padding 1 on the dense grid, read at the
@@ -93,6 +93,12 @@ def build_kernel_map(coords: torch.Tensor) -> KernelMap:
     return KernelMap(v, in_idx, out_idx)
 
 
+def _add_rows(out: torch.Tensor, idx: torch.Tensor, src: torch.Tensor) -> None:
+    """out[idx[i]] += src[i]. ``scatter_add_`` with an expanded index: on CPU ``index_add_`` runs serially
+    and was measured ~25x slower (103 ms vs 3.8 ms for 40k rows x 32 channels)."""
+    out.scatter_add_(0, idx[:, None].expand(-1, src.shape[1]), src)
+
+
 class _SubMConvFunction(torch.autograd.Function):
     """out = sum_k scatter_{out_k}(gather_{in_k}(x) @ W[k]); saves only x and W."""
 
@@ -102,7 +108,7 @@ class _SubMConvFunction(torch.autograd.Function):
         for k in range(27):
             if k == CENTER or kmap.in_idx[k].numel() == 0:
                 continue
-            out.index_add_(0, kmap.out_idx[k], x.index_select(0, kmap.in_idx[k]) @ weight[k])
+            _add_rows(out, kmap.out_idx[k], x.index_select(0, kmap.in_idx[k]) @ weight[k])
         ctx.save_for_backward(x, weight)
         ctx.kmap = kmap
         return out
@@ -122,7 +128,7 @@ class _SubMConvFunction(torch.autograd.Function):
                 continue
             g = grad_out.index_select(0, kmap.out_idx[k])
             if need_x:
-                grad_x.index_add_(0, kmap.in_idx[k], g @ weight[k].T)
+                _add_rows(grad_x, kmap.in_idx[k], g @ weight[k].T)
             if need_w:
                 grad_w[k] = x.index_select(0, kmap.in_idx[k]).T @ g
         return grad_x, grad_w, None
