@@ -33,8 +33,19 @@ def make_student(path: Path, in_dim: int) -> Path:
 
 
 def run_one(scene: Path, student: Path, out: Path, extra: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "geopurify", "-q", "segment", str(scene), "--student", str(student), "--out",
-           str(out), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "geopurify",
+        "-q",
+        "segment",
+        str(scene),
+        "--student",
+        str(student),
+        "--out",
+        str(out),
+        *extra,
+    ]
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -74,21 +85,34 @@ def main() -> None:
         student = Path(a.student) if a.student else make_student(WORK / f"student_random_{dim}.safetensors", dim + 6)
         res = run_one(scene, student, WORK / f"out_{n}", a.extra)
         c, s = res["run"]["counts"], res["run"]["seconds"]
-        rows.append({"points": c["points"], "voxels": c.get("voxels"), "frames": c.get("frames_used"),
-                     "generate_s": round(gen, 1), "wall_s": round(res["wall_s"], 1),
-                     "peak_rss_mib": round(res["peak_rss_mib"]), **{f"{k}_s": v for k, v in s.items()}})
+        rows.append(
+            {
+                "points": c["points"],
+                "voxels": c.get("voxels"),
+                "frames": c.get("frames_used"),
+                "generate_s": round(gen, 1),
+                "wall_s": round(res["wall_s"], 1),
+                "peak_rss_mib": round(res["peak_rss_mib"]),
+                **{f"{k}_s": v for k, v in s.items()},
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     stages = ["read", "lift", "student", "knn", "pool", "classify", "write"]
     head = "| points | voxels | " + " | ".join(f"{st} s" for st in stages) + " | total s | peak RSS MiB |"
     lines = [head, "|" + "---|" * (len(stages) + 4)]
     for r in rows:
-        lines.append(f"| {r['points']:,} | {r['voxels'] or 0:,} | " + " | ".join(
-            f"{r.get(st + '_s', 0):.2f}" for st in stages) + f" | {r['wall_s']:.1f} | {r['peak_rss_mib']:,} |")
+        lines.append(
+            f"| {r['points']:,} | {r['voxels'] or 0:,} | "
+            + " | ".join(f"{r.get(st + '_s', 0):.2f}" for st in stages)
+            + f" | {r['wall_s']:.1f} | {r['peak_rss_mib']:,} |"
+        )
     import torch
 
     table = "\n".join(lines)
-    meta = (f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-            f"{platform.platform()}, torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}")
+    meta = (
+        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{platform.platform()}, torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}"
+    )
     (RESULTS / "scaling.md").write_text(f"{meta}\n\n{table}\n")
     (RESULTS / "scaling.json").write_text(json.dumps(rows, indent=2))
     print(meta)

@@ -108,3 +108,15 @@ def test_info_nce_gradient_pulls_positive_closer():
         before = float(e[0] @ e[1])
         after = float(e2[0] @ e2[1])
     assert after > before
+
+
+def test_precomputed_table_gives_the_same_sample():
+    from geopurify.distill import ContrastiveTable
+
+    centers, teacher = _scene(v=200, seed=4)
+    table = ContrastiveTable.build(teacher, centers, 6, 3, 12, chunk=64)
+    assert table.positives.shape == (200,) and table.macro.shape == (200, 6) and table.micro.shape == (200, 3)
+    a = table.sample(50, torch.Generator().manual_seed(3))
+    b = sample_contrastive(teacher, centers, 50, 6, 3, 12, generator=torch.Generator().manual_seed(3))
+    for f in ("anchors", "positives", "macro", "micro"):
+        assert torch.equal(getattr(a, f), getattr(b, f)), f

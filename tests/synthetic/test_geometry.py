@@ -202,3 +202,16 @@ def test_text_embeddings_semantics():
 def test_config_validation_names_the_field(kw, field):
     with pytest.raises(ConfigError, match=field):
         SyntheticConfig(**kw)
+
+
+def test_optional_ceiling_is_sampled_facing_down():
+    cfg = SyntheticConfig(seed=4, ceiling=True)
+    lay = build_layout(cfg, np.random.default_rng(4))
+    assert 22 in lay.instance_label.tolist()  # NYU40 "ceiling", outside ScanNet-20
+    m = sample_surfaces(lay, 0.1)
+    ceil = lay.box_label[m.box] == 22
+    assert ceil.sum() > 0.8 * lay.room[0] * lay.room[1] / 0.01
+    np.testing.assert_allclose(m.vertices[ceil, 2], cfg.room_height, atol=1e-5)
+    assert np.all(m.normals[ceil, 2] == -1)
+    no_ceiling = build_layout(SyntheticConfig(seed=4), np.random.default_rng(4))
+    assert 22 not in no_ceiling.instance_label.tolist()

@@ -3,7 +3,7 @@
 from .config import TrainConfig, TrainScene
 from .ddp import DistInfo, init_from_env
 from .prepare import build_train_scene
-from .sampler import ContrastiveSample, info_nce, sample_contrastive
+from .sampler import ContrastiveSample, ContrastiveTable, info_nce, sample_contrastive
 from .train import lr_at, step_scenes, train
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "init_from_env",
     "build_train_scene",
     "ContrastiveSample",
+    "ContrastiveTable",
     "info_nce",
     "sample_contrastive",
     "lr_at",

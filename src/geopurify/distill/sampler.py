@@ -52,32 +52,84 @@ def sample_contrastive(
     Returns:
         :class:`ContrastiveSample`.
     """
+    anc = draw_anchors(teacher.shape[0], anchors, generator).to(teacher.device)
+    pos, macro, micro = contrastive_rows(teacher, centers, anc, macro_negatives, micro_negatives, micro_pool, chunk)
+    return ContrastiveSample(anc, pos, macro, micro)
+
+
+def draw_anchors(num_voxels: int, anchors: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(min(anchors, V),) int64 distinct random voxel indices (CPU)."""
+    if num_voxels < 3:
+        raise ValueError(f"need at least 3 voxels for contrastive sampling, got {num_voxels}")
+    return torch.randperm(num_voxels, generator=generator)[: min(anchors, num_voxels)]
+
+
+def contrastive_rows(
+    teacher: torch.Tensor,
+    centers: np.ndarray,
+    ids: torch.Tensor,
+    macro_negatives: int,
+    micro_negatives: int,
+    micro_pool: int,
+    chunk: int = 512,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Positive (A,), macro (A, M) and micro (A, m) negatives of the voxels ``ids`` (A,), chunked."""
+    from tqdm.auto import tqdm
+
     v = teacher.shape[0]
-    if v < 3:
-        raise ValueError(f"need at least 3 voxels for contrastive sampling, got {v}")
-    a = min(anchors, v)
-    anc = torch.randperm(v, generator=generator)[:a].to(teacher.device)
     t = F.normalize(teacher.float(), dim=1)
     m_macro = min(macro_negatives, v - 1)
     pool = min(micro_pool, v - 1)
     m_micro = min(micro_negatives, pool)
-    # spatial pool: k+1 nearest include the anchor itself, which we drop by index (ties at distance 0 safe)
-    nn_idx, _ = knn(np.asarray(centers), np.asarray(centers)[anc.cpu().numpy()], pool + 1)
-    nn_idx = torch.from_numpy(nn_idx).to(teacher.device)
+    centers = np.asarray(centers)
     pos_out, macro_out, micro_out = [], [], []
-    for s in range(0, a, chunk):
-        ids = anc[s : s + chunk]
-        sim = t[ids] @ t.T  # (c, V)
-        rows = torch.arange(ids.numel(), device=sim.device)
-        sim[rows, ids] = -torch.inf  # the anchor is neither its own positive...
+    for s in tqdm(range(0, ids.numel(), chunk), desc="contrastive table", disable=None if progress else True):
+        cid = ids[s : s + chunk]
+        # spatial pool: the pool+1 nearest include the anchor itself, dropped by index below
+        nb, _ = knn(centers, centers[cid.cpu().numpy()], pool + 1)
+        nb = _drop_self(torch.from_numpy(nb).to(teacher.device), cid, pool)
+        sim = t[cid] @ t.T  # (c, V)
+        rows = torch.arange(cid.numel(), device=sim.device)
+        sim[rows, cid] = -torch.inf  # the anchor is neither its own positive...
         pos_out.append(sim.argmax(dim=1))
-        sim[rows, ids] = torch.inf  # ...nor its own negative
+        sim[rows, cid] = torch.inf  # ...nor its own negative
         macro_out.append(sim.topk(m_macro, dim=1, largest=False).indices)
-        nb = nn_idx[s : s + chunk]
-        nb = _drop_self(nb, ids, pool)
         nb_sim = torch.gather(sim, 1, nb)
         micro_out.append(torch.gather(nb, 1, nb_sim.topk(m_micro, dim=1, largest=False).indices))
-    return ContrastiveSample(anc, torch.cat(pos_out), torch.cat(macro_out), torch.cat(micro_out))
+    return torch.cat(pos_out), torch.cat(macro_out), torch.cat(micro_out)
+
+
+@dataclass
+class ContrastiveTable:
+    """Positives and negatives of every voxel of a scene, precomputed once.
+
+    They depend only on the frozen teacher, so drawing anchors from the table gives exactly what
+    :func:`sample_contrastive` gives for the same generator, at a fraction of the per-step cost when
+    ``steps x anchors`` exceeds V. Attributes: positives (V,), macro (V, M), micro (V, m) int64.
+    """
+
+    positives: torch.Tensor
+    macro: torch.Tensor
+    micro: torch.Tensor
+
+    @classmethod
+    def build(
+        cls,
+        teacher: torch.Tensor,
+        centers: np.ndarray,
+        macro_negatives: int = 48,
+        micro_negatives: int = 16,
+        micro_pool: int = 96,
+        chunk: int = 512,
+    ) -> ContrastiveTable:
+        ids = torch.arange(teacher.shape[0], device=teacher.device)
+        rows = contrastive_rows(teacher, centers, ids, macro_negatives, micro_negatives, micro_pool, chunk, True)
+        return cls(*rows)
+
+    def sample(self, anchors: int, generator: torch.Generator | None = None) -> ContrastiveSample:
+        anc = draw_anchors(self.positives.shape[0], anchors, generator).to(self.positives.device)
+        return ContrastiveSample(anc, self.positives[anc], self.macro[anc], self.micro[anc])
 
 
 def _drop_self(nb: torch.Tensor, ids: torch.Tensor, pool: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from ..utils.atomic import atomic_path, write_json
 from ..utils.device import pick_device
 from . import ddp
 from .config import TrainConfig, TrainScene
-from .sampler import info_nce, sample_contrastive
+from .sampler import ContrastiveTable, info_nce, sample_contrastive
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,34 @@ def _sample_generator(config: TrainConfig, step: int, scene_index: int) -> torch
 class _SceneTensors:
     """Device tensors and the kernel map of one scene, built on first use."""
 
-    def __init__(self, scene: TrainScene, device: torch.device) -> None:
+    def __init__(self, scene: TrainScene, device: torch.device, config: TrainConfig) -> None:
         self.scene = scene
+        self.config = config
         self.coords = torch.as_tensor(np.asarray(scene.coords, dtype=np.int64), device=device)
         self.inputs = torch.as_tensor(np.asarray(scene.inputs, dtype=np.float32), device=device)
         self.teacher = torch.as_tensor(np.asarray(scene.teacher, dtype=np.float32), device=device)
         self.kmap = build_kernel_map(self.coords)
+        self.table: ContrastiveTable | None = None
+        # the per-voxel table costs one pass over V anchors; worth it once the run samples more than that
+        if config.steps * min(config.anchors, scene.num_voxels) > 2 * scene.num_voxels:
+            c = config
+            self.table = ContrastiveTable.build(
+                self.teacher, scene.centers, c.macro_negatives, c.micro_negatives, c.micro_pool
+            )
+
+    def sample(self, generator: torch.Generator):
+        c = self.config
+        if self.table is not None:
+            return self.table.sample(c.anchors, generator)
+        return sample_contrastive(
+            self.teacher,
+            self.scene.centers,
+            c.anchors,
+            c.macro_negatives,
+            c.micro_negatives,
+            c.micro_pool,
+            generator=generator,
+        )
 
 
 def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig) -> dict:
@@ -171,17 +193,9 @@ def train(
         step_loss = 0.0
         for j, si in enumerate(mine):
             if si not in cache:
-                cache[si] = _SceneTensors(scenes[si], device)
+                cache[si] = _SceneTensors(scenes[si], device, config)
             st = cache[si]
-            sample = sample_contrastive(
-                st.teacher,
-                st.scene.centers,
-                config.anchors,
-                config.macro_negatives,
-                config.micro_negatives,
-                config.micro_pool,
-                generator=_sample_generator(config, step, si),
-            )
+            sample = st.sample(_sample_generator(config, step, si))
             last = j == len(mine) - 1
             sync = net.no_sync() if (info.distributed and not last) else _nullcontext()
             with sync:

@@ -21,7 +21,7 @@ NYU40_TO_SCANNET20: dict[int, int] = {nyu: i for i, nyu in enumerate(SCANNET20_N
 
 WALL, FLOOR, CABINET, BED, CHAIR, SOFA, TABLE, DOOR, WINDOW, BOOKSHELF = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 PICTURE, COUNTER, DESK, CURTAIN, FRIDGE, SHOWER_CURTAIN, TOILET, SINK, BATHTUB = 11, 12, 14, 16, 24, 28, 33, 34, 36
-OTHERFURNITURE, OTHERPROP = 39, 40
+OTHERFURNITURE, OTHERPROP, CEILING = 39, 40, 22
 
 # What a VLM plausibly reads an object as instead (NYU40 ids); first entry is the most likely.
 CONFUSIONS: dict[int, tuple[int, ...]] = {
@@ -46,6 +46,7 @@ CONFUSIONS: dict[int, tuple[int, ...]] = {
     BATHTUB: (SINK, FLOOR),
     OTHERFURNITURE: (CABINET, TABLE),
     OTHERPROP: (OTHERFURNITURE, TABLE),
+    CEILING: (WALL, OTHERFURNITURE),
 }
 
 # Semantic groups for the simulated text tower: members of a group get nearby text embeddings.
@@ -106,14 +107,14 @@ class SyntheticConfig:
     jpeg_quality: int = 92
     feature_dim: int = 64
     text_seed: int = 1234
-    confusion_prob: float = 0.2
-    blob_count: int = 20
+    confusion_prob: float = 0.1
+    blob_count: int = 12
     blob_radius: tuple[float, float] = (0.15, 0.5)
-    bleed_px: int = 4
+    bleed_px: int = 3
     miss_small_prob: float = 0.5
     overseg_cell: float = 1.5
     embed_noise: float = 1.0
-    frame_flip_prob: float = 0.1
+    frame_flip_prob: float = 0.08
 
     def __post_init__(self) -> None:
         self.validate()

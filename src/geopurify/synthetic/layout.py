@@ -55,6 +55,7 @@ CLASS_MATERIALS: dict[int, tuple[str, ...]] = {
     C.BATHTUB: ("white",),
     C.OTHERFURNITURE: ("wood_light", "wood_dark", "grey", "white", "dark"),
     C.OTHERPROP: ("red", "blue", "green", "dark", "white", "steel"),
+    C.CEILING: ("white",),
 }
 
 Box = tuple[tuple[float, float, float], tuple[float, float, float]]
@@ -339,7 +340,7 @@ def build_layout(config: SyntheticConfig, rng: np.random.Generator) -> Layout:
     bld.add(C.WALL, [((-0.1, Y, 0.0), (X + 0.1, Y + 0.1, H))])
     bld.add(C.WALL, [((-0.1, -0.1, 0.0), (0.0, Y + 0.1, H))])
     if config.ceiling:
-        bld.add(C.OTHERPROP, [((0.0, 0.0, H), (X, Y, H + 0.05))])  # NYU40 has ceiling=22; ignored
+        bld.add(C.CEILING, [((0.0, 0.0, H), (X, Y, H + 0.05))])  # not a ScanNet-20 class: ignored
 
     # Doors and windows first; they reserve wall spans and floor space.
     for _ in range(1 + int(rng.random() < 0.4)):

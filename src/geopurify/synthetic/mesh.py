@@ -104,7 +104,7 @@ def sample_surfaces(layout: Layout, spacing: float, with_faces: bool = True) -> 
         near = np.all((lo < fhi) & (hi > flo), axis=1)
         near[b] = False
         keep = ~_inside(P, lo[near], hi[near], 1e-4) & ~_inside(front, lo[near], hi[near], 0.0)
-        keep &= np.all((front > [-1e-6, -1e-6, -1e-6]) & (front < [room[0], room[1], np.inf]), axis=1)
+        keep &= np.all((front > [-1e-6, -1e-6, -1e-6]) & (front < [room[0], room[1], room[2]]), axis=1)
         if not keep.any():
             continue
         idx = np.full(nu * nv, -1, dtype=np.int64)

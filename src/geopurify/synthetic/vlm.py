@@ -84,9 +84,11 @@ def decide_errors(layout: Layout, mesh: Mesh, config: SyntheticConfig, rng: np.r
     n = layout.num_instances
     structure = np.isin(labels, [C.WALL, C.FLOOR])
     perceived = labels.copy()
-    # Things outside ScanNet-20 (small props) are read as the closest benchmark class.
-    perceived[labels == C.OTHERPROP] = C.OTHERFURNITURE
-    confused = (rng.random(n) < config.confusion_prob) & ~structure & (labels != C.OTHERPROP)
+    # Things outside ScanNet-20 (small props, the ceiling) are read as the closest benchmark class.
+    benchmark = np.isin(labels, C.SCANNET20_NYU40)
+    for i in np.nonzero(~benchmark)[0]:
+        perceived[i] = C.CONFUSIONS[int(labels[i])][0]
+    confused = (rng.random(n) < config.confusion_prob) & ~structure & benchmark
     for i in np.nonzero(confused)[0]:
         perceived[i] = _confuse(int(labels[i]), rng)
 
@@ -194,8 +196,10 @@ def simulate_masks(layout: Layout, errors: VLMErrors, text: np.ndarray, view: Re
                     continue
                 nd, nr = _shift(depth, dy, dx, 1e6), _shift(region, dy, dx, -1)
                 n_struct = np.where(nr >= 0, is_struct[np.maximum(nr, 0)], True)
-                wins = (nr >= 0) & (nr != region) & (
-                    (nd < depth - (0.05 + 0.03 * depth)) | (px_struct & ~n_struct & (nd < depth + 0.3))
+                wins = (
+                    (nr >= 0)
+                    & (nr != region)
+                    & ((nd < depth - (0.05 + 0.03 * depth)) | (px_struct & ~n_struct & (nd < depth + 0.3)))
                 )
                 wins &= nd < best_d
                 best_d = np.where(wins, nd, best_d)

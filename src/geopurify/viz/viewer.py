@@ -281,7 +281,7 @@ class ViewerServer:
         centre, extent = (lo + hi) / 2, float(np.linalg.norm(hi - lo))
         srv.scene.set_up_direction("+z")
         srv.initial_camera.look_at = tuple(float(c) for c in centre)
-        srv.initial_camera.position = tuple(float(c) for c in centre + np.array([-0.45, -0.75, 0.6]) * extent)
+        srv.initial_camera.position = tuple(float(c) for c in centre + np.array([-0.3, -0.5, 0.4]) * extent)
         srv.initial_camera.up = (0.0, 0.0, 1.0)
         # Point size from density: about the mean spacing of points over the floor plan.
         area = max(float((hi[0] - lo[0]) * (hi[1] - lo[1])), 1e-6)
