@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/pooling.py
 	$(PY) benchmarks/lift.py
 	$(PY) benchmarks/train.py

@@ -116,3 +116,29 @@ def test_bad_scenes_rejected():
 
     with pytest.raises(InputError, match="teacher has shape"):
         TrainScene("x", scene.coords, scene.centers, scene.inputs, scene.teacher[:5])
+
+
+def test_build_train_scene_from_a_scene():
+    from geopurify.distill import build_train_scene
+    from geopurify.io.scene import Scene
+    from geopurify.teachers import build_teacher
+
+    rng = np.random.default_rng(0)
+    # 3 points in voxel 0 and one in voxel 1 (2 cm voxels)
+    pts = np.array([[0.001, 0, 0], [0.002, 0, 0], [0.003, 0.001, 0], [0.1, 0, 0]] * 3, np.float32)
+    pts[4:] += rng.uniform(0.2, 1.0, (8, 3)).astype(np.float32)
+    colors = rng.uniform(0, 1, (12, 3)).astype(np.float32)
+    normals = np.tile([[0, 0, 1.0]], (12, 1)).astype(np.float32)
+    scene = Scene("s", pts, colors, normals=normals)
+    lifted = rng.standard_normal((12, 4)).astype(np.float32)
+    ts = build_train_scene(scene, lifted, build_teacher("geometric", variant="descriptor", k=4))
+    v = ts.num_voxels
+    assert ts.inputs.shape == (v, 4 + 6) and ts.teacher.shape == (v, 10) and ts.coords.dtype == np.int32
+    # voxel 0 input: unit mean of the 3 lifted rows, 2*mean colour - 1, normal
+    mean = lifted[:3].mean(0)
+    row = int(np.flatnonzero((ts.coords == ts.coords[np.argmin(ts.centers.sum(1))]).all(1))[0])
+    np.testing.assert_allclose(ts.inputs[row, :4], mean / np.linalg.norm(mean), atol=1e-5)
+    np.testing.assert_allclose(ts.inputs[row, 4:7], 2 * colors[:3].mean(0) - 1, atol=1e-5)
+    np.testing.assert_allclose(ts.inputs[row, 7:], [0, 0, 1], atol=1e-6)
+    with pytest.raises(InputError, match="lifted features"):
+        build_train_scene(scene, lifted[:5])

@@ -42,7 +42,7 @@ def random_scene(v: int = 200, e: int = 16, seed: int = 0):
 @pytest.mark.parametrize("k,sharpen", [(1, 20.0), (8, 20.0), (33, 5.0), (200, 20.0)])
 def test_build_affinity_matches_dense_reference(k, sharpen):
     centers, emb = random_scene()
-    A = build_affinity(centers, emb, PoolConfig(k=k, sharpen=sharpen))
+    A = build_affinity(centers, emb, PoolConfig(k=k, sharpen=sharpen, include_self=True))
     assert A.layout == torch.sparse_csr and A.dtype == torch.float32
     ref = naive_affinity(centers, emb.astype(np.float64), k, sharpen)
     np.testing.assert_allclose(A.to_dense().numpy(), ref, atol=1e-5, rtol=0)
@@ -52,7 +52,7 @@ def test_build_affinity_matches_dense_reference(k, sharpen):
 
 def test_self_is_a_neighbour_and_gets_the_largest_weight():
     centers, emb = random_scene()
-    dense = build_affinity(centers, emb, PoolConfig(k=12)).to_dense().numpy()
+    dense = build_affinity(centers, emb, PoolConfig(k=12, include_self=True)).to_dense().numpy()
     # cos(e_i, e_i) = 1 is the maximum, so the diagonal is the row maximum.
     assert np.all(np.diag(dense) > 0)
     np.testing.assert_allclose(np.diag(dense), dense.max(1), rtol=1e-6)
@@ -77,9 +77,9 @@ def test_exclude_self_with_duplicate_centres_drops_exactly_one_entry():
 
 def test_chunk_size_does_not_change_the_matrix():
     centers, emb = random_scene(v=300, e=32)
-    ref = build_affinity(centers, emb, PoolConfig(k=20, chunk=None)).to_dense()
+    ref = build_affinity(centers, emb, PoolConfig(k=20, chunk=None, include_self=True)).to_dense()
     for chunk in (1, 7, 299, 300, 10_000):
-        got = build_affinity(centers, emb, PoolConfig(k=20, chunk=chunk)).to_dense()
+        got = build_affinity(centers, emb, PoolConfig(k=20, chunk=chunk, include_self=True)).to_dense()
         torch.testing.assert_close(got, ref, atol=1e-7, rtol=0)
 
 
@@ -94,7 +94,7 @@ def test_memory_budget_bounds_the_chunk():
 @pytest.mark.parametrize("steps", [0, 1, 5, 18])
 def test_propagate_equals_dense_matrix_power(steps):
     centers, emb = random_scene(v=120)
-    A = build_affinity(centers, emb, PoolConfig(k=9))
+    A = build_affinity(centers, emb, PoolConfig(k=9, include_self=True))
     X = np.random.default_rng(1).standard_normal((120, 6)).astype(np.float32)
     got = propagate(A, X, steps).numpy()
     dense = A.to_dense().double().numpy()
@@ -228,6 +228,6 @@ def test_affinity_gathers_at_most_one_chunk_at_a_time(monkeypatch):
 
 def test_k_larger_than_scene_is_clipped():
     centers, emb = random_scene(v=6)
-    assert build_affinity(centers, emb, PoolConfig(k=96))._nnz() == 36
+    assert build_affinity(centers, emb, PoolConfig(k=96, include_self=True))._nnz() == 36
     dense = build_affinity(centers, emb, PoolConfig(k=96, include_self=False)).to_dense().numpy()
     assert np.all((dense > 0).sum(1) == 5) and np.all(np.diag(dense) == 0)

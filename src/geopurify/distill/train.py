@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -143,7 +144,8 @@ def train(
 
     With ``out_dir``: atomic ``checkpoint.pt`` (model, optimizer, step; ``weights_only`` loadable) every
     ``checkpoint_every`` steps, resumed from when ``resume``; the final ``student.safetensors`` and
-    ``train_log.json``. Returns the trained student, on the CPU, in eval mode.
+    ``train_log.json``. Under DDP pass the same ``out_dir`` on every rank (all read the checkpoint to
+    resume; only rank 0 writes). Returns the trained student, on the CPU, in eval mode.
     """
     config = config or TrainConfig()
     if not scenes:
@@ -197,7 +199,7 @@ def train(
             st = cache[si]
             sample = st.sample(_sample_generator(config, step, si))
             last = j == len(mine) - 1
-            sync = net.no_sync() if (info.distributed and not last) else _nullcontext()
+            sync = net.no_sync() if (info.distributed and not last) else contextlib.nullcontext()
             with sync:
                 loss = info_nce(net(st.coords, st.inputs, st.kmap), sample, config.temperature) / len(mine)
                 loss.backward()
@@ -228,7 +230,8 @@ def train(
     seconds = time.perf_counter() - t0
     model.eval()
     if out is not None and info.is_main:
-        if start < config.steps:
+        periodic = config.checkpoint_every > 0 and config.steps % config.checkpoint_every == 0
+        if start < config.steps and not periodic:  # the loop already wrote the last step otherwise
             _save_checkpoint(ck_path, model, opt, config.steps, config, losses)
         save_student(model, out / "student.safetensors")
         write_json(
@@ -247,11 +250,3 @@ def train(
         torch.distributed.barrier()
     log.info("distilled %d steps in %.1f s", config.steps - start, seconds)
     return model.cpu()
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -42,14 +42,16 @@ class PoolConfig:
     """Options of the Geometry-Guided Pooling.
 
     Attributes:
-        k: neighbours per voxel (paper: 96), itself included when ``include_self``.
+        k: neighbours per voxel (paper: 96), the voxel itself excluded unless ``include_self``.
         sharpen: multiplier of the cosine before the softmax (paper: 20).
         steps: number of ``X <- A X`` products (paper: T = 18).
         chunk: rows of the affinity computed at once; ``None`` derives it from ``memory_mb``.
         memory_mb: budget for the per-chunk ``(chunk, k, E)`` gather, in MiB. Small chunks that stay
             in cache were measured fastest on CPU (16 MiB: ~330 rows at k=96, E=128).
         include_self: keep the voxel itself among its ``k`` neighbours. The released GeoPurify code
-            searches ``k + 1`` and drops the first hit (the voxel itself); ``False`` reproduces that.
+            searches ``k + 1`` and drops the first hit (the voxel itself); ``False`` (the default)
+            reproduces that. With the voxel itself included its cosine of 1 dominates the sharpened
+            softmax and pooling barely moves the labels (measured: benchmarks/pooling.py).
     """
 
     k: int = 96
@@ -57,7 +59,7 @@ class PoolConfig:
     steps: int = 18
     chunk: int | None = None
     memory_mb: float = 16.0
-    include_self: bool = True
+    include_self: bool = False
 
     def __post_init__(self) -> None:
         if int(self.k) != self.k or self.k < 1:
