@@ -76,7 +76,7 @@ def main() -> None:
         scene = WORK / name
         t0 = time.perf_counter()
         if not (scene / "run_ok").is_file():
-            make_scene(scene, name, dataclasses.replace(SyntheticConfig(), target_points=n, n_frames=a.frames))
+            make_scene(WORK, name, dataclasses.replace(SyntheticConfig(), target_points=n, n_frames=a.frames))
             (scene / "run_ok").write_text("ok")
         gen = time.perf_counter() - t0
         import numpy as np

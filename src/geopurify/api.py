@@ -696,5 +696,5 @@ def synth(out_dir: str | Path, n: int = 1, seed: int = 0, points: int | None = N
     paths = []
     for i in range(n):
         cfg = dataclasses.replace(base, seed=seed + i, **over)
-        paths.append(make_scene(Path(out_dir) / f"synth{seed + i:04d}_00", f"synth{seed + i:04d}_00", cfg))
+        paths.append(make_scene(Path(out_dir), f"synth{seed + i:04d}_00", cfg))
     return paths

@@ -31,7 +31,7 @@ def run_demo(out: str | Path, steps: int | None = None, n_train: int = 2, seed: 
         path = out / "scenes" / name
         if not (path / f"{name}_vh_clean_2.ply").is_file():
             log.info("generating synthetic room %s", name)
-            make_scene(path, name, dataclasses.replace(base, seed=seed + i))
+            make_scene(out / "scenes", name, dataclasses.replace(base, seed=seed + i))
         scenes.append(path)
     train_scenes, test_scene = scenes[:n_train], scenes[n_train]
 
