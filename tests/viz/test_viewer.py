@@ -227,8 +227,11 @@ def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
         assert labels_img.std() > 10  # not blank
         assert _near(labels_img, floor_c) > 2000 and _near(labels_img, chair_c) > 500
 
-        v.query("chair")
-        lo, hi = heatmap_colors(np.array([0.0, 1.0]))  # viridis ends: dark purple (floor), yellow (chair)
+        res = v.query("chair")
+        heat = heatmap_colors(res.scores)
+        chair = v.bundle.labels == 1
+        hi, lo = np.median(heat[chair], axis=0), np.median(heat[~chair], axis=0)  # yellow, dark blue-purple
+        assert np.abs(hi - lo).max() > 100
         query_img = _wait_for(browser.screenshot, lambda im: _near(im, hi, 30) > 500 and _near(im, lo, 30) > 2000)
         assert _near(query_img, hi, 30) > 500 and _near(query_img, lo, 30) > 2000
         assert _near(query_img, floor_c) < 0.1 * _near(labels_img, floor_c)  # the labels are gone

@@ -12,13 +12,14 @@ the disc at a time.
 Choice of backend (tried on the 2-core, no-GPU development machine):
 
 * matplotlib ``scatter``: no occlusion between points (draw order, not depth, decides what is on
-  top), and several seconds per million points even with ``rasterized=True``; rejected.
-* Open3D offscreen (``OffscreenRenderer``): not installed here; it needs a multi-hundred-MB wheel
-  plus Debian ``libusb-1.0-0`` and an EGL/OSMesa GL stack the headless machine lacks; rejected as a
-  dependency for a PNG.
-* pyrender + OSMesa: needs system OSMesa and PyOpenGL; same objection.
+  top), and 2.9 s for a plain 1M-point 2D scatter to PNG here (measured), before any 3D projection;
+  rejected.
+* Open3D offscreen (``OffscreenRenderer``): not installed here (only the import was tried); it needs
+  a multi-hundred-MB wheel plus Debian ``libusb-1.0-0`` and an EGL/OSMesa GL stack a headless
+  machine may lack (not checked); rejected as a dependency for a PNG.
+* pyrender + OSMesa: not tried; needs system OSMesa and PyOpenGL, same objection.
 * numpy z-buffer splatter + Pillow text (this module): correct occlusion, no new dependency, and a
-  1M-point scene renders in about a second (see ``tests/viz/test_render.py``); chosen.
+  1M-point scene renders in 0.4-0.9 s here (see ``tests/viz/test_render.py``); chosen.
 
 Top-down views cut away everything above a height (default: 75 % of the way from the floor to the
 top of the scan) so ceilings and wall tops do not hide the floor plan; the perspective view uses the

@@ -246,7 +246,8 @@ class ViewerServer:
         self.subset = subset  # (M,) int64 indices of the displayed points
         self.host = server.get_host()
         self.port = int(server.get_port())
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # GUI callbacks may re-enter set_mode
+        self._shown = MODE_LABELS
         self._scores: np.ndarray | None = None
         self._build_gui()
 
@@ -281,7 +282,7 @@ class ViewerServer:
         centre, extent = (lo + hi) / 2, float(np.linalg.norm(hi - lo))
         srv.scene.set_up_direction("+z")
         srv.initial_camera.look_at = tuple(float(c) for c in centre)
-        srv.initial_camera.position = tuple(float(c) for c in centre + np.array([-0.3, -0.5, 0.4]) * extent)
+        srv.initial_camera.position = tuple(float(c) for c in centre + np.array([-0.35, -0.6, 0.5]) * extent)
         srv.initial_camera.up = (0.0, 0.0, 1.0)
         # Point size from density: about the mean spacing of points over the floor plan.
         area = max(float((hi[0] - lo[0]) * (hi[1] - lo[1])), 1e-6)
@@ -300,7 +301,8 @@ class ViewerServer:
 
         @self.mode.on_update
         def _(_event) -> None:
-            self.set_mode(self.mode.value)
+            if self.mode.value != self._shown:  # ignore the echo of our own set_mode
+                self.set_mode(self.mode.value)
 
         @self.size.on_update
         def _(_event) -> None:
@@ -349,6 +351,7 @@ class ViewerServer:
         with self._lock:
             self.cloud.colors = self.colors_for(mode)
             self.legend.content = self.legend_html(mode)
+            self._shown = mode
             if self.mode.value != mode:
                 self.mode.value = mode
 
