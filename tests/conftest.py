@@ -17,6 +17,47 @@ def seven_scenes() -> Path:
     return SHARED_7SCENES
 
 
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory):
+    """A tiny randomly initialised CLIP (real architecture) saved with save_pretrained: no download."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["."]
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in chars:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    torch.manual_seed(0)
+    cfg = CLIPConfig(
+        text_config=dict(
+            vocab_size=len(vocab),
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=40,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            image_size=32,
+            patch_size=8,
+        ),
+        projection_dim=24,
+    )
+    path = tmp_path_factory.mktemp("clip-tiny")
+    CLIPModel(cfg).eval().save_pretrained(path)
+    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(path)
+    return path
+
+
 def write_tiny_scannet(root: Path, name: str = "scene0000_00", n_side: int = 40, frames: int = 2,
                        color_hw=(120, 160), depth_hw=(60, 80), labels: bool = True) -> Path:
     """A hand-checkable scene in ScanNet export layout.

@@ -65,3 +65,62 @@ def test_student_checkpoint_carries_its_config(student):
     run = json.loads((student / "run.json").read_text())
     assert run["train_config"]["anchors"] == 4096 and run["train_config"]["temperature"] == 0.07
     assert run["train_config"]["macro_negatives"] == 48 and run["train_config"]["micro_negatives"] == 16
+
+
+def _gt_scannet20(scene):
+    from geopurify.io import read_scene
+    from geopurify.labels import nyu40_to_scannet20
+
+    return nyu40_to_scannet20(read_scene(scene).labels)
+
+
+def test_query_ranks_the_right_class_and_render_makes_pictures(rooms, student, tmp_path):
+    from PIL import Image
+
+    room = rooms[1]
+    out = tmp_path / "pur"
+    assert main(["-q", "segment", str(room), "--student", str(student), "--out", str(out)]) == 0
+    gt = _gt_scannet20(room)
+    names = json.loads((out / "names.json").read_text())
+    present = [c for c in ("bed", "sofa", "refrigerator", "bathtub", "bookshelf") if (gt == names.index(c)).sum() > 200]
+    assert present, "the synthetic room should hold at least one large object class"
+    cls = present[0]
+    assert main(["-q", "query", str(out), f"a {cls} in a scene", "floor", "--top", "200"]) == 0
+    slug = f"a_{cls}_in_a_scene"
+    mask = np.loadtxt(out / "query" / f"{slug}_mask.txt", dtype=int)
+    assert len(mask) == 200
+    assert (gt[mask] == names.index(cls)).mean() > 0.8  # the top points of the query are that class
+    scores = np.load(out / "query" / f"{slug}.npy").astype(np.float32)
+    inside = scores[gt == names.index(cls)].mean()
+    assert inside > scores[gt == names.index("floor")].mean() + 0.2
+    assert (out / "query" / f"{slug}.ply").is_file()
+    img = np.asarray(Image.open(out / "query" / f"{slug}.png").convert("RGB"))
+    assert img.std() > 10  # not blank
+
+    assert main(["-q", "render", str(out), "--gt", str(room)]) == 0
+    for view in ("top", "persp"):
+        im = np.asarray(Image.open(out / f"render_{view}.png").convert("RGB"))
+        assert im.shape[1] > im.shape[0] and im.std() > 10
+        # the palette colour of the most common predicted class appears in the picture
+        from geopurify.viz.ply import palette
+
+        labels = np.loadtxt(out / "labels.txt", dtype=int)
+        top = palette(len(names))[np.bincount(labels).argmax()]
+        assert (np.abs(im.reshape(-1, 3).astype(int) - top).sum(1) == 0).sum() > 100
+
+
+def test_eval_over_a_folder_of_scenes_sums_confusions(rooms, tmp_path):
+    outs = tmp_path / "outs"
+    for r in rooms:
+        assert main(["-q", "segment", str(r), "--no-purify", "--no-features", "--out", str(outs / r.name)]) == 0
+    gt_root = rooms[0].parent
+    assert main(["-q", "eval", str(outs), "--gt", str(gt_root), "--protocol", "openscene"]) == 0
+    d = json.loads((outs / "eval.json").read_text())
+    assert sorted(d["scenes"]) == sorted(r.name for r in rooms)
+    assert d["protocol"] == "openscene"
+    conf = np.array(d["confusion"])
+    per_scene = []
+    for r in rooms:
+        assert main(["-q", "eval", str(outs / r.name), "--gt", str(r)]) == 0
+        per_scene.append(np.array(json.loads((outs / r.name / "eval.json").read_text())["confusion"]))
+    assert (conf == per_scene[0] + per_scene[1]).all()

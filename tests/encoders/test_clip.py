@@ -14,44 +14,6 @@ from geopurify.encoders.clip import ClipEncoder, resolve_weights  # noqa: E402
 from geopurify.errors import ConfigError  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def clip_dir(tmp_path_factory):
-    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-
-    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["."]
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in chars:
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    torch.manual_seed(0)
-    cfg = CLIPConfig(
-        text_config=dict(
-            vocab_size=len(vocab),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=40,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        ),
-        vision_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            image_size=32,
-            patch_size=8,
-        ),
-        projection_dim=24,
-    )
-    path = tmp_path_factory.mktemp("clip-tiny")
-    CLIPModel(cfg).eval().save_pretrained(path)
-    CLIPTokenizer(vocab=vocab, merges=[]).save_pretrained(path)
-    return path
-
-
 def frame(fid, hw=(40, 56)):
     rng = np.random.default_rng(int(fid))
     img = rng.integers(0, 256, size=(*hw, 3), dtype=np.uint8)

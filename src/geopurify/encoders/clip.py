@@ -235,7 +235,7 @@ class ClipEncoder(Encoder):
         crops, owners, layouts = [], [], []
         for fi, frame in enumerate(frames):
             img = np.asarray(frame.color())
-            t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+            t = torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1)[None].float() / 255.0
             size, corners = self._windows(img.shape[:2])
             t = F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
             t = (t - self.mean) / self.std
