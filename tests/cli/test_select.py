@@ -3,9 +3,9 @@
 import json
 
 import numpy as np
-from conftest import write_tiny_scannet
 from plyfile import PlyData, PlyElement
 
+from conftest import write_tiny_scannet
 from geopurify.cli import main
 
 
