@@ -249,6 +249,7 @@ class ViewerServer:
         self._lock = threading.RLock()  # GUI callbacks may re-enter set_mode
         self._shown = MODE_LABELS
         self._scores: np.ndarray | None = None
+        self.last_query: str | None = None  # the phrase of the latest finished query() (GUI or code)
         self._build_gui()
 
     @property
@@ -294,7 +295,9 @@ class ViewerServer:
         srv.gui.add_markdown(f"**{title}** - {len(b.points):,} points, {len(b.names)} classes")
         self.mode = srv.gui.add_dropdown("Colour by", tuple(self.modes()), initial_value=MODE_LABELS)
         self.size = srv.gui.add_slider("Point size", min=0.001, max=0.1, step=0.001, initial_value=size)
-        self.ask = srv.gui.add_text("Ask", initial_value="", hint="a phrase, e.g. 'a chair'")
+        # A borderless form around the phrase box: Enter in it submits the form (viser >= 1.1).
+        with srv.gui.add_form(None) as self.ask_form:
+            self.ask = srv.gui.add_text("Ask", initial_value="", hint="a phrase, e.g. 'a chair'; Enter runs it")
         self.ask_button = srv.gui.add_button("Show heat map")
         self.status = srv.gui.add_markdown(self._help())
         self.legend = srv.gui.add_html(self.legend_html(MODE_LABELS))
@@ -312,12 +315,16 @@ class ViewerServer:
         def _(_event) -> None:
             self.query(self.ask.value)
 
+        @self.ask_form.on_submit
+        def _(_event) -> None:
+            self.query(self.ask.value)
+
     def _help(self) -> str:
         b = self.bundle
         if b.features is None:
             return "_No features.npy in this folder: queries are off._"
         if self.text_encoder is not None:
-            return "_Type any phrase and press **Show heat map**._"
+            return "_Type any phrase and press Enter or **Show heat map**._"
         if b.text is not None:
             return f"_No text encoder: phrases must name one of {len(b.text.names)} known classes._"
         return "_No text encoder and no text_embeddings.npz: queries are off._"
@@ -390,6 +397,7 @@ class ViewerServer:
             self._scores = res.scores
             self.set_mode(MODE_QUERY)
         log.info("query %r: %s", phrase, res.message)
+        self.last_query = phrase  # set last, so a waiter sees the query's whole effect
         return res
 
     def stop(self) -> None:
