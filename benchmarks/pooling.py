@@ -9,7 +9,7 @@ products on the 518-d features (512 semantic + RGB + normal), classification by 
 geopurify: cKDTree kNN, chunked affinities into a CSR matrix, 19 CSR products on the C = 20 class
 logits (``pool_logits``), argmax. Same neighbourhood convention (self excluded, K = 96) and step
 count as the reference, so the labels must agree; a third run uses geopurify's defaults (self
-included, T = 18) for information.
+excluded, T = 18 products) for information.
 
 Every measurement runs in its own subprocess so ``ru_maxrss`` is that method's peak alone.
 
@@ -187,7 +187,7 @@ def worker(method: str, inputs: Path, labels_out: str) -> None:
     elif method == "geopurify":
         out = geopurify_path(coords, emb, feats, text, include_self=False, steps=19)
     elif method == "geopurify-defaults":
-        out = geopurify_path(coords, emb, feats, text, include_self=True, steps=18)
+        out = geopurify_path(coords, emb, feats, text, include_self=False, steps=18)
     else:
         raise SystemExit(f"unknown method {method}")
     np.save(labels_out, out.pop("labels"))

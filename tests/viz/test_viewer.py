@@ -1,23 +1,17 @@
-"""Viewer: output-bundle loading, phrase matching, server-side GUI, and a headless-Chromium screenshot."""
+"""Viewer: output-bundle loading, phrase matching, server-side GUI, and headless Chromium typing a query."""
 
 from __future__ import annotations
 
-import base64
-import io
 import json
-import os
-import shutil
 import socket
-import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 from viz_fixtures import NAMES, make_output
 
 from geopurify.errors import InputError
+from geopurify.viz.browser import Browser, BrowserError, find_chromium
 from geopurify.viz.ply import heatmap_colors, palette
 from geopurify.viz.viewer import (
     MODE_LABELS,
@@ -137,74 +131,28 @@ def test_server_without_encoder_uses_text_embeddings(output_dir):
         v.stop()
 
 
-# ---------------------------------------------------------------- headless Chromium screenshots
-
-
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-class _DevTools:
-    """Minimal Chrome DevTools Protocol client over the `websockets` package (a viser dependency)."""
-
-    def __init__(self, binary: str, profile: Path, url: str, size=(1280, 800)):
-        flags = ["--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                 "--remote-allow-origins=*", f"--window-size={size[0]},{size[1]}", url]  # fmt: skip
-        self.proc = subprocess.Popen([binary, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.time() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if time.time() > deadline or self.proc.poll() is not None:
-                self.close()
-                pytest.skip("chromium did not start its DevTools endpoint")
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10))
-        ws_url = next(p["webSocketDebuggerUrl"] for p in pages if p["type"] == "page")
-        from websockets.sync.client import connect
-
-        self.ws = connect(ws_url, max_size=None, open_timeout=10)
-        self._id = 0
-
-    def call(self, method: str, **params):
-        self._id += 1
-        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=60))
-            if msg.get("id") == self._id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg["result"]
-
-    def screenshot(self) -> np.ndarray:
-        from PIL import Image
-
-        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-
-    def close(self):
-        if getattr(self, "ws", None) is not None:
-            self.ws.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+# ---------------------------------------------------------------- headless Chromium: type a query, look
 
 
 def _near(img: np.ndarray, rgb, tol: int = 12) -> int:
     return int((np.abs(img.astype(int) - np.array(rgb)).max(-1) <= tol).sum())
 
 
-def _wait_for(shoot, ok, timeout: float = 60.0) -> np.ndarray:
-    deadline = time.time() + timeout
+def _wait_for(shoot, ok, timeout: float = 30.0) -> np.ndarray:
+    deadline = time.monotonic() + timeout
     while True:
         img = shoot()
-        if ok(img) or time.time() > deadline:
+        if ok(img) or time.monotonic() > deadline:
             return img
-        time.sleep(1.0)
+        time.sleep(0.5)
+
+
+def _wait_until(cond, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def _free_port() -> int:
@@ -214,35 +162,55 @@ def _free_port() -> int:
 
 
 def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
-    binary = _chromium()
+    """A person's session in Debian's headless Chromium: load the page, see the labels, click the Ask
+    box, type 'chair', click Show heat map, see the heat map; then type 'floor' and press Enter."""
+    binary = find_chromium()
     if binary is None:
         pytest.skip("chromium is not installed (make sysdeps installs it)")
     out = make_output(tmp_path / "out", n_floor=40000, n_chair=20000)
     v = serve(out, port=_free_port(), block=False)
     browser = None
     try:
-        browser = _DevTools(binary, tmp_path / "profile", v.url)
+        try:
+            browser = Browser(binary, tmp_path / "profile", size=(1280, 800))
+        except BrowserError as exc:
+            pytest.skip(f"chromium does not run here: {exc}")
+        browser.open(v.url)
         floor_c, chair_c = palette(2)
         labels_img = _wait_for(browser.screenshot, lambda im: _near(im, floor_c) > 2000 and _near(im, chair_c) > 500)
         assert labels_img.std() > 10  # not blank
         assert _near(labels_img, floor_c) > 2000 and _near(labels_img, chair_c) > 500
 
-        res = v.query("chair")
-        heat = heatmap_colors(res.scores)
+        # Click into the Ask box and type, key by key; the browser sends the text to the server.
+        browser.click(*browser.control_center("Ask"))
+        assert browser.evaluate("document.activeElement.tagName") == "INPUT"
+        browser.type_text("chair")
+        assert browser.input_value("Ask") == "chair"
+        _wait_until(lambda: v.ask.value == "chair", "the server to receive the typed phrase")
+        assert v.last_query is None and v.mode.value == MODE_LABELS  # typing alone runs nothing
+
+        browser.click(*browser.button_center("Show heat map"))
+        _wait_until(lambda: v.last_query == "chair", "the button to run the query on the server")
+        assert v.mode.value == MODE_QUERY and "chair" in v.status.content
         chair = v.bundle.labels == 1
+        heat = heatmap_colors(v.resolve("chair").scores)
         hi, lo = np.median(heat[chair], axis=0), np.median(heat[~chair], axis=0)  # yellow, dark blue-purple
         assert np.abs(hi - lo).max() > 100
         query_img = _wait_for(browser.screenshot, lambda im: _near(im, hi, 30) > 500 and _near(im, lo, 30) > 2000)
         assert _near(query_img, hi, 30) > 500 and _near(query_img, lo, 30) > 2000
+        assert _near(query_img, lo, 30) > _near(query_img, hi, 30)  # the floor is dark, the chair bright
         assert _near(query_img, floor_c) < 0.1 * _near(labels_img, floor_c)  # the labels are gone
 
-        shots = os.environ.get("GEOPURIFY_VIEWER_SHOTS")  # set to docs/img to refresh the README pictures
-        if shots:
-            from PIL import Image
+        # Replace the phrase and press Enter: the form around the Ask box submits it.
+        browser.click(*browser.control_center("Ask"))
+        browser.select_all()
+        browser.type_text("floor")
+        _wait_until(lambda: v.ask.value == "floor", "the server to receive the second phrase")
+        browser.press("Enter")
+        _wait_until(lambda: v.last_query == "floor", "Enter to run the query on the server")
+        floor_img = _wait_for(browser.screenshot, lambda im: _near(im, hi, 30) > 2 * _near(query_img, hi, 30))
+        assert _near(floor_img, hi, 30) > 2 * _near(query_img, hi, 30)  # now the floor is the bright part
 
-            Path(shots).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(labels_img).save(Path(shots) / "viewer_labels.png")
-            Image.fromarray(query_img).save(Path(shots) / "viewer_query.png")
     finally:
         if browser is not None:
             browser.close()

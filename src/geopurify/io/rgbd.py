@@ -40,18 +40,18 @@ import functools
 import glob
 import logging
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..geometry import estimate_normals, mesh_normals
+from .frames import check_pose, make_frame
 from .fusion import fuse_depth
-from .images import image_size, intrinsics_3x3, load_color, load_depth, pose_problem, read_matrix
+from .images import intrinsics_3x3, load_depth, read_matrix
 from .ply import read_ply
 from .registry import READERS, Reader, ReadOptions
-from .scene import Frame, Scene
+from .scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -88,45 +88,6 @@ def load_depth_invalid(path: Path, depth_scale: float, hw: tuple[int, int] | Non
     d = load_depth(path, depth_scale, hw)
     d[d >= (invalid - 0.5) / depth_scale] = 0
     return d
-
-
-def make_frame(
-    fid: str,
-    color_path: Path,
-    depth_path: Path,
-    pose: np.ndarray,
-    K_color: np.ndarray,
-    K_depth: np.ndarray,
-    depth_loader: Callable[[Path, tuple[int, int] | None], np.ndarray],
-    sizes: dict,
-) -> Frame | None:
-    """A lazy Frame; image sizes come from the first frame's headers (later ones are checked on load)."""
-    if "color" not in sizes:
-        chw, dhw = image_size(color_path), image_size(depth_path)
-        if chw is None or dhw is None:
-            return None
-        sizes["color"], sizes["depth"] = chw, dhw
-    chw, dhw = sizes["color"], sizes["depth"]
-    return Frame(
-        frame_id=fid,
-        K_color=K_color,
-        K_depth=K_depth,
-        camera_to_world=pose,
-        color_size=chw,
-        depth_size=dhw,
-        load_color=functools.partial(load_color, color_path, chw),
-        load_depth=functools.partial(depth_loader, depth_path, dhw),
-        source=str(color_path),
-    )
-
-
-def check_pose(scene: Scene, pose: np.ndarray, fid: str, where: str) -> bool:
-    problem = pose_problem(pose)
-    if problem:
-        log.warning("skipping frame %s: %s (%s)", fid, problem, where)
-        scene.skip("bad_pose")
-        return False
-    return True
 
 
 def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_kwargs) -> None:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from pathlib import Path
@@ -21,7 +20,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import estimate_normals, mesh_normals
-from .images import image_size, intrinsics_3x3, load_color, load_depth, pose_problem, read_matrix
+from .frames import check_pose, make_frame
+from .images import intrinsics_3x3, load_depth, read_matrix
 from .ply import read_ply
 from .registry import READERS, Reader, ReadOptions
 from .scene import Frame, Scene
@@ -112,21 +112,23 @@ class ScanNetExportReader(Reader):
         if options.max_frames and len(ids) > options.max_frames:
             ids = [ids[i] for i in np.linspace(0, len(ids) - 1, options.max_frames).round().astype(int)]
         frames: list[Frame] = []
-        color_hw = depth_hw = None
+        sizes: dict = {}
+
+        def depth_loader(p: Path, hw: tuple[int, int] | None) -> np.ndarray:
+            return load_depth(p, options.depth_scale, hw)
+
         for fid in ids:
             color_path = next((color_dir / f"{fid}{ext}" for ext in (".jpg", ".png", ".jpeg")
                                if (color_dir / f"{fid}{ext}").is_file()), color_dir / f"{fid}.jpg")
             depth_path = depth_dir / f"{fid}.png"
+            pose_path = pose_dir / f"{fid}.txt"
             try:
-                pose = read_matrix(pose_dir / f"{fid}.txt")
+                pose = read_matrix(pose_path)
             except (OSError, ValueError) as exc:
-                log.warning("skipping frame %s: unreadable pose %s (%s)", fid, pose_dir / f"{fid}.txt", exc)
+                log.warning("skipping frame %s: unreadable pose %s (%s)", fid, pose_path, exc)
                 scene.skip("bad_pose")
                 continue
-            problem = pose_problem(pose)
-            if problem:
-                log.warning("skipping frame %s: %s in %s", fid, problem, pose_dir / f"{fid}.txt")
-                scene.skip("bad_pose")
+            if not check_pose(scene, pose, fid, str(pose_path)):
                 continue
             if not color_path.is_file():
                 log.warning("skipping frame %s: colour image missing (%s)", fid, color_path)
@@ -136,26 +138,11 @@ class ScanNetExportReader(Reader):
                 log.warning("skipping frame %s: depth image missing (%s)", fid, depth_path)
                 scene.skip("missing_depth")
                 continue
-            # sizes from the first readable frame; later frames must match (checked at load time)
-            if color_hw is None:
-                color_hw = image_size(color_path)
-                depth_hw = image_size(depth_path)
-                if color_hw is None or depth_hw is None:
-                    color_hw = depth_hw = None
-                    log.warning("skipping frame %s: unreadable image header", fid)
-                    scene.skip("bad_color")
-                    continue
-            frames.append(
-                Frame(
-                    frame_id=fid,
-                    K_color=K_color,
-                    K_depth=K_depth,
-                    camera_to_world=pose,
-                    color_size=color_hw,
-                    depth_size=depth_hw,
-                    load_color=functools.partial(load_color, color_path, color_hw),
-                    load_depth=functools.partial(load_depth, depth_path, options.depth_scale, depth_hw),
-                    source=str(color_path),
-                )
-            )
+            # sizes come from the first readable frame's headers; later frames are checked on load
+            frame = make_frame(fid, color_path, depth_path, pose, K_color, K_depth, depth_loader, sizes)
+            if frame is None:
+                log.warning("skipping frame %s: unreadable image header", fid)
+                scene.skip("bad_color")
+                continue
+            frames.append(frame)
         return frames

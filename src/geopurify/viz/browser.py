@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -126,7 +128,7 @@ class Browser:
         self.ws: Any = None
         self._tmp = None
         if profile is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="geopurify-chromium-")
+            self._tmp = tempfile.TemporaryDirectory(prefix="geopurify-chromium-", ignore_cleanup_errors=True)
             profile = self._tmp.name
         profile = Path(profile)
         profile.mkdir(parents=True, exist_ok=True)
@@ -136,7 +138,9 @@ class Browser:
                  "--remote-debugging-port=0", "--remote-allow-origins=*",
                  f"--window-size={size[0]},{size[1]}", "about:blank"]  # fmt: skip
         try:
-            self.proc = subprocess.Popen([binary, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(  # its own process group, so close() ends its helpers too
+                [binary, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            )
         except OSError as exc:
             raise BrowserError(f"{binary}: cannot start ({exc})") from None
         try:
@@ -281,14 +285,27 @@ class Browser:
             except Exception:  # noqa: BLE001 - closing a dead socket is fine
                 pass
             self.ws = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        proc = getattr(self, "proc", None)
+        if proc is not None:
+            for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+                try:
+                    os.killpg(proc.pid, sig)  # the browser and its renderer/GPU helper processes
+                except ProcessLookupError:
+                    break
+                try:
+                    proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
         if self._tmp is not None:
+            for _ in range(10):  # helpers may still be flushing the profile for a moment
+                shutil.rmtree(self._tmp.name, ignore_errors=True)
+                if not os.path.exists(self._tmp.name):
+                    break
+                time.sleep(0.2)
             self._tmp.cleanup()
             self._tmp = None
 

@@ -291,7 +291,8 @@ class ViewerServer:
         self.cloud = srv.scene.add_point_cloud(
             "/scene", points=pts, colors=self.colors_for(MODE_LABELS), point_size=size, point_shading="flat"
         )
-        title = b.run.get("scene") or b.run.get("name") or b.out_dir.name
+        scene = b.run.get("scene_name") or b.run.get("scene") or b.run.get("name")
+        title = Path(str(scene)).name if scene else b.out_dir.name  # run.json's scene is a path
         srv.gui.add_markdown(f"**{title}** - {len(b.points):,} points, {len(b.names)} classes")
         self.mode = srv.gui.add_dropdown("Colour by", tuple(self.modes()), initial_value=MODE_LABELS)
         self.size = srv.gui.add_slider("Point size", min=0.001, max=0.1, step=0.001, initial_value=size)
