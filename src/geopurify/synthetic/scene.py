@@ -1,4 +1,4 @@
-"""Write a synthetic scene in the ScanNet export layout (see docs/CONTRACTS.md, io/)."""
+"""Write a synthetic scene in the ScanNet export layout (see README, "Your own scan")."""
 
 from __future__ import annotations
 
