@@ -42,7 +42,7 @@ def baseline(scene: Path, out: Path, kind: str) -> float:
     enc = api.make_encoder(sc, cfg.lift)
     text = api.resolve_text(sc, cfg.lift, enc)
     lifted = api.lift_scene(sc, cfg.lift, text, enc)
-    grid, inputs = api.voxel_inputs(sc, lifted.features, 0.02)
+    grid, inputs, _ = api.voxel_inputs(sc, lifted.features, 0.02)
     emb = np.ones((grid.num_voxels, 1), np.float32) if kind == "plain-knn" else inputs
     logits = grid.reduce(lifted.features) @ text.normalized().T
     res = purify(torch.from_numpy(grid.centers), torch.from_numpy(emb), torch.from_numpy(logits), PoolConfig())

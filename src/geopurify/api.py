@@ -168,7 +168,7 @@ def lift_scene(scene: Scene, opts: LiftOptions, text: TextEmbeddings, encoder) -
 
 
 def voxel_inputs(scene: Scene, features: np.ndarray, voxel_size: float):
-    """Voxel grid and the student's per-voxel inputs [feature | rgb | normal]."""
+    """Voxel grid, the student's per-voxel inputs [feature | rgb | normal] and the mean features (V, D)."""
     from .geometry import voxelize
     from .student import student_inputs
 
@@ -177,7 +177,7 @@ def voxel_inputs(scene: Scene, features: np.ndarray, voxel_size: float):
     vc = grid.reduce(scene.colors)
     vn = grid.reduce(scene.normals)
     vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
-    return grid, student_inputs(vf, vc, vn)
+    return grid, student_inputs(vf, vc, vn), vf
 
 
 def is_complete(out_dir: Path) -> bool:
@@ -256,7 +256,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
     if cfg.purify:
         device = pick_device(cfg.device)
         with t("student"):
-            grid, inputs = voxel_inputs(scene, lifted.features, cfg.voxel_size)
+            grid, inputs, vfeat_np = voxel_inputs(scene, lifted.features, cfg.voxel_size)
             if student.config.in_dim != inputs.shape[1]:
                 raise ConfigError(
                     f"student {cfg.student} expects {student.config.in_dim - 6}-d features but the scene's are "
@@ -270,7 +270,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
         counts["voxels"] = grid.num_voxels
         pool_cfg = PoolConfig(k=cfg.k, sharpen=cfg.sharpen, steps=cfg.steps)
         centers = torch.from_numpy(grid.centers).to(device)
-        vfeat = torch.from_numpy(grid.reduce(lifted.features)).to(device)
+        vfeat = torch.from_numpy(vfeat_np).to(device)
         if cfg.save_features:
             res = purify(centers, emb, vfeat, pool_cfg)
             pooled = res.values
@@ -364,7 +364,7 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
     encoder = make_encoder(scene, cfg.lift)
     text = resolve_text(scene, cfg.lift, encoder)
     lifted = lift_scene(scene, cfg.lift, text, encoder)
-    grid, inputs = voxel_inputs(scene, lifted.features, cfg.voxel_size)
+    grid, inputs, _ = voxel_inputs(scene, lifted.features, cfg.voxel_size)
     feats = np.asarray(teacher.features(scene, grid), np.float32)
     if feats.shape[0] != grid.num_voxels:
         raise InputError(f"{scene.name}: teacher gave {feats.shape[0]} rows for {grid.num_voxels} voxels")

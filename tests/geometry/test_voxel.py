@@ -45,3 +45,17 @@ def test_normals_of_a_plane():
     # mesh normals of one triangle pointing +z
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], np.float32)
     np.testing.assert_allclose(mesh_normals(v, np.array([[0, 1, 2]])), np.tile([0, 0, 1], (3, 1)), atol=1e-6)
+
+
+def test_mesh_normals_match_a_naive_loop():
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=(50, 3)).astype(np.float32)
+    f = rng.integers(0, 50, size=(200, 3))
+    ref = np.zeros((50, 3))
+    for tri in f:
+        a, b, c = v[tri].astype(np.float64)
+        for i in tri:
+            ref[i] += np.cross(b - a, c - a)
+    norm = np.linalg.norm(ref, axis=1, keepdims=True)
+    ref = np.where(norm > 0, ref / np.maximum(norm, 1e-12), [0, 0, 1])
+    np.testing.assert_allclose(mesh_normals(v, f), ref, atol=1e-5)

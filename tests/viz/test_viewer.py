@@ -210,7 +210,6 @@ def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
         _wait_until(lambda: v.last_query == "floor", "Enter to run the query on the server")
         floor_img = _wait_for(browser.screenshot, lambda im: _near(im, hi, 30) > 2 * _near(query_img, hi, 30))
         assert _near(floor_img, hi, 30) > 2 * _near(query_img, hi, 30)  # now the floor is the bright part
-
     finally:
         if browser is not None:
             browser.close()

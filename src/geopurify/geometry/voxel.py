@@ -33,20 +33,18 @@ class VoxelGrid:
     def reduce(self, values: np.ndarray) -> np.ndarray:
         """Mean of per-point ``values`` (N, C) over each voxel -> (V, C) float32."""
         values = np.asarray(values)
-        out = np.zeros((self.num_voxels, values.shape[1]), dtype=np.float64)
-        np.add.at(out, self.point_to_voxel, values) if values.shape[0] < 4096 else _index_add(
-            out, self.point_to_voxel, values
-        )
-        return (out / self.counts[:, None]).astype(np.float32)
+        dtype = torch.float64 if values.dtype == np.float64 else torch.float32
+        src = torch.from_numpy(np.ascontiguousarray(values)).to(dtype)
+        out = torch.zeros((self.num_voxels, values.shape[1]), dtype=dtype)
+        # scatter_add_ with an expanded index runs in parallel; index_add_ and np.add.at are serial on CPU
+        idx = torch.from_numpy(self.point_to_voxel)[:, None].expand(-1, values.shape[1])
+        out.scatter_add_(0, idx, src)
+        out /= torch.from_numpy(self.counts).to(dtype)[:, None]
+        return out.numpy().astype(np.float32, copy=False)
 
     def expand(self, voxel_values: np.ndarray) -> np.ndarray:
         """Copy per-voxel values (V, C) back to the points -> (N, C)."""
         return voxel_values[self.point_to_voxel]
-
-
-def _index_add(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
-    t = torch.from_numpy(out)
-    t.index_add_(0, torch.from_numpy(index), torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)))
 
 
 def voxelize(points: np.ndarray, voxel_size: float) -> VoxelGrid:

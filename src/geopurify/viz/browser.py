@@ -142,6 +142,7 @@ class Browser:
                 [binary, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
             )
         except OSError as exc:
+            self.close()
             raise BrowserError(f"{binary}: cannot start ({exc})") from None
         try:
             self._connect(profile / "DevToolsActivePort")
@@ -164,13 +165,16 @@ class Browser:
             time.sleep(0.1)
         port = int(port_file.read_text().split()[0])
         url = f"http://127.0.0.1:{port}/json/list"
-        pages = json.load(urllib.request.urlopen(url, timeout=self.timeout))
-        ws_url = next((p["webSocketDebuggerUrl"] for p in pages if p.get("type") == "page"), None)
-        if ws_url is None:
-            raise BrowserError(f"chromium has no page target ({url})")
         from websockets.sync.client import connect
 
-        self.ws = connect(ws_url, max_size=None, open_timeout=self.timeout)
+        try:
+            pages = json.load(urllib.request.urlopen(url, timeout=self.timeout))
+            ws_url = next((p["webSocketDebuggerUrl"] for p in pages if p.get("type") == "page"), None)
+            if ws_url is None:
+                raise BrowserError(f"chromium has no page target ({url})")
+            self.ws = connect(ws_url, max_size=None, open_timeout=self.timeout)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise BrowserError(f"cannot reach chromium's DevTools at {url}: {exc}") from None
         self._id = 0
 
     # --- protocol ------------------------------------------------------------------------------
