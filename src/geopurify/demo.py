@@ -13,18 +13,20 @@ from .utils.atomic import write_json
 log = logging.getLogger(__name__)
 
 
-def run_demo(out: str | Path, steps: int | None = None, n_train: int = 2, seed: int = 0) -> dict:
+def run_demo(out: str | Path, steps: int | None = None, n_train: int = 2, seed: int = 0,
+             scene_config=None) -> dict:
     """Run the whole pipeline on synthetic rooms and return (and write) the scores.
 
     Writes ``OUT/scenes/`` (data), ``OUT/student/``, ``OUT/raw/`` and ``OUT/purified/`` (segment outputs,
-    with ``labels.ply`` and ``render_*.png``), and ``OUT/summary.json``.
+    with ``labels.ply`` and ``render_*.png``), and ``OUT/summary.json``. ``scene_config`` (a
+    :class:`~geopurify.synthetic.SyntheticConfig`) changes the rooms, e.g. smaller ones for a quick run.
     """
     from . import api
     from .synthetic import SyntheticConfig, make_scene
 
     out = Path(out)
     t0 = time.perf_counter()
-    base = SyntheticConfig()
+    base = scene_config or SyntheticConfig()
     scenes = []
     for i in range(n_train + 1):
         name = f"synth{seed + i:04d}_00"
