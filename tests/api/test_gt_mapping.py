@@ -1,0 +1,44 @@
+"""GT of every reader maps onto the benchmark label sets the way `geopurify eval` needs."""
+
+import numpy as np
+import pytest
+
+from geopurify.api import gt_indices, name_mapping
+from geopurify.errors import InputError
+from geopurify.io import Scene
+from geopurify.labels import get_label_set
+
+
+def _scene(**kw):
+    return Scene(name="s", points=np.zeros((4, 3), np.float32), colors=np.zeros((4, 3), np.float32), **kw)
+
+
+def test_nyu40_to_scannet20_and_ignore():
+    s = _scene(labels=np.array([1, 39, 22, 0]), label_set="nyu40")  # wall, otherfurniture, ceiling, unlabelled
+    assert gt_indices(s, "scannet20").tolist() == [0, 19, -1, -1]
+
+
+def test_scannet200_from_sens_aggregation_ids():
+    lset = get_label_set("scannet200")
+    raw = np.array([lset.ids[0], lset.ids[5], 0, 999999])  # two valid ids, unannotated, unknown
+    s = _scene(labels=np.array([1, 1, 1, 1]), label_set="nyu40", meta={"scannet200_raw": raw})
+    assert gt_indices(s, "scannet200").tolist() == [0, 5, -1, -1]
+
+
+def test_pointcept_indices_pass_through_and_other_set_from_meta():
+    s = _scene(labels=np.array([0, 3, -1, 19]), label_set="scannet20",
+               meta={"labels_scannet200": np.array([7, 8, -1, 199])})
+    assert gt_indices(s, "scannet20").tolist() == [0, 3, -1, 19]
+    assert gt_indices(s, "scannet200").tolist() == [7, 8, -1, 199]
+
+
+def test_unmappable_label_set_is_an_input_error():
+    s = _scene(labels=np.array([1, 2, 3, 4]), label_set="matterport_category")
+    with pytest.raises(InputError, match="--label-set matterport_category"):
+        gt_indices(s, "scannet20")
+
+
+def test_prediction_names_map_by_normalised_name():
+    target = get_label_set("scannet20").names
+    m = name_mapping(["a chair in a scene", "Other", "fridge", "lamp"], target)
+    assert m.tolist() == [target.index("chair"), target.index("otherfurniture"), target.index("refrigerator"), -1]
