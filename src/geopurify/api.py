@@ -534,8 +534,17 @@ def _phrase_embeddings(out_dir: Path, phrases: list[str], text: str | None, enco
     """(Q, D) embeddings of the phrases: an encoder's text tower, or lookup in a text-embedding file."""
     from .encoders import build_encoder, load_text_embeddings
 
+    opts: dict[str, Any] = {"weights": weights} if weights else {}
+    if not encoder and not text:
+        # default: the text tower of the encoder that made the features (recorded in run.json)
+        try:
+            lift_cfg = json.loads((out_dir / RUN_FILE).read_text())["config"]["lift"]
+        except (OSError, ValueError, KeyError, TypeError):
+            lift_cfg = {}
+        if lift_cfg.get("encoder") not in (None, "auto", "precomputed"):
+            encoder = lift_cfg["encoder"]
+            opts = {**lift_cfg.get("encoder_options", {}), **opts}
     if encoder:
-        opts = {"weights": weights} if weights else {}
         return np.asarray(build_encoder(encoder, **opts).encode_text(list(phrases)), np.float32)
     src = Path(text) if text else out_dir / "text_embeddings.npz"
     if not src.is_file():

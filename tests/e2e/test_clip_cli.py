@@ -37,3 +37,21 @@ def test_clip_without_weights_says_what_to_pass(tmp_path, capsys):
                str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 3 and "--weights" in err
+
+
+def test_query_free_text_uses_the_scenes_text_encoder(tmp_path, clip_dir, monkeypatch):
+    monkeypatch.setenv("GEOPURIFY_CACHE", str(tmp_path / "cache"))
+    d = write_tiny_scannet(tmp_path)
+    out = tmp_path / "o"
+    assert main(["-q", "segment", str(d), "--no-purify", "--encoder", "clip", "--weights", str(clip_dir),
+                 "--classes", "wall", "floor", "--out", str(out)]) == 0
+    # a phrase that is no class name: encoded by the same CLIP text tower run.json names
+    assert main(["-q", "query", str(out), "a red office chair", "--top", "10"]) == 0
+    scores = np.load(out / "query" / "a_red_office_chair.npy").astype(np.float32)
+    from geopurify.encoders import build_encoder
+
+    t = build_encoder("clip", weights=str(clip_dir)).encode_text(["a red office chair"])[0]
+    f = np.load(out / "features.npy").astype(np.float32)
+    expect = (f / np.linalg.norm(f, axis=1, keepdims=True)) @ (t / np.linalg.norm(t))
+    np.testing.assert_allclose(scores, expect, atol=2e-3)
+    assert len(np.loadtxt(out / "query" / "a_red_office_chair_mask.txt")) == 10
