@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import write_tiny_scannet
+from _fixtures import write_tiny_scannet
 from geopurify.cli import main
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from plyfile import PlyData, PlyElement
 
-from conftest import write_tiny_scannet
+from _fixtures import write_tiny_scannet
 from geopurify.cli import main
 
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from conftest import write_tiny_scannet
+from _fixtures import write_tiny_scannet
 from geopurify.cli import main
 
 

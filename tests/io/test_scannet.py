@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import write_tiny_scannet
+from _fixtures import write_tiny_scannet
 from geopurify.errors import FrameError, InputError
 from geopurify.io import ReadOptions, read_scene
 

@@ -33,7 +33,11 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
     if not path.is_file():
         raise InputError(f"{path}: PLY file not found")
     try:
-        ply = _Ply.read(str(path))
+        try:
+            # triangle meshes: fixed-length face lists read as one numpy array (~1000x faster than lists)
+            ply = _Ply.read(str(path), known_list_len={"face": {"vertex_indices": 3, "vertex_index": 3}})
+        except Exception:
+            ply = _Ply.read(str(path))
         if "vertex" not in ply:
             raise InputError(f"{path}: PLY has no vertex element")
         v = ply["vertex"].data
@@ -59,7 +63,7 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
             key = "vertex_indices" if "vertex_indices" in fdata.dtype.names else fdata.dtype.names[0]
             col = fdata[key]
             try:
-                faces = np.stack(col).astype(np.int64)
+                faces = (col if col.dtype != object else np.stack(col)).astype(np.int64)
             except ValueError as exc:
                 raise InputError(f"{path}: faces are not all triangles") from exc
             if faces.ndim != 2 or faces.shape[1] != 3:
