@@ -110,6 +110,7 @@ class _Evil:
         return (os.system, (f"touch {os.environ['EVIL_MARKER']}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the crafted file is protocol 4 on purpose
 def test_code_running_pickle_is_refused_and_not_run(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     monkeypatch.setenv("EVIL_MARKER", str(marker))

@@ -34,7 +34,7 @@ class VoxelGrid:
         """Mean of per-point ``values`` (N, C) over each voxel -> (V, C) float32."""
         values = np.asarray(values)
         dtype = torch.float64 if values.dtype == np.float64 else torch.float32
-        src = torch.from_numpy(np.ascontiguousarray(values)).to(dtype)
+        src = torch.from_numpy(np.require(values, requirements=["C", "W"])).to(dtype)  # copies read-only (mmap) input
         out = torch.zeros((self.num_voxels, values.shape[1]), dtype=dtype)
         # scatter_add_ with an expanded index runs in parallel; index_add_ and np.add.at are serial on CPU
         idx = torch.from_numpy(self.point_to_voxel)[:, None].expand(-1, values.shape[1])
