@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import image_size, load_color, pose_problem
+from .images import image_size, load_color, pose_problem, read_matrix
 from .scene import Frame, Scene
 
 log = logging.getLogger(__name__)
@@ -52,3 +52,14 @@ def check_pose(scene: Scene, pose: np.ndarray, fid: str, where: str) -> bool:
         scene.skip("bad_pose")
         return False
     return True
+
+
+def read_pose(scene: Scene, fid: str, pose_path: Path) -> np.ndarray | None:
+    """The (4, 4) camera-to-world pose in a text file, or None (warned and counted) when unreadable or unusable."""
+    try:
+        pose = read_matrix(pose_path)
+    except (OSError, ValueError) as exc:
+        log.warning("skipping frame %s: unreadable pose %s (%s)", fid, pose_path, exc)
+        scene.skip("bad_pose")
+        return None
+    return pose if check_pose(scene, pose, fid, str(pose_path)) else None

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..geometry import estimate_normals, mesh_normals
-from .frames import check_pose, make_frame
+from .frames import check_pose, make_frame, read_pose
 from .fusion import fuse_depth
 from .images import intrinsics_3x3, load_depth, read_matrix
 from .ply import read_ply
@@ -162,13 +162,8 @@ class SevenScenesReader(Reader):
         for i in select_indices(len(entries), options):
             fid, _, stem = entries[i]
             pose_path = Path(f"{stem}.pose.txt")
-            try:
-                pose = read_matrix(pose_path)
-            except (OSError, ValueError) as exc:
-                log.warning("skipping frame %s: unreadable pose %s (%s)", fid, pose_path, exc)
-                scene.skip("bad_pose")
-                continue
-            if not check_pose(scene, pose, fid, str(pose_path)):
+            pose = read_pose(scene, fid, pose_path)
+            if pose is None:
                 continue
             color = next(
                 (Path(f"{stem}.color{e}") for e in (".png", ".jpg") if Path(f"{stem}.color{e}").is_file()), None

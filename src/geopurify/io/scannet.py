@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import estimate_normals, mesh_normals
-from .frames import check_pose, make_frame
+from .frames import make_frame, read_pose
 from .images import intrinsics_3x3, load_depth, read_matrix
 from .ply import read_ply
 from .registry import READERS, Reader, ReadOptions
@@ -122,13 +122,8 @@ class ScanNetExportReader(Reader):
                                if (color_dir / f"{fid}{ext}").is_file()), color_dir / f"{fid}.jpg")
             depth_path = depth_dir / f"{fid}.png"
             pose_path = pose_dir / f"{fid}.txt"
-            try:
-                pose = read_matrix(pose_path)
-            except (OSError, ValueError) as exc:
-                log.warning("skipping frame %s: unreadable pose %s (%s)", fid, pose_path, exc)
-                scene.skip("bad_pose")
-                continue
-            if not check_pose(scene, pose, fid, str(pose_path)):
+            pose = read_pose(scene, fid, pose_path)
+            if pose is None:
                 continue
             if not color_path.is_file():
                 log.warning("skipping frame %s: colour image missing (%s)", fid, color_path)
