@@ -443,6 +443,12 @@ def gt_indices(scene: Scene, label_set: str) -> np.ndarray:
         return raw_to_index(get_label_set("scannet200"), np.asarray(scene.meta["scannet200_raw"]))
     if f"labels_{label_set}" in scene.meta:  # e.g. a Pointcept folder with both segment20 and segment200
         return np.asarray(scene.meta[f"labels_{label_set}"], np.int64)
+    if label_set.startswith("matterport") and "matterport_category_raw" in scene.meta \
+            and "category_mapping" in scene.meta:  # a Matterport region: OpenScene's name-based sets
+        from .labels import matterport_category_map, matterport_to_index, read_labels_tsv
+
+        lut = matterport_category_map(read_labels_tsv(scene.meta["category_mapping"]), label_set)
+        return matterport_to_index(np.asarray(scene.meta["matterport_category_raw"]), lut)
     if scene.label_set == "nyu40" and label_set in ("scannet20", "nyu40", "matterport21"):
         return raw_to_index(get_label_set(label_set), scene.labels)  # these sets use NYU40 ids
     raise InputError(

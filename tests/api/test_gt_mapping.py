@@ -42,3 +42,20 @@ def test_prediction_names_map_by_normalised_name():
     target = get_label_set("scannet20").names
     m = name_mapping(["a chair in a scene", "Other", "fridge", "lamp"], target)
     assert m.tolist() == [target.index("chair"), target.index("otherfurniture"), target.index("refrigerator"), -1]
+
+
+def test_matterport_region_categories_map_to_openscene_sets(tmp_path):
+    tsv = tmp_path / "category_mapping.tsv"
+    tsv.write_text(
+        "index\traw_category\tcategory\tcount\tnyuId\tnyu40id\teigen13id\tnyuClass\tnyu40class\tmpcat40index\n"
+        "3\tfloor\tfloor\t9\t2\t2\t2\tfloor\tfloor\t2\n"
+        "7\tkitchen chair\tchair\t4\t5\t5\t11\tchair\tchair\t3\n"
+        "12\trug\trug\t1\t\t40\t\t\t\t40\n"
+    )
+    raw = np.array([3, 7, 12, 0])
+    s = _scene(labels=np.array([2, 5, 40, 0]), label_set="nyu40",
+               meta={"matterport_category_raw": raw, "category_mapping": str(tsv)})
+    m40 = get_label_set("matterport40").names
+    assert gt_indices(s, "matterport40").tolist() == [m40.index("floor"), m40.index("chair"), -1, -1]
+    m21 = get_label_set("matterport21").names
+    assert gt_indices(s, "matterport21").tolist() == [m21.index("floor"), m21.index("chair"), -1, -1]

@@ -194,6 +194,7 @@ class MatterportReader(Reader):
 
     def _labels(self, scene: Scene, ply_path: Path, house: Path, face_cat: np.ndarray) -> None:
         raw = vote_vertex_labels(scene.faces, face_cat, scene.num_points)
+        scene.meta["matterport_category_raw"] = raw  # for the Matterport-40/80/160 label sets at eval time
         tsv = next((d / "category_mapping.tsv" for d in [house, *list(house.parents)[:3], ply_path.parent]
                     if (d / "category_mapping.tsv").is_file()), None)
         if tsv is None:
