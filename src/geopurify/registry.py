@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable
 from importlib.metadata import entry_points
@@ -63,7 +64,24 @@ class Registry(Generic[T]):
             raise ConfigError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
         return self._items[name]
 
+    def check_options(self, name: str, options: dict) -> None:
+        """Raise ConfigError naming any option the factory of ``name`` does not accept."""
+        factory = self.get(name)
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            return
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return
+        accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigError(
+                f"{self.kind} {name!r} has no option {', '.join(unknown)}; it accepts: {', '.join(accepted)}"
+            )
+
     def build(self, name: str, **kwargs) -> T:
+        self.check_options(name, kwargs)
         return self.get(name)(**kwargs)
 
     def __contains__(self, name: str) -> bool:

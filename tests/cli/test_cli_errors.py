@@ -49,3 +49,15 @@ def test_debug_shows_traceback(tmp_path):
 def test_parser_defaults_follow_the_paper():
     a = build_parser().parse_args(["segment", "s", "--out", "o", "--student", "st"])
     assert (a.voxel_size, a.k, a.sharpen, a.steps, a.fusion, a.top_views) == (0.02, 96, 20.0, 18, "consensus", 3)
+
+
+def test_unknown_encoder_or_teacher_option_is_a_config_error(tmp_path, capsys):
+    from _fixtures import write_tiny_scannet
+
+    d = write_tiny_scannet(tmp_path)
+    assert main(["segment", str(d), "--no-purify", "--encoder", "precomputed", "--encoder-opt", "bogus=1",
+                 "--out", str(tmp_path / "o")]) == 3
+    assert "encoder 'precomputed' has no option bogus" in capsys.readouterr().err
+    assert main(["train", str(d), "--out", str(tmp_path / "s"), "--teacher-opt", "varient=superpoint"]) == 3
+    err = capsys.readouterr().err
+    assert "teacher 'geometric' has no option varient" in err and "variant" in err

@@ -48,6 +48,7 @@ def build_encoder(
         options: passed to the encoder factory (e.g. ``weights=PATH`` for ``clip``).
     """
     factory = ENCODERS.get(name)
+    ENCODERS.check_options(name, {k: v for k, v in options.items() if k != "scene"})
     params = inspect.signature(factory).parameters
     takes_scene = "scene" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
     encoder = factory(scene=scene, **options) if takes_scene else factory(**options)
