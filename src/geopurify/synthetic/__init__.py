@@ -4,7 +4,8 @@
 >>> path = make_scene("data/synthetic", "synth0000_00", SyntheticConfig(seed=0))  # doctest: +SKIP
 """
 
-from .config import NYU40_TO_SCANNET20, SCANNET20_NAMES, SCANNET20_NYU40, SyntheticConfig, nyu40_to_scannet20
+from ..labels import nyu40_to_scannet20
+from .config import SCANNET20_NAMES, SCANNET20_NYU40, SyntheticConfig
 from .layout import Layout, build_layout
 from .mesh import Mesh, mesh_for_target, sample_surfaces
 from .render import Render, intrinsics, look_at, render, rescale_intrinsics
@@ -12,7 +13,7 @@ from .scene import SceneTruth, load_truth, make_cameras, make_dataset, make_scen
 from .vlm import MaskOutput, VLMErrors, decide_errors, simulate_masks, text_embeddings
 
 __all__ = [
-    "NYU40_TO_SCANNET20", "SCANNET20_NAMES", "SCANNET20_NYU40", "Layout", "MaskOutput", "Mesh", "Render",
+    "SCANNET20_NAMES", "SCANNET20_NYU40", "Layout", "MaskOutput", "Mesh", "Render",
     "SceneTruth", "SyntheticConfig", "VLMErrors", "build_layout", "decide_errors", "intrinsics", "load_truth",
     "look_at", "make_cameras", "make_dataset", "make_scene", "mesh_for_target", "nyu40_to_scannet20", "render",
     "rescale_intrinsics", "sample_surfaces", "simulate_masks", "text_embeddings",

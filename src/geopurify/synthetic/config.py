@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-import numpy as np
-
 from ..errors import ConfigError
+from ..labels import get_label_set
 
-# The 20 ScanNet benchmark classes, in benchmark order, and their NYU40 ids.
-SCANNET20_NAMES: tuple[str, ...] = (
-    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
-    "picture", "counter", "desk", "curtain", "refrigerator", "shower curtain", "toilet", "sink",
-    "bathtub", "otherfurniture",
-)  # fmt: skip
-SCANNET20_NYU40: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39)
-
-# NYU40 id -> index into SCANNET20_NAMES; every other id (e.g. 40 "otherprop") is ignored (-1).
-NYU40_TO_SCANNET20: dict[int, int] = {nyu: i for i, nyu in enumerate(SCANNET20_NYU40)}
+# The 20 ScanNet benchmark classes, in benchmark order, and their NYU40 ids (from geopurify.labels).
+_SCANNET20 = get_label_set("scannet20")
+SCANNET20_NAMES: tuple[str, ...] = tuple(_SCANNET20.names)
+SCANNET20_NYU40: tuple[int, ...] = tuple(int(i) for i in _SCANNET20.ids)
 
 WALL, FLOOR, CABINET, BED, CHAIR, SOFA, TABLE, DOOR, WINDOW, BOOKSHELF = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 PICTURE, COUNTER, DESK, CURTAIN, FRIDGE, SHOWER_CURTAIN, TOILET, SINK, BATHTUB = 11, 12, 14, 16, 24, 28, 33, 34, 36
@@ -161,12 +154,3 @@ class SyntheticConfig:
             overseg_cell=0.0, embed_noise=0.0, frame_flip_prob=0.0,
         )  # fmt: skip
         return SyntheticConfig(**kw)
-
-
-def nyu40_to_scannet20(raw: np.ndarray) -> np.ndarray:
-    """Map NYU40 ids (N,) int to ScanNet-20 indices (N,) int64, -1 for ignored ids."""
-    lut = np.full(256, -1, dtype=np.int64)
-    for nyu, idx in NYU40_TO_SCANNET20.items():
-        lut[nyu] = idx
-    raw = np.asarray(raw, dtype=np.int64)
-    return np.where((raw >= 0) & (raw < 256), lut[np.clip(raw, 0, 255)], -1)

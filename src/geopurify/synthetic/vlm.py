@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..labels import nyu40_to_scannet20
 from . import config as C
 from .config import SCANNET20_NAMES, TEXT_GROUPS, SyntheticConfig
 from .layout import Layout
@@ -214,7 +215,7 @@ def simulate_masks(layout: Layout, errors: VLMErrors, text: np.ndarray, view: Re
     flip = rng.random(len(labels)) < config.frame_flip_prob
     for i in np.nonzero(flip)[0]:
         labels[i] = _confuse(int(labels[i]), rng)
-    cls = np.array([C.NYU40_TO_SCANNET20[int(x)] for x in labels], dtype=np.int64)
+    cls = nyu40_to_scannet20(labels)
     D = text.shape[1]
     emb = text[cls] + config.embed_noise * rng.normal(size=(len(cls), D)) / np.sqrt(D)
     emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
