@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import subprocess
 import sys
 from collections.abc import Sequence
+
+from geopurify.utils.memory import available_bytes, peak_rss_bytes
 
 log = logging.getLogger(__name__)
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss`` is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident memory of this process so far, in MiB."""
+    return peak_rss_bytes() / 2**20
 
 
 def current_rss_mb() -> float:
@@ -32,14 +33,8 @@ def current_rss_mb() -> float:
 
 def mem_available_gb() -> float:
     """``MemAvailable`` of the machine in GiB (inf when unknown)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    return float("inf")
+    have = available_bytes()
+    return float("inf") if have is None else have / 2**30
 
 
 def run_worker(args: Sequence[str], timeout: float | None = None) -> dict:
