@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..encoders.base import TextEmbeddings
+from ..encoders.text import load_text_embeddings
 from ..errors import InputError, missing_dependency
 from .ply import heatmap_colors, label_colors, palette
 
@@ -91,20 +92,6 @@ def _read_labels(path: Path, n: int) -> np.ndarray:
     return labels
 
 
-def _read_text_embeddings(path: Path) -> TextEmbeddings:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if "names" not in z or "embeddings" not in z:
-                raise InputError(f"{path}: needs arrays 'names' and 'embeddings', has {sorted(z.files)}")
-            names = [str(s) for s in z["names"].tolist()]
-            emb = np.asarray(z["embeddings"], dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable npz ({exc})") from None
-    if emb.ndim != 2 or emb.shape[0] != len(names):
-        raise InputError(f"{path}: embeddings {emb.shape} do not match {len(names)} names")
-    return TextEmbeddings(names=names, embeddings=emb)
-
-
 def _read_names(path: Path) -> tuple[list[str], np.ndarray | None]:
     try:
         obj = json.loads(path.read_text())
@@ -153,7 +140,7 @@ def load_output(out_dir: str | os.PathLike) -> OutputBundle:
         features = np.load(out / "features.npy", mmap_mode="r", allow_pickle=False)
         if features.ndim != 2 or features.shape[0] != n:
             raise InputError(f"{out / 'features.npy'}: expected ({n}, D), got {features.shape}")
-    text = _read_text_embeddings(out / "text_embeddings.npz") if (out / "text_embeddings.npz").is_file() else None
+    text = load_text_embeddings(out / "text_embeddings.npz") if (out / "text_embeddings.npz").is_file() else None
     if text is not None and features is not None and text.embeddings.shape[1] != features.shape[1]:
         raise InputError(
             f"{out / 'text_embeddings.npz'}: dim {text.embeddings.shape[1]} != features dim {features.shape[1]}"
