@@ -2,6 +2,7 @@
 
 from .knn import knn
 from .normals import estimate_normals, mesh_normals
+from .pose import pose_problem
 from .voxel import VoxelGrid, voxelize
 
-__all__ = ["VoxelGrid", "voxelize", "estimate_normals", "mesh_normals", "knn"]
+__all__ = ["VoxelGrid", "voxelize", "estimate_normals", "mesh_normals", "knn", "pose_problem"]

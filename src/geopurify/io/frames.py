@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .images import image_size, load_color, pose_problem, read_matrix
+from ..geometry import pose_problem
+from .images import image_size, load_color, read_matrix
 from .scene import Frame, Scene
 
 log = logging.getLogger(__name__)

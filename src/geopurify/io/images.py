@@ -77,26 +77,6 @@ def read_matrix(path: Path, rows: int | None = None) -> np.ndarray:
     return m
 
 
-def pose_problem(pose: np.ndarray, tol: float = 1e-3) -> str | None:
-    """Why a 4x4 camera-to-world pose is unusable, or None if it is a finite rigid transform.
-
-    >>> pose_problem(np.eye(4)) is None
-    True
-    >>> pose_problem(np.full((4, 4), -np.inf))
-    'non-finite pose'
-    """
-    if pose.shape != (4, 4):
-        return f"pose has shape {pose.shape}, expected 4x4"
-    if not np.isfinite(pose).all():
-        return "non-finite pose"
-    R = pose[:3, :3]
-    if np.abs(R @ R.T - np.eye(3)).max() > tol or abs(np.linalg.det(R) - 1) > tol:
-        return "non-rigid pose (rotation is not orthonormal)"
-    if np.abs(pose[3] - [0, 0, 0, 1]).max() > tol:
-        return "pose's last row is not [0 0 0 1]"
-    return None
-
-
 def intrinsics_3x3(m: np.ndarray) -> np.ndarray:
     """Accept a 3x3 or 4x4 intrinsics matrix and return the 3x3 part."""
     if m.shape == (4, 4) or m.shape == (3, 4) or m.shape == (4, 3):

@@ -31,10 +31,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..geometry import mesh_normals
+from .frames import check_pose
 from .images import image_size, load_color, load_depth
 from .ply import read_ply
 from .registry import READERS, Reader, ReadOptions
-from .rgbd import OPENGL_TO_OPENCV, check_pose, native_scale
+from .rgbd import OPENGL_TO_OPENCV, native_scale
 from .scene import Frame, Scene
 
 log = logging.getLogger(__name__)

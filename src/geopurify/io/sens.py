@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FrameError, InputError
+from .frames import check_pose
 from .registry import READERS, Reader, ReadOptions
-from .rgbd import check_pose, geometry_for, select_indices
+from .rgbd import geometry_for, select_indices
 from .scannet import find_labels, read_gt_labels
 from .scene import Frame, Scene
 

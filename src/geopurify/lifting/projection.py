@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import FrameError
+from ..geometry import pose_problem
 
 
 @dataclass
@@ -109,18 +110,9 @@ def visible_mask(
 
 def check_pose(camera_to_world: np.ndarray, source: str = "") -> None:
     """Raise FrameError(reason="bad_pose") unless the (4, 4) pose is finite and rigid."""
-    T = np.asarray(camera_to_world, dtype=np.float64)
-    where = f"{source}: " if source else ""
-    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
-        raise FrameError(f"{where}camera pose is not a finite 4x4 matrix", reason="bad_pose")
-    R = T[:3, :3]
-    rigid = (
-        np.allclose(T[3], [0, 0, 0, 1], atol=1e-6)
-        and np.allclose(R.T @ R, np.eye(3), atol=1e-3)
-        and np.linalg.det(R) > 0
-    )
-    if not rigid:
-        raise FrameError(f"{where}camera pose is not a rigid transform", reason="bad_pose")
+    problem = pose_problem(camera_to_world)
+    if problem:
+        raise FrameError(f"{source + ': ' if source else ''}{problem}", reason="bad_pose")
 
 
 # --- many frames over the same points: cull cheaply, then the exact float64 test on candidates only ---
