@@ -414,13 +414,15 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
 
 
 # --------------------------------------------------------------------------- evaluate
+_ALIASES = {"other": "otherfurniture", "other furniture": "otherfurniture", "fridge": "refrigerator"}
+
+
 def _norm_name(name: str) -> str:
-    n = name.lower().strip()
-    for pre in ("a ", "an ", "the "):
-        if n.startswith(pre):
-            n = n[len(pre) :]
-    n = n.replace(" in a scene", "").replace("_", " ").strip()
-    return {"other": "otherfurniture", "other furniture": "otherfurniture", "fridge": "refrigerator"}.get(n, n)
+    """A class name or prompt reduced to the bare name ("a chair in a scene" -> "chair"), with aliases."""
+    from .segment.query import normalize_phrase
+
+    n = normalize_phrase(name)
+    return _ALIASES.get(n, n)
 
 
 def name_mapping(pred_names: list[str], target_names: list[str]) -> np.ndarray:

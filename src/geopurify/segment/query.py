@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,3 +106,35 @@ def rank_phrases(
     return PhraseRanking(
         names=[names[i] for i in order], mean_score=mean[order], votes=votes[order], order=order
     )
+
+
+# ---- phrases <-> class names (shared by query, eval's name matching and the viewer)
+_TEMPLATES = [
+    r"^(?:a|an)\s+(?:photo|picture|image|rendering)\s+of\s+(?:a|an|the)?\s*(.+?)$",
+    r"^there\s+is\s+(?:a|an|the)?\s*(.+?)\s+in\s+the\s+(?:scene|room)$",
+    r"^(?:a|an|the)?\s*(.+?)\s+in\s+(?:a|the)\s+(?:scene|room)$",
+    r"^(?:a|an|the)\s+(.+)$",
+]
+
+
+def normalize_phrase(phrase: str) -> str:
+    """Lower-case, drop punctuation and prompt templates: 'A photo of a Chair.' -> 'chair'."""
+    s = re.sub(r"[^\w\s/-]", " ", phrase.lower())
+    s = re.sub(r"[\s_]+", " ", s).strip()
+    for pat in _TEMPLATES:
+        m = re.match(pat, s)
+        if m:
+            s = m.group(1).strip()
+    return s
+
+
+def match_phrase(phrase: str, names: list[str]) -> int | None:
+    """Index of the class name a phrase refers to (exact, then template-normalised, then singular)."""
+    if phrase in names:
+        return names.index(phrase)
+    norm = [normalize_phrase(n) for n in names]
+    p = normalize_phrase(phrase)
+    for cand in (p, re.sub(r"es$", "", p), re.sub(r"s$", "", p)):
+        if cand and cand in norm:
+            return norm.index(cand)
+    return None

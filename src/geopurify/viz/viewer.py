@@ -26,7 +26,6 @@ import html
 import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ import numpy as np
 from ..encoders.base import TextEmbeddings
 from ..encoders.text import load_text_embeddings
 from ..errors import InputError, missing_dependency
+from ..segment.query import match_phrase, normalize_phrase
 from .ply import heatmap_colors, label_colors, palette
 
 log = logging.getLogger(__name__)
@@ -182,37 +182,6 @@ def cosine_scores(features: np.ndarray, query: np.ndarray, chunk: int = 262_144)
         f = np.asarray(features[s : s + chunk], dtype=np.float32)
         out[s : s + chunk] = (f @ q) / np.maximum(np.linalg.norm(f, axis=1), 1e-12)
     return out
-
-
-_TEMPLATES = [
-    r"^(?:a|an)\s+(?:photo|picture|image|rendering)\s+of\s+(?:a|an|the)?\s*(.+?)$",
-    r"^there\s+is\s+(?:a|an|the)?\s*(.+?)\s+in\s+the\s+(?:scene|room)$",
-    r"^(?:a|an|the)?\s*(.+?)\s+in\s+(?:a|the)\s+(?:scene|room)$",
-    r"^(?:a|an|the)\s+(.+)$",
-]
-
-
-def normalize_phrase(phrase: str) -> str:
-    """Lower-case, drop punctuation and prompt templates: 'A photo of a Chair.' -> 'chair'."""
-    s = re.sub(r"[^\w\s/-]", " ", phrase.lower())
-    s = re.sub(r"[\s_]+", " ", s).strip()
-    for pat in _TEMPLATES:
-        m = re.match(pat, s)
-        if m:
-            s = m.group(1).strip()
-    return s
-
-
-def match_phrase(phrase: str, names: list[str]) -> int | None:
-    """Index of the class name a phrase refers to (exact, then template-normalised, then singular)."""
-    if phrase in names:
-        return names.index(phrase)
-    norm = [normalize_phrase(n) for n in names]
-    p = normalize_phrase(phrase)
-    for cand in (p, re.sub(r"es$", "", p), re.sub(r"s$", "", p)):
-        if cand and cand in norm:
-            return norm.index(cand)
-    return None
 
 
 @dataclass
