@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import mesh_normals
 from .frames import check_pose
 from .images import image_size, load_color, load_depth
 from .ply import read_ply
@@ -162,8 +161,6 @@ class MatterportReader(Reader):
         return find_region_ply(path) is not None
 
     def read(self, path: Path, options: ReadOptions) -> Scene:
-        from plyfile import PlyData
-
         ply_path = find_region_ply(path)
         if ply_path is None:
             raise InputError(f"{path}: expected a Matterport regionX.ply or a folder holding exactly one")
@@ -172,21 +169,19 @@ class MatterportReader(Reader):
             raise InputError(f"{ply_path}: vertices have no colour")
         if mesh.faces is None:
             raise InputError(f"{ply_path}: region mesh has no faces")
-        fdata = PlyData.read(str(ply_path))["face"].data
         house_conf = find_conf(ply_path)
         house = house_conf.parent.parent if house_conf else ply_path.parent.parent
         scene = Scene(
             name=f"{house.name}_{ply_path.stem}",
             points=mesh.points,
             colors=mesh.colors,
-            normals=mesh.normals if mesh.normals is not None and np.isfinite(mesh.normals).all()
-            and (np.linalg.norm(mesh.normals, axis=1) > 0.5).all() else mesh_normals(mesh.points, mesh.faces),
+            normals=mesh.vertex_normals(),
             faces=mesh.faces,
             root=ply_path.parent,
             meta={"layout": "matterport", "mesh": str(ply_path)},
         )
-        if "category_id" in (fdata.dtype.names or ()):
-            self._labels(scene, ply_path, house, np.asarray(fdata["category_id"]).astype(np.int64))
+        if "category_id" in mesh.face_properties:
+            self._labels(scene, ply_path, house, mesh.face_properties["category_id"].astype(np.int64))
         if house_conf is None:
             log.warning("%s: no undistorted_camera_parameters/*.conf found above it; no frames", ply_path)
         else:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..geometry import estimate_normals, mesh_normals
 
 
 @dataclass
@@ -15,7 +16,8 @@ class PlyData:
     """Vertices and optional faces of a PLY.
 
     points (N,3) float32; colors (N,3) float32 in [0,1] or None; normals (N,3) float32 or None;
-    faces (F,3) int64 or None; properties: every other vertex property by name, (N,) arrays.
+    faces (F,3) int64 or None; properties: every other vertex property by name, (N,) arrays;
+    face_properties: every other face property by name (e.g. Matterport's ``category_id``), (F,) arrays.
     """
 
     points: np.ndarray
@@ -23,6 +25,26 @@ class PlyData:
     normals: np.ndarray | None
     faces: np.ndarray | None
     properties: dict[str, np.ndarray]
+    face_properties: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def vertex_normals(self) -> np.ndarray:
+        """(N, 3) float32 normals: the file's when finite and non-zero, else from faces, else estimated."""
+        n = self.normals
+        if n is not None and np.isfinite(n).all() and (np.linalg.norm(n, axis=1) > 0.5).all():
+            return n
+        if self.faces is not None and len(self.faces):
+            return mesh_normals(self.points, self.faces)
+        return estimate_normals(self.points)
+
+
+def find_mesh(folder: Path) -> Path | None:
+    """A scene folder's mesh: ``<name>_vh_clean_2.ply``, else ``<name>.ply``, else its only non-label PLY."""
+    name = folder.name
+    for cand in (folder / f"{name}_vh_clean_2.ply", folder / f"{name}.ply"):
+        if cand.is_file():
+            return cand
+    plys = [p for p in folder.glob("*.ply") if ".labels." not in p.name and "segs" not in p.name]
+    return plys[0] if len(plys) == 1 else None
 
 
 def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
@@ -58,9 +80,11 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
         used = {"x", "y", "z", "red", "green", "blue", "r", "g", "b", "nx", "ny", "nz", "alpha"}
         props = {n: np.asarray(v[n]) for n in names if n not in used}
         faces = None
+        face_props: dict[str, np.ndarray] = {}
         if "face" in ply and len(ply["face"].data) > 0:
             fdata = ply["face"].data
             key = "vertex_indices" if "vertex_indices" in fdata.dtype.names else fdata.dtype.names[0]
+            face_props = {n: np.asarray(fdata[n]) for n in fdata.dtype.names if n != key}
             col = fdata[key]
             try:
                 faces = (col if col.dtype != object else np.stack(col)).astype(np.int64)
@@ -79,4 +103,4 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
         raise InputError(f"{path}: {bad} vertices have NaN or infinite coordinates")
     if faces is not None and len(faces) and (faces.min() < 0 or faces.max() >= len(points)):
         raise InputError(f"{path}: face indices out of range (vertex count {len(points)})")
-    return PlyData(points, colors, normals, faces, props)
+    return PlyData(points, colors, normals, faces, props, face_props)

@@ -45,11 +45,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..geometry import estimate_normals, mesh_normals
 from .frames import check_pose, make_frame, read_pose
 from .fusion import fuse_depth
 from .images import intrinsics_3x3, load_depth, read_matrix
-from .ply import read_ply
+from .ply import find_mesh, read_ply
 from .registry import READERS, Reader, ReadOptions
 from .scene import Scene
 
@@ -97,12 +96,7 @@ def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_k
         if ply.colors is None:
             raise InputError(f"{mesh}: vertices have no colour (red/green/blue properties)")
         scene.points, scene.colors, scene.faces = ply.points, ply.colors, ply.faces
-        if ply.normals is not None and np.isfinite(ply.normals).all():
-            scene.normals = ply.normals
-        elif ply.faces is not None and len(ply.faces):
-            scene.normals = mesh_normals(ply.points, ply.faces)
-        else:
-            scene.normals = estimate_normals(ply.points)
+        scene.normals = ply.vertex_normals()
         scene.meta["mesh"] = str(mesh)
         return
     if not scene.frames:
@@ -110,14 +104,6 @@ def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_k
     cloud = fuse_depth(scene.frames, voxel_size=options.fuse_voxel_size, **fuse_kwargs)
     scene.points, scene.colors, scene.normals = cloud
     scene.meta["fused_from_depth"] = {"frames": len(scene.frames), "voxel_size": options.fuse_voxel_size}
-
-
-def _find_mesh(folder: Path) -> Path | None:
-    for cand in (folder / f"{folder.name}_vh_clean_2.ply", folder / f"{folder.name}.ply"):
-        if cand.is_file():
-            return cand
-    plys = [p for p in folder.glob("*.ply") if ".labels." not in p.name]
-    return plys[0] if len(plys) == 1 else None
 
 
 def _empty_scene(name: str, root: Path, layout: str) -> Scene:
@@ -180,7 +166,7 @@ class SevenScenesReader(Reader):
                 scene.skip("bad_color")
                 continue
             scene.frames.append(frame)
-        geometry_for(scene, _find_mesh(path), options)
+        geometry_for(scene, find_mesh(path), options)
         scene.meta["depth_scale"] = scale
         return scene
 
@@ -329,7 +315,7 @@ class TumReader(Reader):
         if scene.skipped_frames.get("no_match"):
             log.warning("%s: %d frames had no depth/pose within %.3f s", path, scene.skipped_frames["no_match"],
                         self.max_time_diff)
-        geometry_for(scene, _find_mesh(path), options)
+        geometry_for(scene, find_mesh(path), options)
         scene.meta["depth_scale"] = scale
         return scene
 

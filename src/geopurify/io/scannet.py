@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import estimate_normals, mesh_normals
 from .frames import make_frame, read_pose
 from .images import intrinsics_3x3, load_depth, read_matrix
-from .ply import read_ply
+from .ply import find_mesh, read_ply
 from .registry import READERS, Reader, ReadOptions
 from .scene import Frame, Scene
 
@@ -31,16 +30,6 @@ log = logging.getLogger(__name__)
 
 def _natural_key(s: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
-
-
-def find_mesh(folder: Path) -> Path | None:
-    """The scene's mesh: ``<name>_vh_clean_2.ply``, else ``<name>.ply``, else the only non-label PLY."""
-    name = folder.name
-    for cand in (folder / f"{name}_vh_clean_2.ply", folder / f"{name}.ply"):
-        if cand.is_file():
-            return cand
-    plys = [p for p in folder.glob("*.ply") if ".labels." not in p.name and "segs" not in p.name]
-    return plys[0] if len(plys) == 1 else None
 
 
 def find_labels(folder: Path) -> Path | None:
@@ -75,17 +64,11 @@ class ScanNetExportReader(Reader):
         ply = read_ply(mesh_path)
         if ply.colors is None:
             raise InputError(f"{mesh_path}: vertices have no colour (red/green/blue properties)")
-        if ply.normals is not None and np.isfinite(ply.normals).all():
-            normals = ply.normals
-        elif ply.faces is not None and len(ply.faces):
-            normals = mesh_normals(ply.points, ply.faces)
-        else:
-            normals = estimate_normals(ply.points)
         scene = Scene(
             name=path.name,
             points=ply.points,
             colors=ply.colors,
-            normals=normals,
+            normals=ply.vertex_normals(),
             faces=ply.faces,
             root=path,
         )
