@@ -508,7 +508,7 @@ def evaluate(
     names_done = []
     for o, g in pairs:
         pred, pred_names = read_prediction(o)
-        scene = load_scene(g, read or ReadConfig())
+        scene = read_scene(g, read_options(read or ReadConfig()))  # labels only: no normals needed
         if len(pred) != scene.num_points:
             raise InputError(f"{o}: {len(pred)} labels but the scene {g} has {scene.num_points} points")
         gti = gt_indices(scene, label_set)
@@ -626,7 +626,7 @@ def render(out_dir: str | Path, gt: str | Path | None = None, view: str = "both"
     pal = palette(len(names))
     panels = []
     if gt is not None:
-        scene = load_scene(gt, ReadConfig())
+        scene = read_scene(gt, read_options(ReadConfig()))
         g = gt_indices(scene, label_set)
         from .labels import get_label_set
 

@@ -278,8 +278,7 @@ def _run(a) -> int:
     if a.command == "eval":
         from .eval import format_table
 
-        json_path = a.json or (Path(a.out) / "eval.json" if (Path(a.out) / "labels.txt").is_file()
-                               else Path(a.out) / "eval.json")
+        json_path = a.json or Path(a.out) / "eval.json"
         res = api.evaluate(a.out, a.gt, protocol=a.protocol, label_set=a.label_set, read=_read_cfg(a),
                            json_path=json_path)
         print(format_table(res.scores))
