@@ -248,6 +248,8 @@ def consistency_mask(
 
     points (M, 3) world metres. The band is ``max(voxel_size, tolerance * depth)``.
     """
+    from ..lifting.projection import camera_points, project_camera  # the one pinhole projection
+
     support = np.zeros(len(points), dtype=np.int32)
     violate = np.zeros(len(points), dtype=np.int32)
     for frame in tqdm(frames, desc="check cloud", unit="frame", disable=None):
@@ -259,14 +261,13 @@ def consistency_mask(
         W2C = np.linalg.inv(np.asarray(frame.camera_to_world, dtype=np.float64))
         K = frame.K_depth
         for s in range(0, len(points), chunk):
-            pc = points[s : s + chunk] @ W2C[:3, :3].T + W2C[:3, 3]
-            z = pc[:, 2]
-            zs = np.where(z > 1e-6, z, 1.0)
-            u = np.round(pc[:, 0] / zs * K[0, 0] + K[0, 2]).astype(np.int64)
-            v = np.round(pc[:, 1] / zs * K[1, 1] + K[1, 2]).astype(np.int64)
-            inside = (z > 1e-6) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+            proj = project_camera(camera_points(points[s : s + chunk], W2C), K)
+            z = proj.z
+            with np.errstate(invalid="ignore"):
+                u, v = np.rint(proj.u), np.rint(proj.v)
+                inside = (z > 1e-6) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
             idx = np.nonzero(inside)[0]
-            d = depth[v[idx], u[idx]]
+            d = depth[v[idx].astype(np.int64), u[idx].astype(np.int64)]
             good = (d > min_depth) & (d < max_depth)
             idx, d = idx[good], d[good]
             r = d - z[idx]
