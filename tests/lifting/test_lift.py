@@ -133,7 +133,7 @@ def test_bad_frames_are_counted_and_skipped(scene_setup):  # noqa: F811
         assert res.skipped_frames == {"bad_pose": 1, "bad_depth": 1, "missing_features": 1}
         assert res.frames_used == len(good) == 5
         ref = lift(points, good, FakeEncoder(), LiftConfig(fusion=fusion), text=text)
-        np.testing.assert_allclose(res.features, ref.features, rtol=1e-6)
+        np.testing.assert_allclose(res.features, ref.features, rtol=1e-5, atol=1e-6)
 
 
 def test_all_frames_bad_or_nothing_seen_raises(scene_setup):  # noqa: F811

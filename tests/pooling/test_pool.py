@@ -80,7 +80,8 @@ def test_chunk_size_does_not_change_the_matrix():
     ref = build_affinity(centers, emb, PoolConfig(k=20, chunk=None, include_self=True)).to_dense()
     for chunk in (1, 7, 299, 300, 10_000):
         got = build_affinity(centers, emb, PoolConfig(k=20, chunk=chunk, include_self=True)).to_dense()
-        torch.testing.assert_close(got, ref, atol=1e-7, rtol=0)
+        # Chunks change the summation order of the row normalisation: float32 rounding, not exact equality.
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-6 * float(ref.abs().max()))
 
 
 def test_memory_budget_bounds_the_chunk():
@@ -109,10 +110,10 @@ def test_purify_mirrors_input_type_and_matches_propagate():
     assert isinstance(res.values, np.ndarray) and res.values.dtype == np.float32
     assert res.nnz == 700 and res.seconds_knn >= 0 and res.seconds_pool >= 0
     ref = propagate(build_affinity(centers, emb, cfg), X, 3).numpy()
-    np.testing.assert_allclose(res.values, ref, atol=1e-6)
+    np.testing.assert_allclose(res.values, ref, rtol=1e-5, atol=1e-6)
     res_t = purify(torch.from_numpy(centers), torch.from_numpy(emb), torch.from_numpy(X), cfg)
     assert isinstance(res_t.values, torch.Tensor)
-    np.testing.assert_allclose(res_t.values.numpy(), ref, atol=1e-6)
+    np.testing.assert_allclose(res_t.values.numpy(), ref, rtol=1e-5, atol=1e-6)
 
 
 def _check_argmax_agreement(a: np.ndarray, b: np.ndarray, margin_source: np.ndarray) -> None:
