@@ -374,42 +374,42 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
 
 
 def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None = None, resume: bool = True):
-    """Label-free distillation of a student on ``scenes``; writes ``student.safetensors`` and run.json."""
-    from .distill import TrainConfig
+    """Label-free distillation of a student on ``scenes``; writes ``student.safetensors`` and run.json.
+
+    Under torchrun: one process group (gloo on CPU, NCCL on GPUs), each rank prepares its share of the
+    scenes, gradients are all-reduced, rank 0 alone writes (see :func:`geopurify.distill.train`).
+    """
+    from .distill import TrainConfig, ddp
     from .distill import train as distill_train
-    from .student import save as save_student
     from .teachers import build_teacher
 
     cfg = config or TrainRunConfig()
     out_dir = Path(out_dir)
     t = StageTimer()
-    teacher = build_teacher(cfg.teacher, **cfg.teacher_options)
-    prepared, stats = [], {}
-    with t("prepare"):
-        for s in scenes:
-            ts, st = prepare_training_scene(s, cfg, teacher)
-            prepared.append(ts)
-            stats[ts.name] = {"voxels": int(ts.coords.shape[0]), **st}
     overrides = {k: v for k, v in {"steps": cfg.steps, "width": cfg.width, "lr": cfg.lr}.items() if v is not None}
     tcfg = TrainConfig(voxel_size=cfg.voxel_size, seed=cfg.seed, device=cfg.device, **overrides)
-    with t("train"):
-        model = distill_train(prepared, tcfg, out_dir=out_dir, resume=resume)
-    rank = int(os.environ.get("RANK", "0"))
-    if rank == 0:
-        save_student(model, out_dir / "student.safetensors")
-        write_json(
-            out_dir / RUN_FILE,
-            {
-                "status": "complete",
-                "command": "train",
-                "scenes": [str(s) for s in scenes],
-                "config": to_dict(cfg),
-                "train_config": to_dict(tcfg),
-                "versions": versions(),
-                "counts": stats,
-                "seconds": t.seconds,
-            },
-        )
+    teacher = build_teacher(cfg.teacher, **cfg.teacher_options)
+    with ddp.process_group(cfg.device) as info:
+        with t("prepare"):
+            prepared = ddp.map_shard(scenes, lambda s: prepare_training_scene(s, cfg, teacher), info)
+        stats = ddp.gather_dict({ts.name: {"voxels": ts.num_voxels, **st} for ts, st in filter(None, prepared)}, info)
+        with t("train"):
+            model = distill_train([p and p[0] for p in prepared], tcfg, out_dir=out_dir, resume=resume)
+        if info.is_main:
+            write_json(
+                out_dir / RUN_FILE,
+                {
+                    "status": "complete",
+                    "command": "train",
+                    "scenes": [str(s) for s in scenes],
+                    "config": to_dict(cfg),
+                    "train_config": to_dict(tcfg),
+                    "world_size": info.world_size,
+                    "versions": versions(),
+                    "counts": stats,
+                    "seconds": t.seconds,
+                },
+            )
     return model
 
 

@@ -49,7 +49,6 @@ def test_schedule_and_step_scenes():
     assert lr_at(2, cfg) == pytest.approx(1.0) and lr_at(6, cfg) == pytest.approx(0.5)
     assert lr_at(9, cfg) < 0.05
     assert step_scenes(0, 3, cfg) == [0, 1, 2]
-    assert step_scenes(0, 3, cfg, world_size=2) == [0, 1, 2, 0]
     sub = tiny_config(scenes_per_step=2)
     assert len(step_scenes(5, 4, sub)) == 2 and step_scenes(5, 4, sub) == step_scenes(5, 4, sub)
 

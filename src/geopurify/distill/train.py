@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -20,7 +19,6 @@ from ..errors import ConfigError, InputError
 from ..student import AffinityNet, StudentConfig, build_kernel_map
 from ..student import save as save_student
 from ..utils.atomic import atomic_path, write_json
-from ..utils.device import pick_device
 from . import ddp
 from .config import TrainConfig, TrainScene
 from .sampler import ContrastiveTable, info_nce, sample_contrastive
@@ -39,18 +37,16 @@ def lr_at(step: int, config: TrainConfig) -> float:
     return 0.5 * config.lr * (1.0 + math.cos(math.pi * (step - config.warmup) / span))
 
 
-def step_scenes(step: int, num_scenes: int, config: TrainConfig, world_size: int = 1) -> list[int]:
-    """Global scene indices of ``step`` (identical on every rank), padded to a multiple of ``world_size``."""
+def step_scenes(step: int, num_scenes: int, config: TrainConfig) -> list[int]:
+    """Global scene indices of ``step``: all scenes, or ``scenes_per_step`` drawn from (seed, step).
+
+    The same on every rank and in a single process, whatever the world size: under DDP each rank
+    computes the ones it owns (:func:`geopurify.distill.ddp.owns`).
+    """
     k = num_scenes if config.scenes_per_step <= 0 else min(config.scenes_per_step, num_scenes)
     if k == num_scenes:
-        batch = list(range(num_scenes))
-    else:
-        batch = np.random.default_rng([config.seed, step]).choice(num_scenes, size=k, replace=False).tolist()
-    i = 0
-    while len(batch) % world_size:
-        batch.append(batch[i])
-        i += 1
-    return batch
+        return list(range(num_scenes))
+    return np.random.default_rng([config.seed, step]).choice(num_scenes, size=k, replace=False).tolist()
 
 
 def _sample_generator(config: TrainConfig, step: int, scene_index: int) -> torch.Generator:
@@ -128,8 +124,30 @@ def _save_checkpoint(
     log.info("checkpoint at step %d -> %s", step, path)
 
 
+def _local_scenes(scenes: Sequence[TrainScene | None], info: ddp.DistInfo) -> dict[int, TrainScene]:
+    """This rank's scenes by global index; checks (collectively) that every rank has its share."""
+    error = None
+    if not scenes:
+        error = InputError("train: no scenes given")
+    else:
+        missing = [i for i in ddp.shard(len(scenes), info) if scenes[i] is None]
+        if missing:
+            error = InputError(f"train: scene {missing[0]} of this rank's share was not prepared")
+    ddp.raise_if_any(error, info)
+    return {i: scenes[i] for i in ddp.shard(len(scenes), info)}
+
+
+def _grads(model: torch.nn.Module) -> list[torch.Tensor]:
+    # a zero gradient rather than None for unused parameters: a rank without a scene in a step (and one
+    # process) then gives AdamW the same inputs as every other rank
+    for p in model.parameters():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    return [p.grad for p in model.parameters()]
+
+
 def train(
-    scenes: Sequence[TrainScene],
+    scenes: Sequence[TrainScene | None],
     config: TrainConfig | None = None,
     out_dir: str | os.PathLike | None = None,
     resume: bool = True,
@@ -137,26 +155,29 @@ def train(
     """Distil a student from ``scenes`` (no labels).
 
     Each step draws the step's scenes (:func:`step_scenes`); per scene it samples anchors, positives and
-    negatives from the teacher (:func:`sample_contrastive`) and averages InfoNCE on the student's
-    embeddings over the scenes; AdamW with warm-up + cosine schedule. Under torch.distributed (see
-    :func:`ddp.init_from_env`) the model is wrapped in DistributedDataParallel, each rank takes every
-    ``world_size``-th scene of the step, and only rank 0 writes; the result equals a single process.
+    negatives from the teacher with a generator seeded by (seed, step, scene index)
+    (:func:`sample_contrastive`), and the loss is the mean of InfoNCE over the step's scenes; AdamW with
+    warm-up + cosine schedule.
+
+    Under torch.distributed (:func:`ddp.process_group`), ``scenes`` is the global list in which only this
+    rank's share (:func:`ddp.shard`: scenes ``rank, rank + W, ...``) must be present, the others may be
+    ``None``. Each rank computes the losses of its scenes of the step, divided by the step's global scene
+    count, and one all-reduce sums gradients and loss: every rank then takes the same AdamW step, the one
+    a single process takes over the combined batch (to float summation order). Rank 0 reads the checkpoint
+    and hands it to the others, and alone writes.
 
     With ``out_dir``: atomic ``checkpoint.pt`` (model, optimizer, step; ``weights_only`` loadable) every
     ``checkpoint_every`` steps, resumed from when ``resume``; the final ``student.safetensors`` and
-    ``train_log.json``. Under DDP pass the same ``out_dir`` on every rank (all read the checkpoint to
-    resume; only rank 0 writes). Returns the trained student, on the CPU, in eval mode.
+    ``train_log.json``. Returns the trained student, on the CPU, in eval mode (on every rank).
     """
     config = config or TrainConfig()
-    if not scenes:
-        raise InputError("train: no scenes given")
-    in_dims = {int(np.asarray(s.inputs).shape[1]) for s in scenes}
+    info = ddp.current()
+    local = _local_scenes(scenes, info)
+    in_dims = set().union(*ddp.all_gather({int(np.asarray(s.inputs).shape[1]) for s in local.values()}, info))
     if len(in_dims) != 1:
         raise InputError(f"train: scenes have different input widths {sorted(in_dims)}")
-    info = ddp.current()
-    device = pick_device(config.device)
-    if info.distributed and device.type == "cuda":
-        device = torch.device(f"cuda:{info.local_rank}")
+    meta = ddp.gather_dict({i: {"name": s.name, "voxels": s.num_voxels} for i, s in local.items()}, info)
+    device = ddp.rank_device(config.device, info.local_rank)
     student_cfg = StudentConfig(in_dim=in_dims.pop(), width=config.width, out_dim=config.out_dim, blocks=config.blocks)
     torch.manual_seed(config.seed)
     model = AffinityNet(student_cfg).to(device)
@@ -164,19 +185,22 @@ def train(
 
     out = Path(out_dir) if out_dir is not None else None
     ck_path = out / CHECKPOINT_NAME if out is not None else None
+
+    def read_checkpoint() -> dict | None:
+        if ck_path is None or not resume or not ck_path.exists():
+            return None
+        return _load_checkpoint(ck_path, student_cfg, config)
+
+    ck = ddp.on_main(read_checkpoint, info)  # the other ranks need not see rank 0's disk
     start, losses = 0, []
-    if ck_path is not None and resume and ck_path.exists():
-        ck = _load_checkpoint(ck_path, student_cfg, config)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         start, losses = int(ck["step"]), list(ck.get("losses", []))
         log.info("resuming from %s at step %d", ck_path, start)
+    else:
+        ddp.broadcast_(list(model.state_dict().values()), info)  # one start even if ranks' RNGs differ
 
-    net: torch.nn.Module = model
-    if info.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     cache: dict[int, _SceneTensors] = {}
     model.train()
     t0 = time.perf_counter()
@@ -190,33 +214,29 @@ def train(
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config)
-        mine = step_scenes(step, len(scenes), config, info.world_size)[info.rank :: info.world_size]
+        batch = step_scenes(step, len(scenes), config)
         opt.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for j, si in enumerate(mine):
+        step_loss = torch.zeros(1, device=device)
+        for si in batch:
+            if si not in local:
+                continue
             if si not in cache:
-                cache[si] = _SceneTensors(scenes[si], device, config)
+                cache[si] = _SceneTensors(local[si], device, config)
             st = cache[si]
             sample = st.sample(_sample_generator(config, step, si))
-            last = j == len(mine) - 1
-            sync = net.no_sync() if (info.distributed and not last) else contextlib.nullcontext()
-            with sync:
-                loss = info_nce(net(st.coords, st.inputs, st.kmap), sample, config.temperature) / len(mine)
-                loss.backward()
-            step_loss += float(loss.detach())
+            loss = info_nce(model(st.coords, st.inputs, st.kmap), sample, config.temperature) / len(batch)
+            loss.backward()
+            step_loss += loss.detach()
+        ddp.all_reduce_sum_([*_grads(model), step_loss], info)  # sums over ranks = the combined batch's mean
         opt.step()
-        if info.distributed:
-            t = torch.tensor([step_loss], device=device)
-            torch.distributed.all_reduce(t)
-            step_loss = float(t) / info.world_size
-        losses.append(step_loss)
-        bar.set_postfix(loss=f"{step_loss:.4f}")
+        losses.append(float(step_loss))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if info.is_main and (step % max(config.log_every, 1) == 0 or step == config.steps - 1):
             log.info(
                 "step %d/%d loss %.4f lr %.2e (%.2f s/step)",
                 step + 1,
                 config.steps,
-                step_loss,
+                losses[-1],
                 lr_at(step, config),
                 (time.perf_counter() - t0) / (step + 1 - start),
             )
@@ -243,10 +263,9 @@ def train(
                 "resumed_from": start,
                 "seconds": seconds,
                 "world_size": info.world_size,
-                "scenes": [{"name": s.name, "voxels": s.num_voxels} for s in scenes],
+                "scenes": [meta[i] for i in sorted(meta)],
             },
         )
-    if info.distributed:
-        torch.distributed.barrier()
+    ddp.barrier(info)  # the files exist for every rank once train returns
     log.info("distilled %d steps in %.1f s", config.steps - start, seconds)
     return model.cpu()
