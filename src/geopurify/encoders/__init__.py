@@ -10,7 +10,7 @@ import inspect
 import logging
 from pathlib import Path
 
-from . import adapters, clip, precomputed  # noqa: F401  (register the built-ins)
+from . import clip, lseg, precomputed, xdecoder  # noqa: F401  (register the built-ins)
 from .base import ENCODERS, Encoder, FeatureMap, TextEmbeddings
 from .cache import CachedEncoder, FeatureCache, default_cache_dir
 from .text import load_text_embeddings

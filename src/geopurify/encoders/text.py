@@ -1,4 +1,13 @@
-"""Reading class text embeddings (``text_embeddings.npz``)."""
+"""The text side: the paper's prompt, its class vocabularies, and reading ``text_embeddings.npz``.
+
+Prompt and background follow the released GeoPurify (``tj12323/GeoPurify`` at ``d4f323a``,
+``models/affinity_module.py`` lines 241-248 and the X-Decoder ``forward_seg_all``): every class becomes
+``"a {class} in a scene"``; X-Decoder's vocabulary gets one more entry, ``"background"``, last, which is
+the column dropped from the query scores and the row dropped from the text embeddings points are
+classified against (background is never a class). The class lists are the released configs'
+``DATA.all_label`` (``config/geopurify_{scannet,scannet200,matterport,matterport40,...}.yaml``), which
+differ from :mod:`geopurify.labels` only as :data:`RELEASED_DIFFERENCES` says.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,61 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .base import TextEmbeddings
+
+#: The paper's prompt (OpenScene's and GeoPurify's ``prompt_eng``).
+PROMPT_TEMPLATE = "a {} in a scene"
+#: The extra, last entry of X-Decoder's vocabulary (its no-object column).
+XDECODER_BACKGROUND = "background"
+
+#: How the released configs' class lists differ from our label sets (names as in geopurify.labels):
+#: ``drop`` classes absent from the released list, ``rename`` spellings the released list uses.
+RELEASED_DIFFERENCES: dict[str, dict] = {
+    "scannet20": {"drop": ["otherfurniture"], "rename": {}},  # 19 classes, as the paper evaluates
+    "scannet200": {"drop": [], "rename": {}},
+    "matterport21": {"drop": [], "rename": {"other": "otherfurniture", "refrigerator": "refridgerator"}},
+    "matterport40": {"drop": [], "rename": {}},
+    "matterport80": {"drop": [], "rename": {"refrigerator": "refridgerator"}},
+    "matterport160": {
+        "drop": [],
+        "rename": {"refrigerator": "refridgerator", "exercise equipment": "excercise equipment"},
+    },
+}
+
+
+def released_classes(label_set: str) -> list[str]:
+    """The class names the released GeoPurify prompts for ``label_set`` (e.g. 19 for ``scannet20``)."""
+    from ..labels import get_label_set
+
+    ls = get_label_set(label_set)
+    diff = RELEASED_DIFFERENCES.get(ls.name)
+    if diff is None:
+        raise ConfigError(
+            f"no released GeoPurify class list for {ls.name!r}; choose one of: {', '.join(RELEASED_DIFFERENCES)}"
+        )
+    return [diff["rename"].get(n, n) for n in ls.names if n not in diff["drop"]]
+
+
+def vocabulary(classes: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Class names from a label-set name (its released list) or a comma-separated / explicit list."""
+    if isinstance(classes, str):
+        from ..labels import get_label_set
+
+        if "," not in classes:
+            try:
+                ls = get_label_set(classes)
+            except ConfigError:
+                ls = None
+            if ls is not None:
+                return released_classes(ls.name) if ls.name in RELEASED_DIFFERENCES else list(ls.names)
+        classes = classes.split(",")
+    names = [str(c).strip() for c in classes if str(c).strip()]
+    if not names:
+        raise ConfigError("the class vocabulary is empty: pass a label-set name or class names")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"the class vocabulary has duplicate names: {names}")
+    return names
 
 
 def load_text_embeddings(path: str | Path) -> TextEmbeddings:

@@ -1,0 +1,42 @@
+"""Shared helpers of the adapters for models installed from source (X-Decoder, LSeg)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, MissingDependencyError
+
+
+def import_upstream(module: str, package: str, url: str):
+    """Import ``module`` from the user's checkout; MissingDependencyError (exit 3) says where to get it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the {package} encoder needs the '{package}' package (not on PyPI): clone {url} and put it on "
+            f"PYTHONPATH ({exc.name or module} could not be imported)"
+        ) from exc
+
+
+def need_file(path, what: str, encoder: str) -> Path:
+    """``path`` as an existing file, else ConfigError saying which option to pass."""
+    if path is None or not Path(path).expanduser().is_file():
+        raise ConfigError(f"the {encoder} encoder needs {what}: pass {what.split()[0]}=PATH (got {path})")
+    return Path(path).expanduser()
+
+
+def resize_rgb(img: np.ndarray, size: tuple[int, int], torch, align_corners: bool = False):
+    """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 tensor in 0..255, bilinearly resized to ``size``.
+
+    ``align_corners=False`` matches OpenCV's ``cv2.resize`` (INTER_LINEAR, pixel centres), as used by
+    GeoPurify's loader; LSeg's evaluator resizes with ``align_corners=True``.
+    """
+    if img.ndim != 3 or img.shape[2] < 3:
+        raise ConfigError(f"expected an (H, W, 3) colour image, got shape {img.shape}")
+    t = torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)[None].float()
+    if tuple(t.shape[-2:]) != tuple(size):
+        t = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=align_corners)
+    return t
