@@ -79,7 +79,8 @@ def _add_read(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layout", default="auto", help="reader name (default: detect)")
     g.add_argument("--frame-skip", type=_pos_int, default=1, help="keep every n-th frame (paper: 20 on ScanNet)")
     g.add_argument("--max-frames", type=_pos_int, default=None, help="keep at most this many frames")
-    g.add_argument("--depth-scale", type=_pos_float, default=1000.0, help="depth units per metre (default 1000)")
+    g.add_argument("--depth-scale", type=_pos_float, default=None,
+                   help="depth units per metre (default: the layout's own: 1000 = mm; TUM 5000; Matterport 4000)")
     g.add_argument("--voxel-fuse", type=_pos_float, default=0.02, dest="fuse_voxel_size",
                    help="voxel size (m) of the cloud fused from depth when there is no mesh")
     g.add_argument("--labels-tsv", default=None, help="ScanNet's scannetv2-labels.combined.tsv (ScanNet200 GT)")

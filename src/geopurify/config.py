@@ -26,7 +26,7 @@ class ReadConfig:
     layout: str = "auto"
     frame_skip: int = 1
     max_frames: int | None = None
-    depth_scale: float = 1000.0
+    depth_scale: float | None = None  # None: the layout's own (ScanNet/YAML 1000, TUM 5000, ...)
     fuse_voxel_size: float = 0.02
     labels_tsv: str | None = None
     reader_options: dict[str, Any] = field(default_factory=dict)

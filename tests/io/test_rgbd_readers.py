@@ -80,16 +80,19 @@ def test_7scenes_default_intrinsics_and_sequences(tmp_path):
 
     reader = SevenScenesReader()
     assert reader.detect(tmp_path / "scene")
-    # default Kinect intrinsics (585, 320, 240) do not match our 80x60 renders, so use only a mesh
+    # default Kinect intrinsics (585, 320, 240) do not fit our 80x60 renders: refused, not mislifted
     scene_ply = tmp_path / "scene" / "scene.ply"
     scene_ply.write_text(
         "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
         "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n"
         "0 0 0 255 0 0\n1 0 0 0 255 0\n0 1 0 0 0 255\n"
     )
+    with pytest.raises(InputError, match=r"principal point \(cx=320, cy=240\) is outside the 80x60 image"):
+        reader.read(tmp_path / "scene", ReadOptions())
+    np.savetxt(tmp_path / "scene" / "camera-intrinsics.txt", K_SYN)
     scene = reader.read(tmp_path / "scene", ReadOptions())
     assert [f.frame_id for f in scene.frames] == ["seq-01_000000", "seq-01_000001", "seq-02_000000", "seq-02_000001"]
-    np.testing.assert_allclose(scene.frames[0].K_color, [[585, 0, 320], [0, 585, 240], [0, 0, 1]])
+    np.testing.assert_allclose(scene.frames[0].K_color, K_SYN)
     assert scene.num_points == 3 and scene.meta["mesh"].endswith("scene.ply")
 
 

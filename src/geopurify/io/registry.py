@@ -21,7 +21,9 @@ class ReadOptions:
 
     Attributes:
         frame_skip: keep every n-th frame (the paper uses 20 on ScanNet).
-        depth_scale: depth units per metre in depth PNGs (1000 = millimetres).
+        depth_scale: depth units per metre in depth PNGs; None (unset) = the layout's own (1000 = millimetres
+            for ScanNet, 7-Scenes and the YAML's default, 5000 for TUM, 4000 for Matterport, the header's
+            for ``.sens``). A value given always wins, even one equal to a layout's default.
         max_frames: keep at most this many frames (evenly spaced), None = all.
         fuse_voxel_size: voxel size (m) of the cloud built from depth when a capture has no mesh.
         layout: a reader name, or "auto" to detect.
@@ -30,7 +32,7 @@ class ReadOptions:
     """
 
     frame_skip: int = 1
-    depth_scale: float = 1000.0
+    depth_scale: float | None = None
     max_frames: int | None = None
     fuse_voxel_size: float = 0.02
     layout: str = "auto"

@@ -24,14 +24,21 @@ Generic (``"generic"``): ``geopurify.yaml`` in the folder, or the YAML path itse
 
     color: color/*.jpg            # globs relative to the YAML's folder, matched in natural order
     depth: depth/*.png
-    pose: pose/*.txt              # one 4x4 per file, or a single text file with 16 numbers per line
-    depth_scale: 1000             # depth units per metre
+    pose: pose/*.txt              # one 4x4 per file, or one trajectory file: 16 or 12 numbers per line
+                                  # (row-major 4x4 / 3x4, Replica and KITTI) or TUM "t tx ty tz qx qy qz qw"
+    pose_pairing: auto            # order | index (number in the file name = pose line) | timestamp
+    pose_tolerance: 0.02          # seconds, for timestamp pairing
+    depth_scale: 1000             # depth units per metre (--depth-scale overrides it)
     intrinsics: {fx: 585, fy: 585, cx: 320, cy: 240}   # or a path to a 3x3/4x4 text file
     depth_intrinsics: ...         # optional, defaults to intrinsics
     pose_convention: camera_to_world   # or world_to_camera
     camera: opencv                # or opengl (y up, z backwards: flipped to OpenCV)
     mesh: scene.ply               # optional; else the cloud is fused from depth
     name: my_scene                # optional
+
+  Frame ids (the ``<id>`` of ``features_2d/<id>.npz``) are the colour files' stems. Colour and depth
+  pair by order when their globs match as many files, else by stem or by the number in the name.
+  Pose forms and pairing rules: :mod:`geopurify.io.poses`.
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from .frames import check_pose, make_frame, read_pose
 from .fusion import fuse_depth
 from .images import intrinsics_3x3, load_depth, read_matrix
 from .ply import find_mesh, read_ply
+from .poses import PosePairing, associate, name_index, pair_poses, quat_to_pose, read_pose_files
 from .registry import READERS, Reader, ReadOptions
 from .scene import Scene
 
@@ -62,7 +70,6 @@ TUM_INTRINSICS = {  # fx, fy, cx, cy of the TUM RGB-D cameras (vision.in.tum.de 
     "ros_default": (525.0, 525.0, 319.5, 239.5),
 }
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
-_DEFAULT_SCALE = ReadOptions.depth_scale
 
 
 def natural_key(s: str) -> list:
@@ -70,8 +77,8 @@ def natural_key(s: str) -> list:
 
 
 def native_scale(options: ReadOptions, native: float) -> float:
-    """The layout's own depth scale unless the user changed ``options.depth_scale`` from its default."""
-    return options.depth_scale if options.depth_scale != _DEFAULT_SCALE else native
+    """``options.depth_scale`` when the user gave one (not None), else the layout's own scale."""
+    return float(options.depth_scale) if options.depth_scale is not None else float(native)
 
 
 def select_indices(n: int, options: ReadOptions) -> list[int]:
@@ -162,7 +169,6 @@ class SevenScenesReader(Reader):
                 continue
             frame = make_frame(fid, color, depth, pose, K, K, loader, sizes)
             if frame is None:
-                log.warning("skipping frame %s: unreadable image header", fid)
                 scene.skip("bad_color")
                 continue
             scene.frames.append(frame)
@@ -210,48 +216,6 @@ def read_tum_list(path: Path, columns: int) -> tuple[np.ndarray, list[list[str]]
             raise InputError(f"{path}:{lineno}: timestamp {parts[0]!r} is not a number") from None
         rest.append(parts[1:columns])
     return np.asarray(stamps, dtype=np.float64), rest
-
-
-def associate(a: np.ndarray, b: np.ndarray, max_diff: float = 0.02) -> np.ndarray:
-    """For each stamp in ``a`` the index of the nearest stamp in ``b`` within ``max_diff``, else -1.
-
-    a (n,), b (m,) float64 seconds -> (n,) int64. ``b`` need not be sorted.
-
-    >>> associate(np.array([1.0, 2.0, 3.5]), np.array([0.99, 2.03, 3.49])).tolist()
-    [0, -1, 2]
-    """
-    if len(b) == 0:
-        return np.full(len(a), -1, dtype=np.int64)
-    order = np.argsort(b, kind="stable")
-    bs = b[order]
-    pos = np.searchsorted(bs, a).clip(1, len(bs) - 1) if len(bs) > 1 else np.zeros(len(a), np.int64)
-    left = (pos - 1).clip(0)
-    pick = np.where(np.abs(bs[left] - a) <= np.abs(bs[pos] - a), left, pos)
-    out = order[pick].astype(np.int64)
-    out[np.abs(bs[pick] - a) > max_diff] = -1
-    return out
-
-
-def quat_to_pose(t: np.ndarray, q_xyzw: np.ndarray) -> np.ndarray:
-    """(3,) translation + (4,) quaternion (qx qy qz qw) -> (4, 4) float64. Non-unit quaternions are
-    normalised; a zero or non-finite one gives a NaN pose (rejected downstream)."""
-    q = np.asarray(q_xyzw, dtype=np.float64)
-    n = np.linalg.norm(q)
-    T = np.full((4, 4), np.nan)
-    if not np.isfinite(q).all() or n < 1e-8 or not np.isfinite(t).all():
-        return T
-    x, y, z, w = q / n
-    R = np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-    T = np.eye(4)
-    T[:3, :3] = R
-    T[:3, 3] = t
-    return T
 
 
 @READERS.register("tum")
@@ -378,7 +342,7 @@ class GenericYamlReader(Reader):
     name = "generic"
     KEYS = {
         "color", "depth", "pose", "depth_scale", "intrinsics", "depth_intrinsics",
-        "pose_convention", "camera", "mesh", "name",
+        "pose_convention", "camera", "mesh", "name", "pose_pairing", "pose_tolerance",
     }
 
     def detect(self, path: Path) -> bool:
@@ -409,74 +373,92 @@ class GenericYamlReader(Reader):
             raise ConfigError(f"{cfg_path}: pose_convention must be camera_to_world or world_to_camera")
         if camera not in ("opencv", "opengl"):
             raise ConfigError(f"{cfg_path}: camera must be opencv or opengl")
-        try:
-            scale = float(cfg.get("depth_scale", options.depth_scale))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{cfg_path}: depth_scale must be a number") from None
-        if scale <= 0:
-            raise ConfigError(f"{cfg_path}: depth_scale must be positive")
+        pairing = PosePairing(cfg.get("pose_pairing", "auto"), cfg.get("pose_tolerance", PosePairing.tolerance))
+        scale = self._scale(cfg, cfg_path, options)
         K = _K_from(cfg["intrinsics"], base, cfg_path, "intrinsics")
         Kd = _K_from(cfg["depth_intrinsics"], base, cfg_path, "depth_intrinsics") if "depth_intrinsics" in cfg else K
 
         def files(key: str) -> list[Path]:
             hits = sorted(glob.glob(str(base / str(cfg[key]))), key=natural_key)
-            return [Path(h) for h in hits]
+            return [Path(h) for h in hits if Path(h).is_file()]
 
-        colors, depths = files("color"), files("depth")
-        poses = self._poses(files("pose"), cfg_path)
+        colors, depths, pose_files = files("color"), files("depth"), files("pose")
         if not colors:
             raise InputError(f"{cfg_path}: colour glob {cfg['color']!r} matches no file")
-        if not (len(colors) == len(depths) == len(poses)):
-            raise InputError(
-                f"{cfg_path}: {len(colors)} colour images, {len(depths)} depth images and {len(poses)} poses; "
-                "the globs must match one to one"
-            )
+        if not depths:
+            raise InputError(f"{cfg_path}: depth glob {cfg['depth']!r} matches no file")
+        if not pose_files:
+            raise InputError(f"{cfg_path}: pose glob {cfg['pose']!r} matches no file")
+        track = read_pose_files(pose_files)
+        paired = pair_poses([c.stem for c in colors], track, pairing, str(cfg_path))
+        depth_of = pair_depth(colors, depths, str(cfg_path))
         scene = _empty_scene(str(cfg.get("name") or base.name), base, "generic")
         sizes: dict = {}
         loader = functools.partial(_plain_depth, scale=scale)
         for i in select_indices(len(colors), options):
             fid = colors[i].stem
-            pose, where = poses[i]
-            if pose is None:
-                log.warning("skipping frame %s: unreadable pose (%s)", fid, where)
-                scene.skip("bad_pose")
+            j = int(paired.pose[i])
+            if j < 0:
+                scene.skip("no_pose")
                 continue
+            if depth_of[i] is None:
+                log.warning("skipping frame %s: no depth image pairs with %s", fid, colors[i])
+                scene.skip("missing_depth")
+                continue
+            pose, where = track.poses[j], track.sources[j]
             if convention == "world_to_camera" and np.isfinite(pose).all() and abs(np.linalg.det(pose)) > 1e-12:
                 pose = np.linalg.inv(pose)
             if camera == "opengl":
                 pose = pose @ OPENGL_TO_OPENCV
             if not check_pose(scene, pose, fid, where):
                 continue
-            frame = make_frame(fid, colors[i], depths[i], pose, K, Kd, loader, sizes)
+            frame = make_frame(fid, colors[i], depth_of[i], pose, K, Kd, loader, sizes)
             if frame is None:
                 scene.skip("bad_color")
                 continue
             scene.frames.append(frame)
+        if scene.skipped_frames.get("no_pose"):
+            log.warning("%s: %d frames have no pose (pairing %s over %d poses)", cfg_path,
+                        scene.skipped_frames["no_pose"], paired.mode, len(track))
         mesh = base / str(cfg["mesh"]) if cfg.get("mesh") else None
         if mesh is not None and not mesh.is_file():
             raise InputError(f"{cfg_path}: mesh {mesh} not found")
         geometry_for(scene, mesh, options)
-        scene.meta.update(depth_scale=scale, config=str(cfg_path))
+        scene.meta.update(depth_scale=scale, config=str(cfg_path), pose_form=track.form, pose_pairing=paired.mode,
+                          frames_found=len(colors), poses_found=len(track))
         return scene
 
     @staticmethod
-    def _poses(pose_files: list[Path], cfg: Path) -> list[tuple[np.ndarray | None, str]]:
-        """One 4x4 per file, or a single trajectory file with 16 numbers per line."""
-        if len(pose_files) == 1:
-            try:
-                m = read_matrix(pose_files[0])
-            except (OSError, ValueError) as exc:
-                raise InputError(f"{pose_files[0]}: cannot read poses ({exc})") from None
-            if m.shape[1] == 16:
-                return [(row.reshape(4, 4), f"{pose_files[0]} line {i + 1}") for i, row in enumerate(m)]
-            if m.shape == (4, 4):
-                return [(m, str(pose_files[0]))]
-            raise InputError(f"{pose_files[0]}: expected a 4x4 matrix or 16 numbers per line, got {m.shape}")
-        out: list[tuple[np.ndarray | None, str]] = []
-        for f in pose_files:
-            try:
-                m = read_matrix(f)
-                out.append((m.reshape(4, 4) if m.size == 16 else None, str(f)))
-            except (OSError, ValueError):
-                out.append((None, str(f)))
-        return out
+    def _scale(cfg: dict, cfg_path: Path, options: ReadOptions) -> float:
+        """--depth-scale when given, else the YAML's depth_scale, else 1000 (millimetres)."""
+        try:
+            own = float(cfg["depth_scale"]) if "depth_scale" in cfg else None
+        except (TypeError, ValueError):
+            raise ConfigError(f"{cfg_path}: depth_scale must be a number") from None
+        if own is not None and not own > 0:
+            raise ConfigError(f"{cfg_path}: depth_scale must be positive")
+        if options.depth_scale is not None:
+            if own is not None and own != options.depth_scale:
+                log.warning("%s: --depth-scale %g overrides the YAML's depth_scale %g", cfg_path,
+                            options.depth_scale, own)
+            return float(options.depth_scale)
+        return own if own is not None else 1000.0
+
+
+def pair_depth(colors: list[Path], depths: list[Path], where: str) -> list[Path | None]:
+    """The depth image of each colour image: by order when the globs match as many files, else by the
+    file stem, else by the number in the name; None where none pairs."""
+    if len(colors) == len(depths):
+        return list(depths)
+    by_stem = {d.stem: d for d in depths}
+    if any(c.stem in by_stem for c in colors):
+        return [by_stem.get(c.stem) for c in colors]
+    by_num: dict[int | None, Path] = {}
+    for d in depths:
+        by_num.setdefault(name_index(d.stem), d)
+    if None in by_num or len(by_num) != len(depths):
+        raise InputError(
+            f"{where}: {len(colors)} colour images and {len(depths)} depth images, and their names do not pair "
+            "them (same stem or same number)"
+        )
+    return [by_num.get(name_index(c.stem)) for c in colors]

@@ -8,6 +8,9 @@
       color/<id>.jpg|png   depth/<id>.png (uint16 mm)   pose/<id>.txt (4x4 camera-to-world)
       intrinsic/intrinsic_color.txt  intrinsic/intrinsic_depth.txt   (4x4 or 3x3)
       features_2d/<id>.npz  text_embeddings.npz   (precomputed 2D VLM output)
+
+Without a mesh (color/, depth/, pose/ and intrinsic/ only) the cloud to label is fused from depth,
+as for the other RGB-D layouts. Frame ids (``<id>``) are the pose files' stems.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .frames import make_frame, read_pose
 from .images import intrinsics_3x3, load_depth, read_matrix
 from .ply import find_mesh, read_ply
 from .registry import READERS, Reader, ReadOptions
+from .rgbd import geometry_for, native_scale
 from .scene import Frame, Scene
 
 log = logging.getLogger(__name__)
@@ -51,16 +55,33 @@ def read_gt_labels(path: Path, num_points: int) -> np.ndarray:
 @READERS.register("scannet")
 class ScanNetExportReader(Reader):
     name = "scannet"
+    feature_ids = "the pose files' stems: pose/<id>.txt -> features_2d/<id>.npz"
+
+    @staticmethod
+    def _has_frames(path: Path) -> bool:
+        return all((path / d).is_dir() for d in ("color", "depth", "pose")) and (
+            path / "intrinsic" / "intrinsic_color.txt"
+        ).is_file()
 
     def detect(self, path: Path) -> bool:
-        return path.is_dir() and find_mesh(path) is not None
+        return path.is_dir() and (find_mesh(path) is not None or self._has_frames(path))
 
     def read(self, path: Path, options: ReadOptions) -> Scene:
         if not path.is_dir():
             raise InputError(f"{path}: expected a scene folder in ScanNet export layout")
         mesh_path = find_mesh(path)
         if mesh_path is None:
-            raise InputError(f"{path}: no mesh found (expected {path.name}_vh_clean_2.ply or {path.name}.ply)")
+            if not self._has_frames(path):
+                raise InputError(
+                    f"{path}: no mesh ({path.name}_vh_clean_2.ply or {path.name}.ply) and no frames to fuse a "
+                    "cloud from (color/, depth/, pose/, intrinsic/intrinsic_color.txt)"
+                )
+            scene = Scene(name=path.name, points=np.zeros((0, 3), np.float32), colors=np.zeros((0, 3), np.float32),
+                          root=path)
+            scene.frames = self._frames(path, scene, options)
+            geometry_for(scene, None, options)
+            scene.meta.update(layout="scannet", depth_scale=native_scale(options, 1000.0))
+            return scene
         ply = read_ply(mesh_path)
         if ply.colors is None:
             raise InputError(f"{mesh_path}: vertices have no colour (red/green/blue properties)")
@@ -77,7 +98,7 @@ class ScanNetExportReader(Reader):
             scene.labels = read_gt_labels(labels_path, scene.num_points)
             scene.label_set = "nyu40"
         scene.frames = self._frames(path, scene, options)
-        scene.meta.update(mesh=str(mesh_path), layout="scannet")
+        scene.meta.update(mesh=str(mesh_path), layout="scannet", depth_scale=native_scale(options, 1000.0))
         return scene
 
     def _frames(self, path: Path, scene: Scene, options: ReadOptions) -> list[Frame]:
@@ -97,8 +118,10 @@ class ScanNetExportReader(Reader):
         frames: list[Frame] = []
         sizes: dict = {}
 
+        scale = native_scale(options, 1000.0)
+
         def depth_loader(p: Path, hw: tuple[int, int] | None) -> np.ndarray:
-            return load_depth(p, options.depth_scale, hw)
+            return load_depth(p, scale, hw)
 
         for fid in ids:
             color_path = next((color_dir / f"{fid}{ext}" for ext in (".jpg", ".png", ".jpeg")
@@ -119,7 +142,6 @@ class ScanNetExportReader(Reader):
             # sizes come from the first readable frame's headers; later frames are checked on load
             frame = make_frame(fid, color_path, depth_path, pose, K_color, K_depth, depth_loader, sizes)
             if frame is None:
-                log.warning("skipping frame %s: unreadable image header", fid)
                 scene.skip("bad_color")
                 continue
             frames.append(frame)

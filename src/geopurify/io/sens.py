@@ -26,6 +26,7 @@ Frames with non-finite poses (ScanNet writes -inf for lost tracking) are dropped
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -246,6 +247,8 @@ class SensReader(Reader):
         folder, name = sens.parent, sens.stem
         idx = index_sens(sens)
         h = idx.header
+        if options.depth_scale is not None:  # an explicit option wins over the file's depth_shift
+            h = dataclasses.replace(h, depth_shift=float(options.depth_scale))
         K_color, K_depth = h.intrinsic_color[:3, :3].copy(), h.intrinsic_depth[:3, :3].copy()
         z = np.zeros((0, 3), np.float32)
         scene = Scene(name=name, points=z, colors=z.copy(), root=folder)
