@@ -13,7 +13,11 @@ Speed: each frame's visible set comes from :class:`~.projection.PointProjector` 
 frustum culling, then the exact float64 test on candidates only) and is cached for pass 2 within
 ``VIEW_CACHE_BYTES``. Features are gathered as rows of the map (a dense map's pixels, or a mask's
 embedding) and scattered with ``torch.index_add_``; every number is the one the straightforward
-per-frame float64 / numpy computation gives.
+per-frame float64 / numpy computation gives, except one deliberate shortcut: where a frame's feature
+table (its masks) has fewer rows than the frame has visible points, consensus passes 1 and 2 take
+each point's logits as rows of the table's ``(masks, C)`` logits instead of a ``(points, D)``
+product (same consensus class and top views; the weights differ by float rounding). Decoded maps are
+kept between the passes (``MAP_CACHE_BYTES``), so each feature file is read once.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ FUSIONS = ("consensus", "mean")
 #: bytes of visible sets (indices, u, v) consensus fusion keeps between its passes; frames beyond
 #: the budget are projected (and their depth loaded) again in pass 2
 VIEW_CACHE_BYTES = 512 * 2**20
+#: bytes of decoded feature maps kept between the passes, so each frame's file is decoded once
+#: (per-mask maps are small: a (h, w) id image and (S, D) embeddings)
+MAP_CACHE_BYTES = 256 * 2**20
 #: points per chunk of the per-view gather / score / scatter work
 CHUNK = 8192
 
@@ -277,7 +284,29 @@ class _FrameStream:
         self.dim: int | None = None
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._cache_left = cache_bytes
+        self._maps: dict[int, FeatureMap] = {}
+        self._maps_left = MAP_CACHE_BYTES if cache_bytes else 0
+        self._logits: dict[int, np.ndarray] = {}
+        self._logits_left = MAP_CACHE_BYTES // 2
         self._buffers: dict[str, np.ndarray] = {}
+
+    def table_logits(self, i: int, sample: _Sample, T: np.ndarray) -> np.ndarray | None:
+        """(R, C) float32 logits of frame ``i``'s whole feature table, or None where per-point rows are cheaper.
+
+        A per-mask frame has a few hundred masks for tens of thousands of visible points, so one
+        ``table @ T.T`` replaces a (points, D) gather and product; each point's logits are then rows
+        of this table (the same dot products, summed in BLAS's order for the table's shape).
+        """
+        if len(sample.table) > len(sample):
+            return None
+        hit = self._logits.get(i)
+        if hit is None:
+            with _serial_blas():
+                hit = _float32(sample.table) @ T.T
+            if hit.nbytes <= self._logits_left:  # pass 2 reuses it
+                self._logits[i] = hit
+                self._logits_left -= hit.nbytes
+        return hit
 
     def release_buffers(self) -> None:
         self._buffers.clear()
@@ -306,6 +335,19 @@ class _FrameStream:
         return out
 
     def _encode(self, batch: list[int]) -> list[FeatureMap | None]:
+        if all(i in self._maps for i in batch):
+            return [self._maps[i] for i in batch]
+        out = self._decode(batch)
+        for i, fmap in zip(batch, out):
+            if fmap is None or i in self._maps:
+                continue
+            size = sum(a.nbytes for a in (fmap.dense, fmap.segments, fmap.embeddings) if a is not None)
+            if size <= self._maps_left:
+                self._maps[i] = fmap
+                self._maps_left -= size
+        return out
+
+    def _decode(self, batch: list[int]) -> list[FeatureMap | None]:
         frames = [self.frames[i] for i in batch]
         try:
             return list(self.encoder.encode_batch(frames))
@@ -487,10 +529,13 @@ def _consensus(
             if T.shape[1] != dim:
                 raise InputError(f"{scene_name}: text embeddings have dimension {T.shape[1]} but 2D features {dim}")
             logit_sum = np.zeros((N, len(T)), dtype=np.float64)
-        # one product per view, exactly as it always was (same shapes: same BLAS path, same bits)
-        feats = sample.feats_into(stream.buffer("feats", len(sample), dim, np.float32))
-        with _serial_blas():
-            logits = np.matmul(feats, T.T, out=stream.buffer("logits", len(sample), len(T), np.float32))
+        table = stream.table_logits(view.index, sample, T)
+        if table is not None:  # few masks, many points: rows of the (R, C) table logits
+            logits = np.take(table, sample.rows, axis=0, out=stream.buffer("logits", len(sample), len(T), np.float32))
+        else:
+            feats = sample.feats_into(stream.buffer("feats", len(sample), dim, np.float32))
+            with _serial_blas():
+                logits = np.matmul(feats, T.T, out=stream.buffer("logits", len(sample), len(T), np.float32))
         for s, e in _chunks(len(sample)):
             _add_rows(logit_sum, view.points[s:e], logits[s:e].astype(np.float64))
         count[view.points] += 1
@@ -507,9 +552,13 @@ def _consensus(
     best_uv = np.zeros((N, k, 2), dtype=np.float32)
     cells_score, cells_frame, cells_uv = best.reshape(-1), best_frame.reshape(-1), best_uv.reshape(-1, 2)
     for view, sample in stream.views(order, "lift 2/3 (top views)"):
+        table = stream.table_logits(view.index, sample, T)
         for s, e in _chunks(len(sample)):
             p = view.points[s:e]
-            score = np.einsum("md,md->m", sample.feats(s, e), np.take(T, cls[p], axis=0)).astype(np.float64)
+            if table is not None:  # the point's logit for its consensus class, from pass 1's table
+                score = table[sample.rows[s:e], cls[p]].astype(np.float64)
+            else:
+                score = np.einsum("md,md->m", sample.feats(s, e), np.take(T, cls[p], axis=0)).astype(np.float64)
             held = np.take(best, p, axis=0)
             low, slot = held[:, 0].copy(), np.zeros(len(p), dtype=np.int64)
             for j in range(1, k):  # argmin over the k slots (first one on ties), column by column
@@ -523,6 +572,7 @@ def _consensus(
             uv[:, 0], uv[:, 1] = view.u[s:e][better], view.v[s:e][better]
             cells_uv[cells] = uv
 
+    stream._logits.clear()
     with np.errstate(invalid="ignore"):
         w = np.exp((best - best.max(axis=1, keepdims=True)) / config.temperature)
     w[~np.isfinite(w)] = 0.0
