@@ -527,6 +527,39 @@ def evaluate(
     return EvalResult(sc, conf, names_done)
 
 
+def evaluate_instances(out: str | Path, gt: str | Path, label_set: str = "scannet20", read: ReadConfig | None = None,
+                       json_path: str | Path | None = None):
+    """Instance AP (:class:`geopurify.eval.instance.InstanceScores`) of ``instances.json`` against the GT
+    instances of one scene, or of a folder of outputs against a folder of scenes (paired by name)."""
+    from .eval.instance import InstanceEvaluator, predictions, thing_classes
+    from .instances import JSON_FILE, read_instances
+    from .labels import get_label_set
+
+    out, gt = Path(out), Path(gt)
+    lset = get_label_set(label_set)
+    if (out / JSON_FILE).is_file():
+        pairs = [(out, gt)]
+    else:
+        outs = sorted(p for p in out.iterdir() if (p / JSON_FILE).is_file()) if out.is_dir() else []
+        if not outs:
+            raise InputError(f"{out}: no {JSON_FILE} found (run `geopurify instances OUT` first)")
+        pairs = [(o, gt / o.name) for o in outs]
+    ev = InstanceEvaluator(len(lset.names), thing_classes(lset.names))
+    for o, g in pairs:
+        found = read_instances(o)
+        scene = read_scene(g, read_options(read or ReadConfig()))
+        if "instance" not in scene.meta:
+            raise InputError(f"{g}: no GT instances (instance.npy, or an 'instance' property in the labels PLY)")
+        if found.num_points != scene.num_points:
+            raise InputError(f"{o}: instances of {found.num_points} points but the scene {g} has {scene.num_points}")
+        pred = predictions(found, name_mapping(found.names, lset.names))
+        ev.add(gt_indices(scene, label_set), scene.meta["instance"], pred)
+    sc = ev.result(lset.names, split=lset.split)
+    if json_path is not None:
+        write_json(json_path, {**sc.to_dict(), "label_set": label_set, "scenes_evaluated": [str(p[1]) for p in pairs]})
+    return sc
+
+
 # --------------------------------------------------------------------------- query / render / view
 @dataclass
 class QueryResult:
@@ -535,6 +568,7 @@ class QueryResult:
     scores: np.ndarray
     phrases: list[str]
     masks: dict[str, np.ndarray]
+    objects: dict[str, list] = field(default_factory=dict)  # phrase -> ranked instances.ObjectMatch (--objects)
 
 
 def _phrase_embeddings(out_dir: Path, phrases: list[str], text: str | None, encoder: str | None,
@@ -571,15 +605,22 @@ def _phrase_embeddings(out_dir: Path, phrases: list[str], text: str | None, enco
     return np.stack(rows).astype(np.float32)
 
 
+def _slug(phrase: str, j: int) -> str:
+    """File stem of a phrase's query outputs."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")[:60] or f"q{j}"
+
+
 def query(out_dir: str | Path, phrases: list[str], text: str | None = None, encoder: str | None = None,
-          weights: str | None = None, threshold: float | None = None, top: int | None = None) -> QueryResult:
+          weights: str | None = None, threshold: float | None = None, top: int | None = None,
+          objects: bool = False) -> QueryResult:
     """Per-point cosine similarity of ``features.npy`` to each phrase; writes a heat-map PLY and PNG per phrase.
 
     Files: ``query/<slug>.ply``, ``query/<slug>.png``, ``query/<slug>.npy`` (scores, float16) and with
-    ``threshold``/``top`` also ``query/<slug>_mask.txt`` (point indices).
+    ``threshold``/``top`` also ``query/<slug>_mask.txt`` (point indices). With ``objects``, instead: the
+    instances of ``instances.json`` ranked per phrase in ``query/<slug>_objects.json`` (``QueryResult.objects``).
     """
-    import re
-
     from .segment.query import mask_from_scores, query_scores
     from .viz.ply import heatmap_colors, write_ply
     from .viz.render import render_png
@@ -593,14 +634,22 @@ def query(out_dir: str | Path, phrases: list[str], text: str | None = None, enco
     except ValueError as exc:
         raise InputError(f"{feat_path}: unreadable ({exc})") from None
     points = np.load(out_dir / "points.npy")
+    if objects:
+        from .instances import read_instances, write_object_ranking
+
+        found = read_instances(out_dir)  # before a text encoder loads
     emb = _phrase_embeddings(out_dir, phrases, text, encoder, weights)
     if emb.shape[1] != feats.shape[1]:
         raise InputError(f"phrase embeddings are {emb.shape[1]}-d but {feat_path} is {feats.shape[1]}-d")
+    qdir = out_dir / "query"
+    if objects:
+        ranked = {ph: write_object_ranking(qdir / f"{_slug(ph, j)}_objects.json", found, feats, emb[j], ph)
+                  for j, ph in enumerate(phrases)}  # fmt: skip
+        return QueryResult(np.zeros((len(points), 0), np.float32), list(phrases), {}, ranked)
     scores = query_scores(np.asarray(feats, np.float32), emb)
     masks: dict[str, np.ndarray] = {}
-    qdir = out_dir / "query"
     for j, ph in enumerate(phrases):
-        slug = re.sub(r"[^a-z0-9]+", "_", ph.lower()).strip("_")[:60] or f"q{j}"
+        slug = _slug(ph, j)
         s = scores[:, j]
         colors = heatmap_colors(s)
         write_ply(qdir / f"{slug}.ply", points, colors, extra={"score": s.astype(np.float32)})
@@ -612,6 +661,13 @@ def query(out_dir: str | Path, phrases: list[str], text: str | None = None, enco
             write_text(qdir / f"{slug}_mask.txt", "\n".join(map(str, m.tolist())) + "\n")
         log.info("query %r: max similarity %.3f -> %s", ph, float(s.max()), qdir / f"{slug}.ply")
     return QueryResult(scores, list(phrases), masks)
+
+
+def instances(out_dir: str | Path, config=None):
+    """Object proposals of a segment output folder; writes ``instances.json`` and ``instances.ply`` into it."""
+    from .instances import instances_from_output
+
+    return instances_from_output(out_dir, config)
 
 
 def render(out_dir: str | Path, gt: str | Path | None = None, view: str = "both",

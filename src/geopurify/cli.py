@@ -112,6 +112,19 @@ def _lift_cfg(a) -> LiftOptions:
                        text=a.text, classes=a.classes)
 
 
+def _add_instance_options(p: argparse.ArgumentParser) -> None:
+    from .instances.config import GROUPINGS, InstanceConfig
+
+    d = InstanceConfig()
+    p.add_argument("--grouping", choices=GROUPINGS, default=d.grouping,
+                   help="features: superpoints merged where features agree; geometry: the geometry-only baseline")
+    p.add_argument("--voxel-size", type=_pos_float, default=d.voxel_size, help="grouping voxel size (m)")
+    p.add_argument("--merge-cosine", type=float, default=d.merge_cosine,
+                   help="superpoints of one class merge at this mean-feature cosine or more")
+    p.add_argument("--min-points", type=_pos_int, default=d.min_points, help="smallest instance, in points")
+    p.add_argument("--stuff", nargs="+", default=d.stuff, help="classes that are never objects")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="geopurify", description="Open-vocabulary 3D segmentation with geometry-guided purification.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -158,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="paper: 19 classes, otherfurniture ignored; openscene: all 20 with 'other'")
     e.add_argument("--label-set", default="scannet20")
     e.add_argument("--json", default=None, help="JSON output path (default OUT/eval.json)")
+    e.add_argument("--instances", action="store_true",
+                   help="instance AP/AP50/AP25 of OUT/instances.json against the GT instances instead")
     _add_read(e)
 
     q = sub.add_parser("query", help="per-point similarity of a segment output to text phrases")
@@ -169,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = q.add_mutually_exclusive_group()
     g.add_argument("--threshold", type=float, default=None, help="mask: points with similarity >= this")
     g.add_argument("--top", type=_pos_int, default=None, help="mask: the N most similar points")
+    q.add_argument("--objects", action="store_true",
+                   help="rank the instances of instances.json (run `geopurify instances OUT` first)")
+
+    ins = sub.add_parser("instances", help="object proposals of a segment output: instances.json + instances.ply")
+    ins.add_argument("out", help="segment output folder")
+    _add_instance_options(ins)
 
     r = sub.add_parser("render", help="PNG pictures of a segment output")
     r.add_argument("out")
@@ -276,6 +297,13 @@ def _run(a) -> int:
             raise ConfigError("segment: give a SCENE or --scenes LIST")
         api.segment(a.scene, a.out, cfg)
         return 0
+    if a.command == "eval" and a.instances:
+        from .eval.instance import format_instance_table
+
+        res = api.evaluate_instances(a.out, a.gt, label_set=a.label_set, read=_read_cfg(a),
+                                     json_path=a.json or Path(a.out) / "eval_instances.json")
+        print(format_instance_table(res))
+        return 0
     if a.command == "eval":
         from .eval import format_table
 
@@ -285,8 +313,19 @@ def _run(a) -> int:
         print(format_table(res.scores))
         return 0
     if a.command == "query":
-        api.query(a.out, a.phrases, text=a.text, encoder=a.encoder, weights=a.weights,
-                  threshold=a.threshold, top=a.top)
+        res = api.query(a.out, a.phrases, text=a.text, encoder=a.encoder, weights=a.weights,
+                        threshold=a.threshold, top=a.top, objects=a.objects)
+        for ph, ranked in res.objects.items():
+            print(f'"{ph}": ' + (", ".join(f"#{m.instance.id} {m.instance.name} {m.score:.3f}" for m in ranked[:5])
+                                 or "no instances"))  # fmt: skip
+        return 0
+    if a.command == "instances":
+        from .instances.config import InstanceConfig
+
+        cfg = InstanceConfig(grouping=a.grouping, voxel_size=a.voxel_size, merge_cosine=a.merge_cosine,
+                             min_points=a.min_points, stuff=list(a.stuff))
+        found = api.instances(a.out, cfg)
+        print(f"{len(found)} instances -> {Path(a.out) / 'instances.json'}")
         return 0
     if a.command == "render":
         api.render(a.out, gt=a.gt, view=a.view)

@@ -90,6 +90,9 @@ class PointceptReader(Reader):
         elif (path / "segment.npy").is_file():
             seg = _load(path / "segment.npy", n, None, "labels").reshape(n).astype(np.int64)
             scene.labels, scene.label_set = np.where(seg < 0, -1, seg), "pointcept"
+        if (path / "instance.npy").is_file():  # GT object instances (-1 = none), for instance AP
+            ins = _load(path / "instance.npy", n, None, "instance ids").reshape(n).astype(np.int64)
+            scene.meta["instance"] = np.where(ins < 0, -1, ins)
         for attr, fname in (("point_features", "features_2d.npy"), ("teacher_features", "teacher.npy")):
             if (path / fname).is_file():
                 a = _load(path / fname, n, None, fname)

@@ -52,6 +52,18 @@ def read_gt_labels(path: Path, num_points: int) -> np.ndarray:
     return labels
 
 
+def read_gt_instances(path: Path, num_points: int) -> np.ndarray | None:
+    """(N,) int64 GT object instance ids from a ``*.labels.ply`` (vertex property ``instance``,
+    negative = none, kept as -1), or None when it has no such property."""
+    gt = read_ply(path)
+    if "instance" not in gt.properties:
+        return None
+    ids = gt.properties["instance"].astype(np.int64)
+    if len(ids) != num_points:
+        raise InputError(f"{path}: {len(ids)} instance ids for a mesh of {num_points} vertices")
+    return np.where(ids < 0, -1, ids)
+
+
 @READERS.register("scannet")
 class ScanNetExportReader(Reader):
     name = "scannet"
@@ -97,6 +109,9 @@ class ScanNetExportReader(Reader):
         if labels_path is not None:
             scene.labels = read_gt_labels(labels_path, scene.num_points)
             scene.label_set = "nyu40"
+            inst = read_gt_instances(labels_path, scene.num_points)
+            if inst is not None:
+                scene.meta["instance"] = inst  # GT instances for instance AP
         scene.frames = self._frames(path, scene, options)
         scene.meta.update(mesh=str(mesh_path), layout="scannet", depth_scale=native_scale(options, 1000.0))
         return scene

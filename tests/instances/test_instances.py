@@ -1,0 +1,235 @@
+"""Instances: grouping on a hand-built room, boxes, files, object queries and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from geopurify.errors import ConfigError, InputError
+from geopurify.instances import (
+    InstanceConfig,
+    axis_aligned_box,
+    find_instances,
+    oriented_box,
+    rank_objects,
+    read_instances,
+    write_instances,
+)
+
+NAMES = ["wall", "floor", "chair", "table", "sofa"]
+WALL, FLOOR, CHAIR, TABLE, SOFA = range(5)
+STEP = 0.02
+
+
+def box_surface(lo, hi, yaw=0.0, step=STEP):
+    """Points on the 5 visible faces (no bottom) of a box, rotated by ``yaw`` about its centre."""
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    out = []
+    for axis in range(3):
+        for side in ((lo[axis], hi[axis]) if axis < 2 else (hi[axis],)):
+            o = [a for a in range(3) if a != axis]
+            u = np.arange(lo[o[0]], hi[o[0]] + 1e-9, step)
+            v = np.arange(lo[o[1]], hi[o[1]] + 1e-9, step)
+            U, V = np.meshgrid(u, v)
+            p = np.zeros((U.size, 3))
+            p[:, axis], p[:, o[0]], p[:, o[1]] = side, U.ravel(), V.ravel()
+            out.append(p)
+    p = np.concatenate(out)
+    c = (lo + hi) / 2
+    cs, sn = np.cos(yaw), np.sin(yaw)
+    p[:, :2] = (p[:, :2] - c[:2]) @ np.array([[cs, sn], [-sn, cs]]) + c[:2]
+    return p
+
+
+def room(seed=0, noise=0.3):
+    """A 3 x 3 m floor, a wall at x = 0, two chairs (one rotated 30 deg), a table touching a sofa.
+
+    Returns points (N, 3), features (N, 8), text (5, 8), class (N,), object id (N,) (-1 for stuff).
+    """
+    rng = np.random.default_rng(seed)
+    g = np.arange(0, 3, STEP)
+    X, Y = np.meshgrid(g, g)
+    floor = np.c_[X.ravel(), Y.ravel(), np.zeros(X.size)]
+    Yw, Zw = np.meshgrid(g, np.arange(STEP, 1.5, STEP))
+    wall = np.c_[np.zeros(Yw.size), Yw.ravel(), Zw.ravel()]
+    parts = [(floor, FLOOR, -1), (wall, WALL, -1),
+             (box_surface([0.5, 0.5, 0.02], [0.9, 0.9, 0.5]), CHAIR, 0),
+             (box_surface([2.0, 0.4, 0.02], [2.6, 0.7, 0.5], yaw=np.pi / 6), CHAIR, 1),
+             (box_surface([1.0, 1.8, 0.02], [1.8, 2.6, 0.75]), TABLE, 2),
+             (box_surface([1.84, 1.8, 0.02], [2.8, 2.6, 0.45]), SOFA, 3)]  # fmt: skip  # 4 cm gap: touching
+    pts = np.concatenate([p for p, _, _ in parts])
+    cls = np.concatenate([np.full(len(p), c) for p, c, _ in parts])
+    obj = np.concatenate([np.full(len(p), o) for p, _, o in parts])
+    text = np.linalg.qr(rng.standard_normal((8, 8)))[0][:5].astype(np.float32)
+    feats = (text[cls] + noise * rng.standard_normal((len(pts), 8))).astype(np.float32)
+    return pts.astype(np.float32), feats, text, cls, obj
+
+
+def best_iou(inst_points, obj, o):
+    truth = np.flatnonzero(obj == o)
+    return len(np.intersect1d(inst_points, truth)) / len(np.union1d(inst_points, truth))
+
+
+def test_objects_found_stuff_left_out_classes_and_boxes():
+    pts, feats, text, cls, obj = room()
+    res = find_instances(pts, feats, text, NAMES, InstanceConfig())
+    assert len(res) == 4
+    by_obj = {}
+    for inst in res.instances:
+        o = np.bincount(obj[inst.points] + 1).argmax() - 1
+        assert o >= 0, "an instance made of stuff"
+        # voxels (3 cm) at the foot of an object also hold a few floor points
+        assert np.isin(cls[inst.points], [WALL, FLOOR]).mean() < 0.05
+        by_obj[o] = inst
+    assert sorted(by_obj) == [0, 1, 2, 3]
+    for o, want in zip(range(4), [CHAIR, CHAIR, TABLE, SOFA]):
+        assert by_obj[o].label == want and by_obj[o].name == NAMES[want]
+        assert best_iou(by_obj[o].points, obj, o) > 0.95
+        assert 0.0 < by_obj[o].confidence <= 1.0
+    assert [i.id for i in res.instances] == list(range(4))
+    assert all(a.confidence >= b.confidence for a, b in zip(res.instances, res.instances[1:]))
+    # boxes: the axis-aligned chair 0 box is its true extent; the rotated chair's box has yaw 30 deg and
+    # its true 0.6 x 0.3 footprint
+    a = by_obj[0].aabb
+    np.testing.assert_allclose(a.center, [0.7, 0.7, 0.26], atol=0.02)
+    np.testing.assert_allclose(a.size, [0.4, 0.4, 0.48], atol=0.03)
+    ob = by_obj[1].obb
+    assert ob.yaw == pytest.approx(np.pi / 6, abs=0.03)
+    np.testing.assert_allclose(ob.size, [0.6, 0.3, 0.48], atol=0.03)
+    np.testing.assert_allclose(ob.center[:2], [2.3, 0.55], atol=0.02)
+    pi = res.point_instance()
+    assert pi.shape == (len(pts),) and (pi[cls == FLOOR] == -1).mean() > 0.97
+
+
+def test_geometry_baseline_merges_touching_objects_features_split_them():
+    pts, feats, text, cls, obj = room()
+    geo = find_instances(pts, feats, text, NAMES, InstanceConfig(grouping="geometry"))
+    def mixed(i):  # at least 20% of each of the table and the sofa
+        h = np.bincount(obj[i.points] + 1, minlength=5)[1:] / len(i.points)
+        return h[2] > 0.2 and h[3] > 0.2
+
+    assert sum(mixed(i) for i in geo.instances) == 1, "the geometry baseline should join the touching table and sofa"
+    feat = find_instances(pts, feats, text, NAMES, InstanceConfig())
+    assert not any(mixed(i) for i in feat.instances)
+
+
+def test_gaps_separate_and_small_pieces_are_dropped():
+    pts, feats, text, cls, obj = room()
+    res = find_instances(pts, feats, text, NAMES, InstanceConfig(min_points=5000))
+    assert all(len(i.points) >= 5000 for i in res.instances)
+    assert len(res) < 4
+
+
+def test_oriented_box_of_a_rotated_rectangle():
+    rng = np.random.default_rng(1)
+    local = np.c_[rng.uniform(-1, 1, 2000), rng.uniform(-0.25, 0.25, 2000), rng.uniform(0, 1, 2000)]
+    yaw = 2.0
+    c, s = np.cos(yaw), np.sin(yaw)
+    p = local.copy()
+    p[:, :2] = local[:, :2] @ np.array([[c, s], [-s, c]]) + [5, -3]
+    b = oriented_box(p)
+    assert b.yaw == pytest.approx(yaw % np.pi, abs=0.02)
+    np.testing.assert_allclose(b.size, [2, 0.5, 1], atol=0.02)
+    np.testing.assert_allclose(b.center, [5, -3, 0.5], atol=0.02)
+    corners = b.corners()
+    assert corners.shape == (8, 3)
+    aa = axis_aligned_box(p)
+    assert np.all(p.min(0) >= aa.center - aa.size / 2 - 1e-9) and np.all(p.max(0) <= aa.center + aa.size / 2 + 1e-9)
+
+
+def test_files_round_trip_and_object_query(tmp_path):
+    pts, feats, text, cls, obj = room()
+    res = find_instances(pts, feats, text, NAMES, InstanceConfig())
+    path = write_instances(tmp_path, res, pts, InstanceConfig())
+    back = read_instances(tmp_path)
+    assert path.name == "instances.json" and (tmp_path / "instances.ply").is_file()
+    assert [i.name for i in back.instances] == [i.name for i in res.instances]
+    for a, b in zip(back.instances, res.instances):
+        np.testing.assert_array_equal(a.points, b.points)
+        np.testing.assert_allclose(a.obb.center, b.obb.center)
+    assert not list(tmp_path.glob(".*.tmp"))
+    ranked = rank_objects(back, feats, text[CHAIR])
+    assert [m.instance.name for m in ranked[:2]] == ["chair", "chair"]
+    assert ranked[0].score >= ranked[1].score >= ranked[-1].score
+    ranked = rank_objects(back, feats, text[SOFA])
+    assert ranked[0].instance.name == "sofa"
+
+
+def test_bad_options_and_inputs():
+    with pytest.raises(ConfigError, match="grouping"):
+        InstanceConfig(grouping="magic")
+    with pytest.raises(ConfigError, match="voxel_size"):
+        InstanceConfig(voxel_size=0)
+    with pytest.raises(ConfigError, match="min_points"):
+        InstanceConfig(min_points=0)
+    pts, feats, text, _, _ = room()
+    with pytest.raises(InputError):
+        find_instances(pts, feats[:10], text, NAMES)
+    with pytest.raises(InputError):
+        find_instances(pts, feats, text[:3], NAMES)
+    with pytest.raises(InputError, match="stuff"):
+        find_instances(pts, feats, text, NAMES, InstanceConfig(stuff=NAMES))
+
+
+def segment_output(tmp_path):
+    """A segment output folder written by hand (the files `instances` and `query` read)."""
+    pts, feats, text, cls, obj = room()
+    out = tmp_path / "out"
+    out.mkdir()
+    np.save(out / "points.npy", pts)
+    np.save(out / "features.npy", feats.astype(np.float16))
+    np.save(out / "colors.npy", np.full((len(pts), 3), 128, np.uint8))
+    (out / "names.json").write_text(json.dumps(NAMES))
+    np.savez(out / "text_embeddings.npz", names=np.array(NAMES), embeddings=text)
+    (out / "labels.txt").write_text("\n".join(map(str, cls.tolist())) + "\n")
+    return out, obj
+
+
+def test_cli_instances_query_objects_and_errors(tmp_path, capsys):
+    from geopurify.cli import main
+
+    out, obj = segment_output(tmp_path)
+    assert main(["-q", "query", str(out), "chair", "--objects"]) == 2  # no instances.json yet
+    assert "geopurify instances" in capsys.readouterr().err
+    assert main(["-q", "instances", str(out)]) == 0
+    assert "4 instances" in capsys.readouterr().out
+    assert main(["-q", "query", str(out), "chair", "table", "--objects"]) == 0
+    printed = capsys.readouterr().out
+    assert '"chair": #' in printed and '"table": #' in printed
+    ranked = json.loads((out / "query" / "chair_objects.json").read_text())
+    top = ranked["objects"][0]
+    assert top["name"] == "chair" and {"points", "aabb", "obb", "score"} <= set(top)
+    assert best_iou(np.array(top["points"]), obj, np.bincount(obj[top["points"]] + 1).argmax() - 1) > 0.95
+    assert main(["-q", "instances", str(out), "--grouping", "nope"]) == 3
+    assert main(["-q", "instances", str(tmp_path / "missing")]) == 2
+    # without features.npy: grouping by labels.txt and geometry
+    (out / "features.npy").unlink()
+    assert main(["-q", "instances", str(out)]) == 0
+    assert len(read_instances(out)) == 4
+
+
+def test_eval_instances_against_pointcept_gt(tmp_path, capsys):
+    from geopurify.cli import main
+
+    out, obj = segment_output(tmp_path)
+    pts = np.load(out / "points.npy")
+    cls = np.loadtxt(out / "labels.txt", dtype=np.int64)
+    gt = tmp_path / "scene0000_00"
+    gt.mkdir()
+    np.save(gt / "coord.npy", pts)
+    np.save(gt / "color.npy", np.full((len(pts), 3), 128, np.uint8))
+    to20 = np.array([0, 1, 4, 6, 5])  # wall, floor, chair, table, sofa in ScanNet-20 order
+    np.save(gt / "segment20.npy", to20[cls])
+    np.save(gt / "instance.npy", obj)
+    assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 2  # no instances.json yet
+    assert main(["-q", "instances", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 0
+    table = capsys.readouterr().out
+    assert "chair" in table and "sofa" in table
+    d = json.loads((out / "eval_instances.json").read_text())
+    assert d["ap50"] == pytest.approx(1.0) and d["ap25"] == pytest.approx(1.0)
+    np.save(gt / "instance.npy", obj[:10])
+    assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 2
