@@ -92,9 +92,10 @@ def resolve_text(scene: Scene, opts: LiftOptions, encoder=None) -> TextEmbedding
         return TextEmbeddings(names=prompts, embeddings=np.asarray(encoder.encode_text(prompts), np.float32))
     if scene.root is not None:
         root = scene.root if scene.root.is_dir() else scene.root.parent
-        cand = root / "text_embeddings.npz"
-        if cand.is_file():
-            return load_text_embeddings(cand)
+        # the second is where `geopurify encode` writes them
+        for cand in (root / "text_embeddings.npz", root / "features_2d" / "text_embeddings.npz"):
+            if cand.is_file():
+                return load_text_embeddings(cand)
     raise ConfigError(
         f"{scene.name}: no class text embeddings; pass --text FILE.npz (names, embeddings) "
         "or --classes with an encoder that has a text tower (e.g. --encoder clip --weights PATH)"
@@ -117,7 +118,19 @@ def make_encoder(scene: Scene, opts: LiftOptions):
                 f"{scene.name}: no features_2d/ folder and no per-point features; choose a 2D encoder "
                 "with --encoder (clip, xdecoder, lseg) and its --weights"
             )
-    return build_encoder(name, scene=scene, **opts.encoder_options)
+    if name == "precomputed":
+        return build_encoder(name, scene=scene, **opts.encoder_options)
+    from .encoders.encode import scene_encoder
+
+    return scene_encoder(scene, name, opts.encoder_options)  # reads what `geopurify encode` wrote
+
+
+def encode(scene_path: str | Path, config, read: ReadConfig | None = None):
+    """``geopurify encode``: 2D features of every frame into ``features_2d/`` (resumable); see
+    :mod:`geopurify.encoders.encode`. ``config`` is an :class:`~geopurify.encoders.encode.EncodeConfig`."""
+    from .encoders.encode import encode_scene
+
+    return encode_scene(read_scene(scene_path, read_options(read or ReadConfig())), config)
 
 
 @dataclass

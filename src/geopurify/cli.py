@@ -164,6 +164,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lift(s)
     _add_read(s)
 
+    from .encoders.encode import EncodeConfig
+
+    en = sub.add_parser("encode", help="run a 2D encoder over a scene's frames into features_2d/ (resumable)")
+    en.add_argument("scene", help="scene folder or file")
+    en.add_argument("--encoder", required=True, help="clip|xdecoder|lseg|<plugin>")
+    en.add_argument("--weights", default=None, help="local weights for the encoder (file or folder)")
+    en.add_argument("--encoder-opt", action="append", metavar="KEY=VALUE", help="extra encoder option")
+    en.add_argument("--out", default=None, help="output folder (default SCENE/features_2d)")
+    en.add_argument("--device", default=EncodeConfig.device, help="auto|cpu|cuda|cuda:N")
+    en.add_argument("--batch-size", type=_pos_int, default=EncodeConfig.batch_size, help="frames per model call")
+    en.add_argument("--classes", nargs="+", default=None, help="also write text_embeddings.npz for these classes")
+    en.add_argument("--overwrite", action="store_true", help="replace features written by another encoder")
+    _add_read(en)
+
     e = sub.add_parser("eval", help="score outputs against ground truth")
     e.add_argument("out", help="a segment output folder, or a folder of them")
     e.add_argument("--gt", required=True, help="the scene (or a folder of scenes) with GT labels")
@@ -296,6 +310,16 @@ def _run(a) -> int:
         if not a.scene:
             raise ConfigError("segment: give a SCENE or --scenes LIST")
         api.segment(a.scene, a.out, cfg)
+        return 0
+    if a.command == "encode":
+        from .encoders.encode import EncodeConfig
+
+        opts = {**_kv(a.encoder_opt), **({"weights": a.weights} if a.weights else {})}
+        res = api.encode(a.scene, EncodeConfig(encoder=a.encoder, encoder_options=opts, out=a.out, device=a.device,
+                                               batch_size=a.batch_size, classes=a.classes, overwrite=a.overwrite),
+                         read=_read_cfg(a))
+        print(f"{res.out_dir}: {res.written} frames encoded, {res.reused} already there, "
+              f"{sum(res.failed.values())} skipped, {res.seconds:.1f} s")
         return 0
     if a.command == "eval" and a.instances:
         from .eval.instance import format_instance_table

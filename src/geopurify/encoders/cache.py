@@ -1,5 +1,6 @@
 """On-disk cache of feature maps (float16 ``.npz``), one folder per encoder configuration and scene.
 
+Files have the ``features_2d/`` format (:func:`~geopurify.encoders.precomputed.write_feature_file`).
 Layout: ``<cache root>/features/<encoder slug>-<hash>/<scene slug>-<hash>/<frame_id>.npz`` where the
 encoder part comes from :meth:`Encoder.cache_key` and the scene part from the scene name and folder.
 The root is ``$GEOPURIFY_CACHE`` or ``~/.cache/geopurify``.
@@ -11,13 +12,13 @@ import hashlib
 import logging
 import os
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..utils.atomic import atomic_open
+from ..errors import FrameError
 from .base import Encoder, FeatureMap
+from .precomputed import read_feature_file, write_feature_file
 
 log = logging.getLogger(__name__)
 
@@ -67,25 +68,13 @@ class FeatureCache:
         if not path.is_file():
             return None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if "dense" in z.files:
-                    return FeatureMap(dense=z["dense"])
-                return FeatureMap(segments=z["segments"], embeddings=z["embeddings"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            return read_feature_file(path)
+        except FrameError as exc:
             log.warning("ignoring unreadable cache file %s: %s", path, exc)
             return None
 
     def save(self, frame_id: str, fmap: FeatureMap) -> None:
-        arrays = (
-            {"dense": fmap.dense}
-            if fmap.dense is not None
-            else {
-                "segments": fmap.segments,
-                "embeddings": fmap.embeddings,
-            }
-        )
-        with atomic_open(self.path(frame_id), "wb") as f:  # a file handle: np.savez adds no suffix
-            np.savez(f, **arrays)
+        write_feature_file(self.path(frame_id), fmap)
 
 
 class CachedEncoder(Encoder):

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, missing_dependency
-from ..utils.device import pick_device
 from .base import ENCODERS, Encoder, FeatureMap
 
 log = logging.getLogger(__name__)
@@ -126,6 +125,8 @@ class ClipEncoder(Encoder):
         except ImportError as exc:
             raise missing_dependency("transformers", "clip", "the clip encoder") from exc
         self._torch = torch
+        from ..utils.device import pick_device
+
         self.device = pick_device(device)
         try:
             self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).eval().to(self.device)

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..utils.device import pick_device
 from .base import ENCODERS, Encoder, FeatureMap
 from .text import PROMPT_TEMPLATE
 from .upstream import import_upstream, need_file, resize_rgb
@@ -127,6 +126,8 @@ class LSegEncoder(Encoder):
         import torch
 
         self._torch = torch
+        from ..utils.device import pick_device
+
         self.device = pick_device(device)
         module = mod.LSegModule.load_from_checkpoint(
             checkpoint_path=str(self.weights), backbone=backbone, **LOAD_KWARGS

@@ -12,7 +12,21 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, FrameError, InputError
+from ..utils.atomic import atomic_open
 from .base import ENCODERS, Encoder, FeatureMap
+
+
+def write_feature_file(path: Path, fmap: FeatureMap) -> None:
+    """Write one map in the format :func:`read_feature_file` reads (float16 features), atomically."""
+    if fmap.dense is not None:
+        arrays = {"feat": np.ascontiguousarray(fmap.dense, dtype=np.float16)}
+    else:
+        arrays = {
+            "segments": np.ascontiguousarray(fmap.segments, dtype=np.int32),
+            "embeddings": np.ascontiguousarray(fmap.embeddings, dtype=np.float16),
+        }
+    with atomic_open(path, "wb") as f:  # a file handle: np.savez adds no suffix
+        np.savez(f, **arrays)
 
 
 def read_feature_file(path: Path) -> FeatureMap:

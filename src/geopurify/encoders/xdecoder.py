@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..utils.device import pick_device
 from .base import ENCODERS, Encoder, FeatureMap
 from .text import PROMPT_TEMPLATE, XDECODER_BACKGROUND, vocabulary
 from .upstream import import_upstream, need_file, resize_rgb
@@ -141,6 +140,8 @@ class XDecoderEncoder(Encoder):
         import torch
 
         self._torch = torch
+        from ..utils.device import pick_device
+
         self.device = pick_device(device)
         opt = arguments.load_opt_from_config_files([str(self.config)])
         opt["device"] = self.device

@@ -1,0 +1,220 @@
+"""`geopurify encode`: documented format, resume after a kill, atomic files, and segment reading it back."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geopurify.cli import main
+from geopurify.encoders import ENCODERS, Encoder, FeatureMap
+from geopurify.encoders.encode import EncodeConfig, EncodedFeatures, encode_scene, read_manifest, scene_encoder
+from geopurify.encoders.precomputed import read_feature_file
+from geopurify.errors import ConfigError, FrameError
+from geopurify.io import read_scene
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _fixtures import write_tiny_scannet  # noqa: E402
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+NAMES = {"wall": 0, "floor": 1}
+
+
+class HalfEncoder(Encoder):
+    """Dense (h, w, 4): e0 left of the centre, e1 right; a text tower over NAMES. Counts frames encoded."""
+
+    name = "half"
+
+    def __init__(self, device: str = "auto", scale: float = 1.0) -> None:
+        self.device, self.scale, self.frames = device, scale, []
+
+    def cache_key(self) -> str:
+        return f"half-{self.scale}"
+
+    def encode(self, frame) -> FeatureMap:
+        img = frame.color()
+        self.frames.append(frame.frame_id)
+        h, w = img.shape[0] // 4, img.shape[1] // 4
+        feat = np.zeros((h, w, 4), np.float32)
+        feat[:, : w // 2, 0] = self.scale
+        feat[:, w // 2 :, 1] = self.scale
+        return FeatureMap(dense=feat)
+
+    def encode_text(self, prompts):
+        return np.eye(4, dtype=np.float32)[[NAMES[p] for p in prompts]]
+
+
+@pytest.fixture
+def half(monkeypatch):
+    made = []
+
+    def factory(scene=None, device="auto", scale=1.0):
+        made.append(HalfEncoder(device, scale))
+        return made[-1]
+
+    monkeypatch.setitem(ENCODERS._items, "half", factory)
+    return made
+
+
+@pytest.fixture
+def scene_dir(tmp_path):
+    d = write_tiny_scannet(tmp_path, frames=5)
+    for p in (d / "features_2d").iterdir():  # start without precomputed features
+        p.unlink()
+    (d / "features_2d").rmdir()
+    return d
+
+
+def test_encode_writes_the_documented_format_and_resumes(half, scene_dir):
+    scene = read_scene(scene_dir)
+    cfg = EncodeConfig(encoder="half", classes=["wall", "floor"], batch_size=2)
+    res = encode_scene(scene, cfg)
+    out = scene_dir / "features_2d"
+    assert res.out_dir == out and res.written == 5 and res.reused == 0 and not res.failed
+    for f in scene.frames:
+        with np.load(out / f"{f.frame_id}.npz") as z:
+            assert z.files == ["feat"] and z["feat"].dtype == np.float16 and z["feat"].shape == (30, 40, 4)
+    man = read_manifest(out)
+    assert man["status"] == "complete" and man["encoder"] == "half" and man["key"] == "half-1.0"
+    assert man["frames"] == 5 and man["dim"] == 4 and half[0].device == "auto"
+    with np.load(out / "text_embeddings.npz") as z:
+        assert list(z["names"]) == ["wall", "floor"] and z["embeddings"].shape == (2, 4)
+    # rerun: nothing to do; a deleted and a truncated file are redone, the rest kept
+    assert encode_scene(scene, cfg).written == 0
+    (out / "0.npz").unlink()
+    (out / "3.npz").write_bytes((out / "3.npz").read_bytes()[:50])
+    res = encode_scene(scene, cfg)
+    assert res.written == 2 and res.reused == 3 and sorted(half[-1].frames) == ["0", "3"]
+    # the features read back by `precomputed`
+    assert read_feature_file(out / "3.npz").dense.shape == (30, 40, 4)
+
+
+def test_encode_refuses_to_mix_encoders(half, scene_dir):
+    scene = read_scene(scene_dir)
+    encode_scene(scene, EncodeConfig(encoder="half"))
+    with pytest.raises(ConfigError, match="--overwrite"):  # same encoder, other options
+        encode_scene(scene, EncodeConfig(encoder="half", encoder_options={"scale": 2.0}))
+    res = encode_scene(scene, EncodeConfig(encoder="half", encoder_options={"scale": 2.0}, overwrite=True))
+    assert res.written == 5 and read_manifest(res.out_dir)["key"] == "half-2.0"
+    hand = write_tiny_scannet(scene_dir.parent / "other", frames=2)  # features_2d/ written by hand
+    with pytest.raises(ConfigError, match="not written by `geopurify encode`"):
+        encode_scene(read_scene(hand), EncodeConfig(encoder="half"))
+
+
+def test_bad_frame_is_skipped_and_counted(half, scene_dir):
+    scene = read_scene(scene_dir)
+
+    def broken():
+        raise FrameError("truncated jpeg", reason="bad_color")
+
+    scene.frames[2].load_color = broken
+    res = encode_scene(scene, EncodeConfig(encoder="half", batch_size=4))
+    assert res.written == 4 and res.failed == {"bad_color": 1}
+    assert not (res.out_dir / "2.npz").exists() and read_manifest(res.out_dir)["failed"] == {"bad_color": 1}
+
+
+def test_cli_encode_and_bad_options(half, scene_dir, capsys):
+    assert main(["encode", str(scene_dir), "--encoder", "half", "--device", "cpu"]) == 0
+    assert "5 frames encoded" in capsys.readouterr().out and half[0].device == "cpu"
+    assert main(["encode", str(scene_dir), "--encoder", "precomputed"]) == 3
+    assert main(["encode", str(scene_dir), "--encoder", "nope"]) == 3
+    assert main(["encode", str(scene_dir), "--encoder", "half", "--batch-size", "0"]) == 3
+
+
+def test_segment_reads_encoded_features_without_the_model(half, scene_dir, tmp_path, monkeypatch):
+    scene = read_scene(scene_dir)
+    encode_scene(scene, EncodeConfig(encoder="half", classes=["wall", "floor"]))
+    monkeypatch.delitem(ENCODERS._items, "half")  # a laptop without the model
+    enc = scene_encoder(scene, "half", {})
+    assert isinstance(enc, EncodedFeatures) and enc.model is None
+    np.testing.assert_array_equal(enc.encode(scene.frames[1]).dense[0, 0], np.float16([1, 0, 0, 0]))
+    np.testing.assert_allclose(enc.encode_text(["floor"]), [[0, 1, 0, 0]])
+    with pytest.raises(ConfigError, match="no embedding for sofa"):
+        enc.encode_text(["sofa"])
+    out = tmp_path / "seg"
+    args = ["segment", str(scene_dir), "--no-purify", "--encoder", "half", "--classes", "wall", "floor"]
+    assert main([*args, "--out", str(out)]) == 0
+    labels = np.loadtxt(out / "labels.txt", dtype=int)
+    assert json.loads((out / "names.json").read_text()) == ["wall", "floor"]
+    x = scene.points[:, 0]
+    assert (labels[x < -0.1] == 0).mean() > 0.9 and (labels[x > 0.1] == 1).mean() > 0.9
+
+
+def test_segment_with_the_model_fills_missing_frames_into_the_same_folder(half, scene_dir):
+    scene = read_scene(scene_dir)
+    encode_scene(scene, EncodeConfig(encoder="half"))
+    (scene_dir / "features_2d" / "4.npz").unlink()
+    enc = scene_encoder(scene, "half", {})
+    assert isinstance(enc, EncodedFeatures) and enc.model is not None
+    enc.encode(scene.frames[4])
+    enc.encode(scene.frames[0])
+    assert half[-1].frames == ["4"] and (scene_dir / "features_2d" / "4.npz").is_file()
+
+
+SLOW_RUNNER = textwrap.dedent(
+    """
+    import sys, time
+    import numpy as np
+    from geopurify.cli import main
+    from geopurify.encoders import ENCODERS, Encoder, FeatureMap
+
+    class Slow(Encoder):
+        name = "slow"
+        def __init__(self, device="auto"):
+            pass
+        def cache_key(self):
+            return "slow-v1"
+        def encode(self, frame):
+            time.sleep(0.08)
+            rng = np.random.default_rng(int(frame.frame_id))
+            return FeatureMap(dense=rng.normal(size=(60, 80, 64)).astype(np.float32))
+
+    ENCODERS.register("slow")(Slow)
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_encode_resumes_after_sigkill(tmp_path, monkeypatch, capsys):
+    """SIGKILL a real `geopurify encode` mid-run, rerun it: every frame there once, no partial or temp files."""
+    scene_dir = write_tiny_scannet(tmp_path, frames=16, labels=False)
+    out = tmp_path / "feats"
+    runner = tmp_path / "runner.py"
+    runner.write_text(SLOW_RUNNER)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(runner), "encode", str(scene_dir), "--encoder", "slow", "--out", str(out),
+           "--batch-size", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("[0-9]*.npz"))) < 5:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    first = sorted(out.glob("[0-9]*.npz"))
+    assert 5 <= len(first) < 16, "the kill should land mid-run"
+    for p in first:  # whatever is there is complete
+        assert read_feature_file(p).dense.shape == (60, 80, 64)
+    assert read_manifest(out)["status"] == "partial"
+    mtimes = {p.name: p.stat().st_mtime_ns for p in first}
+    # rerun the same command (in this process, with the same encoder without the sleep, to save a start-up)
+    namespace = {}
+    exec(SLOW_RUNNER.replace("time.sleep(0.08)", "pass").split("ENCODERS.register")[0], namespace)
+    monkeypatch.setitem(ENCODERS._items, "slow", namespace["Slow"])
+    assert main(cmd[2:]) == 0
+    assert f"{16 - len(first)} frames encoded, {len(first)} already there" in capsys.readouterr().out
+    files = sorted(out.glob("*.npz"))
+    assert sorted(p.stem for p in files) == sorted(str(i) for i in range(16))
+    assert not list(out.glob(".*")), "temporary files left behind"
+    for p in files:
+        fmap = read_feature_file(p)
+        expect = np.random.default_rng(int(p.stem)).normal(size=(60, 80, 64)).astype(np.float32).astype(np.float16)
+        np.testing.assert_array_equal(fmap.dense, expect)
+    assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in mtimes.items())  # not redone
+    assert read_manifest(out)["status"] == "complete"
