@@ -767,12 +767,18 @@ def select(root: str | Path, out_dir: str | Path, n: int = 20, gamma: float = 1.
 
 
 def synth(out_dir: str | Path, n: int = 1, seed: int = 0, points: int | None = None,
-          frames: int | None = None) -> list[Path]:
-    """Write ``n`` synthetic rooms (ScanNet export layout) under ``out_dir``."""
+          frames: int | None = None, from_scan: str | Path | None = None) -> list[Path]:
+    """Write ``n`` synthetic rooms (ScanNet export layout) under ``out_dir``; with ``from_scan``, the
+    scene folder ``out_dir`` rendered from that labelled scan (see :mod:`geopurify.synthetic.scan`)."""
     import dataclasses
 
-    from .synthetic import SyntheticConfig, make_scene
+    from .synthetic import ScanRenderConfig, SyntheticConfig, make_scene, render_scan
 
+    if from_scan is not None:
+        if n != 1 or points is not None:
+            raise ConfigError("synth --from-scan writes one scene from the scan's own points: drop --n and --points")
+        over_scan = {"n_frames": frames} if frames is not None else {}
+        return [render_scan(from_scan, out_dir, ScanRenderConfig(seed=seed, **over_scan)).path]
     base = SyntheticConfig()
     over = {}
     if points is not None:

@@ -223,8 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--label-set", default="scannet20")
     se.add_argument("--out", default="selection", help="output folder (selection.txt, scores.json)")
 
-    sy = sub.add_parser("synth", help="write synthetic rooms in ScanNet export layout")
-    sy.add_argument("out")
+    sy = sub.add_parser("synth", help="synthetic rooms, or posed views of a labelled scan, in ScanNet export layout")
+    sy.add_argument("out", help="output folder (with --from-scan: the scene folder to write)")
+    sy.add_argument("--from-scan", default=None, metavar="SCAN",
+                    help="render posed RGB-D views and simulated VLM masks of this labelled scan instead")
     sy.add_argument("--n", type=_pos_int, default=1, help="number of scenes")
     sy.add_argument("--seed", type=int, default=0)
     sy.add_argument("--points", type=_pos_int, default=None, help="target points per scene")
@@ -361,7 +363,7 @@ def _run(a) -> int:
         api.select(a.root, a.out, n=a.n, gamma=a.gamma, seed=a.seed, label_set=a.label_set)
         return 0
     if a.command == "synth":
-        api.synth(a.out, n=a.n, seed=a.seed, points=a.points, frames=a.frames)
+        api.synth(a.out, n=a.n, seed=a.seed, points=a.points, frames=a.frames, from_scan=a.from_scan)
         return 0
     if a.command == "demo":
         from .demo import run_demo

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from ..errors import ConfigError
 from ..labels import get_label_set
@@ -154,3 +154,155 @@ class SyntheticConfig:
             overseg_cell=0.0, embed_noise=0.0, frame_flip_prob=0.0,
         )  # fmt: skip
         return SyntheticConfig(**kw)
+
+
+@dataclass
+class VLMSimConfig:
+    """The image-space simulated VLM (:mod:`geopurify.synthetic.masks`); each strength 0 disables an error.
+
+    Masks:
+        superpixel_px: superpixel spacing in pixels at a 120-row feature image (scaled with the height).
+        superpixel_colour: how far (in spacings) colour moves superpixel borders.
+        near_bias: per metre of depth difference, how much more a nearer instance counts in a superpixel.
+        bleed_px: masks of clearly nearer objects spill this many pixels over what lies behind them.
+        merge_prob: per pair of touching masks and view, chance they come out as one mask.
+        small_fraction: masks smaller than this fraction of the image are "small";
+        miss_small_prob: mean chance per view that a small one is missed (merged into its neighbour).
+    Reading:
+        confusion_prob: per object (structure: ``structure_confusion_prob``), chance the model is
+            persistently wrong about it, reading a similar class in ``confusion_rate`` (min, max) of views.
+        flip_prob: per mask and view, chance of a one-view misreading.
+    Embeddings (``signal * text[class] + mix * text[runner-up] + gap * common + noise``, normalised):
+        signal, mix, gap, noise: weights; noise is the norm of an isotropic Gaussian vector.
+    """
+
+    superpixel_px: float = 7.0
+    superpixel_colour: float = 0.6
+    near_bias: float = 3.0
+    bleed_px: int = 2
+    merge_prob: float = 0.05
+    small_fraction: float = 0.006
+    miss_small_prob: float = 0.4
+    confusion_prob: float = 0.15
+    structure_confusion_prob: float = 0.03
+    confusion_rate: tuple[float, float] = (0.5, 1.0)
+    flip_prob: float = 0.08
+    signal: float = 1.0
+    mix: float = 0.35
+    gap: float = 1.2
+    noise: float = 0.8
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"VLMSimConfig.{name}: {why} (got {getattr(self, name)!r})")
+
+        if not self.superpixel_px >= 1.0:
+            raise bad("superpixel_px", "must be >= 1")
+        for name in ("merge_prob", "miss_small_prob", "confusion_prob", "structure_confusion_prob", "flip_prob",
+                     "small_fraction"):
+            if not (0.0 <= getattr(self, name) <= 1.0):
+                raise bad(name, "must be in [0, 1]")
+        lo, hi = self.confusion_rate
+        if not (0.0 <= lo <= hi <= 1.0):
+            raise bad("confusion_rate", "need 0 <= min <= max <= 1")
+        for name in ("superpixel_colour", "near_bias", "mix", "gap", "noise"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must be >= 0")
+        if self.bleed_px < 0:
+            raise bad("bleed_px", "must be >= 0")
+        if not self.signal > 0:
+            raise bad("signal", "must be > 0")
+
+    def without_errors(self) -> VLMSimConfig:
+        """A copy that reads every mask right (superpixel borders and the modality gap remain)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        kw.update(merge_prob=0.0, miss_small_prob=0.0, confusion_prob=0.0, structure_confusion_prob=0.0,
+                  flip_prob=0.0, mix=0.0, noise=0.0, bleed_px=0)  # fmt: skip
+        return VLMSimConfig(**kw)
+
+
+@dataclass
+class ScanRenderConfig:
+    """``geopurify synth --from-scan``: posed RGB-D views of a labelled scan, plus simulated VLM masks.
+
+    Capture (lengths in metres, sizes (H, W)):
+        seed: RNG seed of the camera path, sensor noise and VLM errors (same seed -> same files).
+        n_frames: views along the path (a hand-held scan: 40-100).
+        frame_id_step: spacing of the frame ids (ScanNet exports keep every 20th frame).
+        color_hw, depth_hw, feature_hw: colour, depth and VLM mask resolutions; fov_deg: horizontal FOV.
+        eye_height: camera height above the floor; height_jitter: its std along the path.
+        pitch_deg: mean downward tilt; pose_jitter_m, pose_jitter_deg: hand shake per view.
+        clearance: minimum horizontal distance from the camera to scan points at eye level.
+        splat_scale: splat radius in units of the local point spacing (point clouds).
+        depth_noise: scale of the Kinect-like axial noise ``0.0012 + 0.0019 (z - 0.4)^2`` m.
+        depth_hole_prob: fraction of depth pixels dropped in clumps; edge_dropout: chance a pixel at a
+            depth discontinuity reads 0; max_depth: range limit (0 beyond).
+        crop: optional (x0, y0, x1, y1) world box; only the points inside are rendered and written.
+        feature_dim, text_seed: simulated embedding size and the text tower's seed.
+        vlm: the simulated VLM's errors.
+    """
+
+    seed: int = 0
+    n_frames: int = 80
+    frame_id_step: int = 20
+    color_hw: tuple[int, int] = (240, 320)
+    depth_hw: tuple[int, int] = (192, 256)
+    feature_hw: tuple[int, int] = (120, 160)
+    fov_deg: float = 60.0
+    eye_height: float = 1.5
+    height_jitter: float = 0.08
+    pitch_deg: float = 25.0
+    pose_jitter_m: float = 0.01
+    pose_jitter_deg: float = 1.0
+    clearance: float = 0.45
+    splat_scale: float = 1.0
+    depth_noise: float = 1.0
+    depth_hole_prob: float = 0.02
+    edge_dropout: float = 0.5
+    max_depth: float = 6.0
+    crop: tuple[float, float, float, float] | None = None
+    jpeg_quality: int = 92
+    feature_dim: int = 64
+    text_seed: int = 1234
+    vlm: VLMSimConfig = field(default_factory=VLMSimConfig)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first bad field."""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"ScanRenderConfig.{name}: {why} (got {getattr(self, name)!r})")
+
+        if not (1 <= self.n_frames <= 5000):
+            raise bad("n_frames", "must be in [1, 5000]")
+        for name in ("color_hw", "depth_hw", "feature_hw"):
+            h, w = getattr(self, name)
+            if h < 8 or w < 8:
+                raise bad(name, "each side must be >= 8 pixels")
+        if not (20.0 <= self.fov_deg <= 120.0):
+            raise bad("fov_deg", "must be in [20, 120]")
+        if not (0.3 <= self.eye_height <= 3.0):
+            raise bad("eye_height", "must be in [0.3, 3]")
+        for name in ("height_jitter", "pose_jitter_m", "pose_jitter_deg", "clearance", "depth_noise"):
+            if getattr(self, name) < 0:
+                raise bad(name, "must be >= 0")
+        if not self.splat_scale > 0:
+            raise bad("splat_scale", "must be > 0")
+        for name in ("depth_hole_prob", "edge_dropout"):
+            if not (0.0 <= getattr(self, name) <= 1.0):
+                raise bad(name, "must be a probability in [0, 1]")
+        if not self.max_depth > 0.5:
+            raise bad("max_depth", "must be > 0.5")
+        if self.crop is not None and not (len(self.crop) == 4 and self.crop[0] < self.crop[2]
+                                          and self.crop[1] < self.crop[3]):  # fmt: skip
+            raise bad("crop", "need (x0, y0, x1, y1) with x0 < x1 and y0 < y1")
+        if self.feature_dim < 8:
+            raise bad("feature_dim", "must be >= 8")
+        self.vlm.validate()
