@@ -95,6 +95,14 @@ class ClipEncoder(Encoder):
         batch_size: windows per forward pass.
         prompt_ensemble: average text embeddings over :data:`ENSEMBLE_TEMPLATES`.
         template: the single prompt template otherwise.
+        masks: ``"none"`` (dense output) or a source of class-agnostic segments, ``"felzenszwalb"``,
+            ``"slic"`` (superpixels, pip extra ``masks``) or ``"folder"`` (``mask_dir``: e.g. SAM masks); see
+            :mod:`geopurify.encoders.masks`. Then the output is per-mask: ``segments`` + ``embeddings``.
+        mask_feature: each mask's embedding: ``"pooled"`` (the unit mean of the dense features over the
+            mask) or ``"crop"`` (CLIP's own image embedding of the mask's box crop, grown by ``crop_pad``,
+            resized to the input size (bicubic) as CLIP's image processor does without centre crop:
+            OpenMask3D / ConceptFusion style).
+        mask_short_side, n_segments: superpixel image size and SLIC's target count.
     """
 
     name = "clip"
@@ -113,7 +121,29 @@ class ClipEncoder(Encoder):
         batch_size: int = 8,
         prompt_ensemble: bool = False,
         template: str = DEFAULT_TEMPLATE,
+        masks: str = "none",
+        mask_dir: str | Path | None = None,
+        mask_feature: str = "pooled",
+        mask_short_side: int = 240,
+        n_segments: int = 150,
+        crop_pad: float = 0.1,
     ) -> None:
+        from .masks import SOURCES
+
+        if masks not in ("none", *SOURCES):
+            raise ConfigError(f"clip masks must be none, {', '.join(SOURCES)}; got {masks!r}")
+        if mask_feature not in ("pooled", "crop"):
+            raise ConfigError(f"clip mask_feature must be 'pooled' or 'crop', got {mask_feature!r}")
+        if masks == "folder" and (mask_dir is None or not Path(mask_dir).expanduser().is_dir()):
+            raise ConfigError(f"clip masks=folder needs mask_dir=FOLDER of per-frame mask files (got {mask_dir})")
+        if masks in ("felzenszwalb", "slic"):
+            try:
+                import skimage.segmentation  # noqa: F401
+            except ImportError as exc:
+                raise missing_dependency("scikit-image", "masks", f"clip masks={masks}") from exc
+        self.masks, self.mask_feature = masks, mask_feature
+        self.mask_dir = Path(mask_dir).expanduser() if mask_dir is not None else None
+        self.mask_short_side, self.n_segments, self.crop_pad = int(mask_short_side), int(n_segments), float(crop_pad)
         if attention not in ("value", "self_self"):
             raise ConfigError(f"clip attention must be 'value' or 'self_self', got {attention!r}")
         if "{}" not in template:
@@ -162,6 +192,10 @@ class ClipEncoder(Encoder):
             f"{self.attention}-r{int(self.residual)}-f{int(self.ffn)}"
             f"-s{self.short_side}-{self.stride}-o{self.output_stride}"
         )
+        if self.masks != "none":
+            opts += f"-m{self.masks}-{self.mask_feature}-{self.mask_short_side}-{self.n_segments}-p{self.crop_pad}"
+            if self.mask_dir is not None:
+                opts += f"-{self.mask_dir.resolve()}@{self.mask_dir.stat().st_mtime_ns}"
         return f"clip-{h.hexdigest()[:12]}-{opts}"
 
     # ---- vision --------------------------------------------------------------------------------
@@ -229,6 +263,65 @@ class ClipEncoder(Encoder):
         return self.encode_batch([frame])[0]
 
     def encode_batch(self, frames: list) -> list[FeatureMap]:
+        """Dense maps, or per-mask maps when ``masks`` is set (see the class docstring)."""
+        if self.masks == "none":
+            return self._dense(frames)
+        return [self._per_mask(f) for f in frames]
+
+    def _segments(self, frame, img: np.ndarray) -> np.ndarray:
+        from .masks import read_mask_file, superpixels
+
+        if self.masks == "folder":
+            seg = read_mask_file(self.mask_dir, frame.frame_id)
+            if seg.shape[0] * img.shape[1] != seg.shape[1] * img.shape[0]:
+                log.warning("frame %s: masks %s and image %s differ in aspect", frame.frame_id, seg.shape,
+                            img.shape[:2])
+        else:
+            seg = superpixels(img, self.masks, short_side=self.mask_short_side, n_segments=self.n_segments)
+        fg = seg >= 0
+        out = np.full(seg.shape, -1, np.int32)
+        if fg.any():
+            _, inv = np.unique(seg[fg], return_inverse=True)  # ids of non-empty masks only, 0..S-1
+            out[fg] = inv.ravel()
+        return out
+
+    def _per_mask(self, frame) -> FeatureMap:
+        from .masks import mask_boxes, pooled_features
+
+        img = np.asarray(frame.color())
+        seg = self._segments(frame, img)
+        if self.mask_feature == "pooled":
+            emb = pooled_features(self._dense([frame])[0].dense, seg)
+        else:
+            emb = self.crop_embeddings(img, mask_boxes(seg, img.shape[:2], self.crop_pad))
+        return FeatureMap(segments=seg, embeddings=emb)
+
+    def crop_embeddings(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(S, D) float32 unit CLIP image embeddings of the (y0, x0, y1, x1) box crops of an (H, W, 3) image.
+
+        Each crop is resized to the model's input size with PIL's bicubic filter, scaled to 0..1 and
+        normalised with the model's mean/std, then goes through the unmodified vision tower (class token,
+        ``post_layernorm``, ``visual_projection``): CLIP's own image embedding of the crop.
+        """
+        from PIL import Image
+
+        torch = self._torch
+        S = self.input_size
+        crops = []
+        for y0, x0, y1, x1 in boxes:
+            crop = Image.fromarray(np.ascontiguousarray(img[y0:y1, x0:x1, :3])).resize((S, S), Image.BICUBIC)
+            crops.append(torch.from_numpy(np.asarray(crop, np.float32) / 255.0).permute(2, 0, 1))
+        if not crops:
+            return np.zeros((0, int(self.model.config.projection_dim)), np.float32)
+        x = (torch.stack(crops) - self.mean) / self.std
+        outs = []
+        with torch.inference_mode():
+            for i in range(0, len(x), self.batch_size):
+                pooled = self.model.vision_model(pixel_values=x[i : i + self.batch_size].to(self.device)).pooler_output
+                outs.append(torch.nn.functional.normalize(self.model.visual_projection(pooled).float(), dim=-1).cpu())
+        return torch.cat(outs).numpy().astype(np.float32)
+
+    def _dense(self, frames: list) -> list[FeatureMap]:
         """Dense (ceil(H/output_stride), ceil(W/output_stride), D) float16 unit features per frame."""
         torch = self._torch
         F = torch.nn.functional
