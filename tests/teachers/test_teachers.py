@@ -224,9 +224,10 @@ def test_sonata_adapter_with_fake_package(monkeypatch):
     l2 = torch.cat([f2, f3[i3]], 1)
     l1 = torch.cat([f1, l2[i2]], 1)
     l0 = l1[i1]
-    expect = l0[record["levels"][0]["inverse"]].numpy()
+    expect = l0[record["levels"][0]["inverse"]].numpy()  # per input point, as the demo
+    assert len(inp["coord"]) == len(scene.points)  # the points go in, not the voxels (GeoPurify, the demo)
     assert feats.shape == (grid.num_voxels, 3 + 2 + 5)
-    np.testing.assert_allclose(feats, expect)
+    np.testing.assert_allclose(feats, grid.reduce(expect), rtol=1e-5, atol=1e-6)
 
 
 def test_sonata_local_weights_path(monkeypatch, tmp_path):
@@ -244,3 +245,12 @@ def test_sonata_missing_is_a_config_error(monkeypatch):
     scene, _ = corner_scene(4)
     with pytest.raises(MissingDependencyError, match="'sonata'.*weights="):
         build_teacher("sonata").features(scene, voxelize(scene.points, 0.02))
+
+
+def test_sonata_without_flash_attn_uses_the_readme_fallback(monkeypatch):
+    record: dict = {}
+    monkeypatch.setitem(sys.modules, "sonata", _fake_sonata(record))
+    monkeypatch.setitem(sys.modules, "flash_attn", None)  # not installed
+    scene, _ = corner_scene(4)
+    build_teacher("sonata", device="cpu").features(scene, voxelize(scene.points, 0.02))
+    assert record["load"]["custom_config"] == {"enc_patch_size": [1024] * 5, "enable_flash": False}

@@ -1,9 +1,22 @@
 """Adapter for the Sonata self-supervised point transformer (facebookresearch/sonata).
 
-Sonata's default transform expects ``coord``, ``color`` in 0-255 and ``normal``; features are brought
-back to full resolution as in its demo: two up-casts concatenating the parent's features with the
-child's (through ``pooling_parent`` / ``pooling_inverse``), plain copies for the remaining levels, then
-the grid-sampling ``inverse`` map back to the input points (here: our voxels).
+Upstream followed: ``facebookresearch/sonata`` at commit ``18c09ff`` -- ``README.md`` ("Quick Start":
+data, transform, model, inference) and ``demo/0_pca.py``; and the way the released GeoPurify calls it
+(``tj12323/GeoPurify`` at ``d4f323a``, ``models/affinity_module.py``, ``get_sonata_features`` and the
+model set-up near line 250). Read, not copied; re-stated:
+
+* **Input**: the scene's points (not our voxels): ``coord`` (N, 3), ``color`` (N, 3) in 0..255,
+  ``normal`` (N, 3) float32.
+* **Transform**: ``sonata.transform.default()`` -- ``CenterShift(apply_z=True)``, ``GridSample(grid_size
+  =0.02, hash_type="fnv", mode="train", return_grid_coord, return_inverse)``, ``NormalizeColor`` (/255),
+  ``ToTensor``, ``Collect(keys=(coord, grid_coord, color, inverse), feat_keys=(coord, color, normal))``.
+  ``mode="train"`` keeps a random point per 2 cm cell; the adapter seeds NumPy's generator for that
+  call (``seed``) and restores its state, so features are repeatable.
+* **Model**: ``sonata.load("sonata", repo_id="facebook/sonata")``; without ``flash_attn`` the README's
+  fallback ``custom_config = {"enc_patch_size": [1024] * 5, "enable_flash": False}``.
+* **Up-casting**: two up-casts concatenating the parent's features with the child's (``pooling_parent``
+  / ``pooling_inverse``), plain copies for the remaining levels, then ``feat[inverse]`` back to every
+  input point; per-point features are then averaged over our voxels (:meth:`VoxelGrid.reduce`).
 """
 
 from __future__ import annotations
@@ -30,8 +43,10 @@ class SonataTeacher(Teacher):
             path of a local checkpoint (offline use).
         repo_id: Hugging Face repository of the named weights.
         device: ``auto``, ``cpu`` or ``cuda``.
-        custom_config: passed to ``sonata.load`` (e.g. ``{"enable_flash": False}`` without flash-attn).
+        custom_config: passed to ``sonata.load``; default: none with flash-attn installed, else the
+            README's ``{"enc_patch_size": [1024] * 5, "enable_flash": False}``.
         concat_levels: how many up-casts concatenate features (the demo uses 2).
+        seed: NumPy seed for the random point GridSample keeps per cell.
     """
 
     name = "sonata"
@@ -43,13 +58,14 @@ class SonataTeacher(Teacher):
         device: str = "auto",
         custom_config: dict | None = None,
         concat_levels: int = 2,
+        seed: int = 53124,
     ) -> None:
         self.weights, self.repo_id, self.device = weights, repo_id, device
-        self.custom_config, self.concat_levels = custom_config, int(concat_levels)
+        self.custom_config, self.concat_levels, self.seed = custom_config, int(concat_levels), int(seed)
         self._model = None
 
     def cache_key(self) -> str:
-        return f"sonata-{self.weights}-{self.concat_levels}"
+        return f"sonata-{self.weights}-{self.concat_levels}-s{self.seed}-points"
 
     def _load(self):
         try:
@@ -60,10 +76,16 @@ class SonataTeacher(Teacher):
                 f"{err} (github.com/facebookresearch/sonata); then pass weights=<name, or a local .pth path offline>"
             ) from None
         if self._model is None:
+            custom = self.custom_config
+            if custom is None:
+                try:
+                    import flash_attn  # noqa: F401
+                except ImportError:
+                    custom = {"enc_patch_size": [1024] * 5, "enable_flash": False}  # the README's fallback
             if self.weights in getattr(sonata.model, "MODELS", ["sonata"]):
-                model = sonata.load(self.weights, repo_id=self.repo_id, custom_config=self.custom_config)
+                model = sonata.load(self.weights, repo_id=self.repo_id, custom_config=custom)
             else:
-                model = sonata.load(self.weights, custom_config=self.custom_config)
+                model = sonata.load(self.weights, custom_config=custom)
             self._model = model.to(pick_device(self.device)).eval()
         return sonata, self._model
 
@@ -71,13 +93,18 @@ class SonataTeacher(Teacher):
         import torch
 
         sonata, model = self._load()
-        normals = grid.reduce(scene.normals) if scene.normals is not None else estimate_normals(grid.centers)
+        normals = scene.normals if scene.normals is not None else estimate_normals(scene.points)
         point = {
-            "coord": grid.centers.astype(np.float32),
-            "color": (np.clip(grid.reduce(scene.colors), 0, 1) * 255.0).astype(np.float32),
-            "normal": normals.astype(np.float32),
+            "coord": np.asarray(scene.points, np.float32),
+            "color": (np.clip(scene.colors, 0, 1) * 255.0).astype(np.float32),
+            "normal": np.asarray(normals, np.float32),
         }
-        point = sonata.transform.default()(point)
+        state = np.random.get_state()
+        np.random.seed(self.seed)  # GridSample(mode="train") draws with the global generator
+        try:
+            point = sonata.transform.default()(point)
+        finally:
+            np.random.set_state(state)
         device = next(model.parameters()).device
         with torch.inference_mode():
             for key in list(point.keys()):
@@ -95,7 +122,7 @@ class SonataTeacher(Teacher):
                 parent.feat = point.feat[inverse]
                 point = parent
             feat = point.feat[point.inverse]
-        out = feat.float().cpu().numpy()
-        if out.shape[0] != grid.num_voxels:
-            raise RuntimeError(f"sonata returned {out.shape[0]} rows for {grid.num_voxels} voxels")
-        return out
+        per_point = feat.float().cpu().numpy()
+        if per_point.shape[0] != len(scene.points):
+            raise RuntimeError(f"sonata returned {per_point.shape[0]} rows for {len(scene.points)} points")
+        return grid.reduce(per_point)
