@@ -10,6 +10,14 @@ the block's residual and MLP are dropped. The patch tokens then go through ``pos
 windows averaged on the patch grid, and the grid upsampled bilinearly to 1/``output_stride`` of
 the colour image.
 
+Upstream followed: not a port of one file. The model is Hugging Face transformers' ``CLIPModel``
+(``transformers/models/clip/modeling_clip.py``; run here with transformers 5.24.0): the first blocks are
+its ``CLIPEncoderLayer`` maths, only the last block is changed, as MaskCLIP (``chongzhou96/MaskCLIP``) and
+ClearCLIP (``mc-lan/ClearCLIP`` at ``ad68a40``, ``clearclip_segmentor.py``: sliding windows over a resized
+image, "a {} ..." prompts) describe. Per-mask mode (``masks=``) crops are embedded by the unmodified
+vision tower, i.e. ``CLIPModel.get_image_features`` of the crop preprocessed as ``CLIPImageProcessor``
+does with ``do_center_crop=False`` (tested equal).
+
 Weights are never downloaded: ``weights`` is a local folder with ``config.json`` and
 ``model.safetensors`` (plus tokenizer files), or a Hugging Face cache folder holding
 ``models--<org>--<name>/snapshots/<rev>/``.
