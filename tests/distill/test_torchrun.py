@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,8 +27,9 @@ from geopurify.cli import main
 HERE = Path(__file__).resolve().parent
 SRC = Path(geopurify.__file__).resolve().parents[1]
 ENTRY = HERE / "_torchrun_cli.py"
-ARGS = ["--steps", "3", "--width", "8", "--device", "cpu"]  # 3 steps: all inside the 5-step warm-up, so a resumed run has the same schedule
-TIMEOUT = 240  # a hang (a rank missing from a collective) fails instead of blocking the suite
+# 3 steps: all inside the 5-step warm-up, so a resumed run follows the same learning-rate schedule
+ARGS = ["--steps", "3", "--width", "8", "--device", "cpu"]
+TIMEOUT = 180  # a hang (a rank missing from a collective) fails instead of blocking the suite
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +56,28 @@ def _launch(torchrun_args: list[str], cli_args: list[str], dump: Path) -> subpro
     dump.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1", GEOPURIFY_TEST_DUMP=str(dump))
     cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun_args, str(ENTRY), "-q", "train", *cli_args]
-    # own session: on a timeout the launcher and its workers are killed together
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait(proc: subprocess.Popen) -> str:
+def _wait(*procs: subprocess.Popen) -> None:
+    """Wait for every launcher; on a hang stop them all (SIGTERM: torchrun stops its workers) and fail."""
+    deadline = time.monotonic() + TIMEOUT
+    outs = []
     try:
-        out, _ = proc.communicate(timeout=TIMEOUT)
+        for proc in procs:
+            outs.append(proc.communicate(timeout=max(deadline - time.monotonic(), 1))[0])
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        pytest.fail(f"torchrun did not finish in {TIMEOUT} s:\n{out[-3000:]}")
-    assert proc.returncode == 0, out[-3000:]
-    return out
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+        pytest.fail(f"torchrun did not finish in {TIMEOUT} s")
+    for proc, out in zip(procs, outs):
+        assert proc.returncode == 0, out[-3000:]
 
 
 def _lines(path: Path) -> list[str]:
@@ -120,12 +130,10 @@ def test_two_nodes_resume_a_single_process_checkpoint(rooms, single, tmp_path):
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 1
     port = str(_free_port())
     common = ["--nnodes", "2", "--nproc_per_node", "1", "--master_addr", "127.0.0.1", "--master_port", port]
-    nodes = [
+    _wait(
         _launch([*common, "--node_rank", "0"], [*rooms, "--out", str(out), *ARGS], dump),
         _launch([*common, "--node_rank", "1"], [*rooms, "--out", str(out1), *ARGS], dump),
-    ]
-    for proc in nodes:
-        _wait(proc)
+    )
     _check_one_model(dump, single, out)
     log = json.loads((out / "train_log.json").read_text())
     assert log["resumed_from"] == 1 and len(log["losses"]) == 3
