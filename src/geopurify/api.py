@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from .checks import after_lift
 from .config import LiftOptions, ReadConfig, SegmentConfig, TrainRunConfig, to_dict
 from .encoders.base import TextEmbeddings
 from .errors import ConfigError, InputError
@@ -193,6 +194,23 @@ def voxel_inputs(scene: Scene, features: np.ndarray, voxel_size: float):
     return grid, student_inputs(vf, vc, vn), vf
 
 
+def preflight(scene: Scene, encoder, text: TextEmbeddings, student, voxel_size: float, need: int | None = None):
+    """The cheap checks of :mod:`geopurify.checks` before lifting (raises for what would fail after it)."""
+    from .checks import preflight as run_checks
+
+    return run_checks(scene, encoder.name if encoder is not None else "none", int(text.embeddings.shape[1]),
+                      student.config.in_dim - 6 if student is not None else None, voxel_size=voxel_size,
+                      memory_bytes=need)
+
+
+def inspect(scene_path: str | Path, read: ReadConfig | None = None, voxel_size: float = 0.02,
+            encoder: str = "auto", k: int = 96):
+    """Read a scene without lifting and check it (:func:`geopurify.checks.inspect_scene`)."""
+    from .checks import inspect_scene
+
+    return inspect_scene(read_scene(scene_path, read_options(read or ReadConfig())), voxel_size, encoder, k)
+
+
 def is_complete(out_dir: Path) -> bool:
     """An output folder is complete when its run.json says so (written last)."""
     run = out_dir / RUN_FILE
@@ -260,12 +278,16 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
         scene = load_scene(scene_path, cfg.read)
     encoder = make_encoder(scene, cfg.lift)
     text = resolve_text(scene, cfg.lift, encoder)
-    check_memory(scene, text, cfg)
+    need = check_memory(scene, text, cfg)
+    with t("check"):
+        report = preflight(scene, encoder, text, student, cfg.voxel_size, need)
     with t("lift"):
         lifted = lift_scene(scene, cfg.lift, text, encoder)
+    after_lift(report, lifted.stats.get("points_seen", scene.num_points), scene.num_points)
     T = torch.from_numpy(text.normalized())
     raw_labels = classify(lifted.features, text.normalized())
-    counts: dict[str, Any] = {"points": scene.num_points, "classes": len(text.names), **lifted.stats}
+    counts: dict[str, Any] = {"points": scene.num_points, "classes": len(text.names), **lifted.stats,
+                              **report.counts()}
     if cfg.purify:
         device = pick_device(cfg.device)
         with t("student"):
@@ -376,7 +398,10 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
     scene = load_scene(path, cfg.read)
     encoder = make_encoder(scene, cfg.lift)
     text = resolve_text(scene, cfg.lift, encoder)
+    report = preflight(scene, encoder, text, None, cfg.voxel_size)
     lifted = lift_scene(scene, cfg.lift, text, encoder)
+    after_lift(report, lifted.stats.get("points_seen", scene.num_points), scene.num_points)
+    lifted.stats.update(report.counts())
     grid, inputs, _ = voxel_inputs(scene, lifted.features, cfg.voxel_size)
     feats = np.asarray(teacher.features(scene, grid), np.float32)
     if feats.shape[0] != grid.num_voxels:

@@ -178,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     en.add_argument("--overwrite", action="store_true", help="replace features written by another encoder")
     _add_read(en)
 
+    i = sub.add_parser("inspect", help="read a scene without lifting and check it (frames, cameras, poses, features)")
+    i.add_argument("scene", help="scene folder or file")
+    i.add_argument("--voxel-size", type=_pos_float, default=0.02, help="voxel size (m) for the voxel count")
+    i.add_argument("--encoder", default="auto", help="the 2D encoder segment would use (feature files for auto)")
+    i.add_argument("--json", default=None, help="also write the report as JSON here")
+    _add_read(i)
+
     e = sub.add_parser("eval", help="score outputs against ground truth")
     e.add_argument("out", help="a segment output folder, or a folder of them")
     e.add_argument("--gt", required=True, help="the scene (or a folder of scenes) with GT labels")
@@ -312,6 +319,14 @@ def _run(a) -> int:
         if not a.scene:
             raise ConfigError("segment: give a SCENE or --scenes LIST")
         api.segment(a.scene, a.out, cfg)
+        return 0
+    if a.command == "inspect":
+        rep = api.inspect(a.scene, _read_cfg(a), voxel_size=a.voxel_size, encoder=a.encoder)
+        print("\n".join(rep.lines()))
+        if a.json:
+            from .checks import write_report
+
+            write_report(rep, Path(a.json))
         return 0
     if a.command == "encode":
         from .encoders.encode import EncodeConfig

@@ -1,0 +1,136 @@
+"""`geopurify inspect` and the cheap checks `segment` and `train` run before lifting."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+from PIL import Image
+
+from _fixtures import write_tiny_scannet
+from geopurify.cli import main
+
+
+def _no_lift(monkeypatch):
+    """Make any lifting fail loudly: the checks under test must refuse before it."""
+    import geopurify.api as api
+
+    def boom(*a, **k):
+        raise AssertionError("lifting started")
+
+    monkeypatch.setattr(api, "lift_scene", boom)
+
+
+def test_inspect_prints_what_a_user_needs(tmp_path, capsys):
+    d = write_tiny_scannet(tmp_path, frames=3)
+    np.savetxt(d / "pose" / "2.txt", np.full((4, 4), -np.inf))
+    (d / "features_2d" / "1.npz").unlink()
+    assert main(["inspect", str(d), "--json", str(tmp_path / "r.json")]) == 0
+    out = capsys.readouterr().out
+    assert "layout scannet" in out
+    assert "3 found, 2 usable; skipped: bad_pose 1" in out
+    assert "colour 160x120: fx 160.00, fy 160.00, cx 80.00, cy 60.00" in out
+    assert "depth      1000 units per metre" in out
+    assert "2 frames checked by reprojection: depth agrees with the cloud for 100%" in out
+    assert "features_2d/<id>.npz, <id> = the pose file's stem" in out
+    assert "expected e.g. 0.npz, 1.npz; present 1 of 2 (4-d)" in out and "missing e.g. 1.npz" in out
+    assert "1600 points" in out and "memory     segment needs about" in out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["frames_usable"] == 2 and rep["features"]["present"] == 1
+
+
+def shift_poses(d, frames, dz=1.0):
+    """Move the cameras of ``frames`` 1 m closer to the plane: their depth (2 m) disagrees with the mesh."""
+    for k in frames:
+        pose = np.loadtxt(d / "pose" / f"{k}.txt")
+        pose[2, 3] += dz
+        np.savetxt(d / "pose" / f"{k}.txt", pose)
+
+
+def test_frames_whose_depth_disagrees_are_warned_and_counted(tmp_path, caplog):
+    d = write_tiny_scannet(tmp_path, frames=4)
+    shift_poses(d, [1, 2, 3])
+    with caplog.at_level(logging.WARNING):
+        assert main(["segment", str(d), "--no-purify", "--out", str(tmp_path / "o")]) == 0
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["counts"]["low_agreement_frames"] == 3 and run["counts"]["frames_checked"] == 4
+    assert "3 of 4 checked frames have depth that agrees with under 5% of the points projected into them" in caplog.text
+    assert "check the pose convention" in caplog.text and "depth scale" in caplog.text
+
+
+def test_few_points_seen_is_warned_and_counted(tmp_path, caplog):
+    d = write_tiny_scannet(tmp_path, frames=2)
+    for k in range(2):  # depth only in a narrow band: about 10% of the plane can be seen
+        dep = np.zeros((60, 80), np.uint16)
+        dep[:, 38:42] = 2000
+        Image.fromarray(dep).save(d / "depth" / f"{k}.png")
+    with caplog.at_level(logging.WARNING):
+        assert main(["segment", str(d), "--no-purify", "--out", str(tmp_path / "o")]) == 0
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["counts"]["seen_fraction"] < 0.2
+    assert any("lifting saw only" in w for w in run["counts"]["check_warnings"])
+    assert "lifting saw only" in caplog.text and "check the pose convention" in caplog.text
+
+
+def test_wrongly_named_features_refused_before_lifting(tmp_path, monkeypatch, capsys):
+    d = write_tiny_scannet(tmp_path, frames=2)
+    for k in range(2):  # e.g. written with another layout's ids
+        (d / "features_2d" / f"{k}.npz").rename(d / "features_2d" / f"frame_{k:05d}.npz")
+    _no_lift(monkeypatch)
+    assert main(["segment", str(d), "--no-purify", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "none of the 2 frames has a feature file: expected 0.npz, 1.npz" in err[0]
+    assert "pose file's stem" in err[0] and "frame_00000.npz" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_student_of_another_feature_size_refused_before_lifting(tmp_path, monkeypatch, capsys):
+    from geopurify.student import AffinityNet, StudentConfig, save
+
+    d = write_tiny_scannet(tmp_path, frames=2)
+    save(AffinityNet(StudentConfig(in_dim=8 + 6, width=8, out_dim=8)), tmp_path / "student.safetensors")
+    _no_lift(monkeypatch)
+    code = main(["segment", str(d), "--student", str(tmp_path / "student.safetensors"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 3 and "student expects 8-d features but this scene's are 4-d" in err
+
+
+def test_train_checks_features_before_lifting(tmp_path, monkeypatch, capsys):
+    d = write_tiny_scannet(tmp_path, frames=2)
+    for k in range(2):
+        (d / "features_2d" / f"{k}.npz").unlink()
+    _no_lift(monkeypatch)
+    assert main(["train", str(d), "--out", str(tmp_path / "s"), "--steps", "1"]) == 2
+    assert "none of the 2 frames has a feature file" in capsys.readouterr().err
+
+
+def test_neighbour_depth_flags_a_wrong_pose_convention(tmp_path):
+    """A fused cloud agrees with its own frames whatever the poses; consecutive frames' depth does not."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+    from io_synth import poses_circle
+    from test_input_validation import write_yaml_capture
+
+    from geopurify.checks import check_scene
+    from geopurify.io import ReadOptions, read_scene
+
+    poses = poses_circle(12)
+    write_yaml_capture(tmp_path / "ok", poses)
+    ok = check_scene(read_scene(tmp_path / "ok", ReadOptions(fuse_voxel_size=0.05)))
+    assert not ok.warnings
+    assert np.median([c.neighbour_agreement for c in ok.frame_checks if c.neighbour_agreement is not None]) > 0.8
+    write_yaml_capture(tmp_path / "bad", poses, extra="pose_convention: world_to_camera\n")
+    bad = check_scene(read_scene(tmp_path / "bad", ReadOptions(fuse_voxel_size=0.05)))
+    assert any("consecutive frames' depth agrees for only" in w for w in bad.warnings)
+
+
+def test_inspect_bad_intrinsics_is_one_line_exit_2(tmp_path, capsys):
+    d = write_tiny_scannet(tmp_path, frames=2)
+    np.savetxt(d / "intrinsic" / "intrinsic_depth.txt", np.diag([-1.0, 1, 1, 1]))
+    assert main(["inspect", str(d)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "focal lengths must be positive" in err[0]
