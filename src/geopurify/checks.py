@@ -317,7 +317,8 @@ def check_scene(
     text_dim: int | None = None,
     memory_bytes: int | None = None,
 ) -> SceneReport:
-    """Run the cheap checks on a read scene (see the module docstring); never raises for what it finds.
+    """Run the cheap checks on a read scene (see the module docstring); never raises for what it finds,
+    and logs nothing: ``rep.warnings`` holds the findings.
 
     Args:
         encoder: the 2D encoder that will be used; feature files are listed for ``auto``/``precomputed``.
@@ -373,9 +374,7 @@ def check_scene(
                 f"(expected names like {', '.join(ff.missing[:3])}; <id> = {ff.rule})"
             )
         if ff is not None and ff.dim is not None and text_dim is not None and ff.dim != text_dim:
-            rep.warnings.append(f"{ff.folder}: {ff.dim}-d features but {text_dim}-d text embeddings")
-    for w in rep.warnings:
-        log.warning("%s", w)
+            rep.warnings.append(f"{ff.folder}: 2D features have dimension {ff.dim} but the text embeddings {text_dim}")
     return rep
 
 
@@ -399,7 +398,7 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
         )
     if ff is not None and ff.dim is not None and text_dim is not None and ff.dim != text_dim:
         raise InputError(
-            f"{ff.folder}: 2D features are {ff.dim}-d but the text embeddings are {text_dim}-d; "
+            f"{ff.folder}: 2D features have dimension {ff.dim} but the text embeddings have {text_dim}; "
             "they must come from the same model"
         )
     if student_dim is not None and text_dim is not None and student_dim != text_dim:
@@ -407,6 +406,8 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
             f"the student expects {student_dim}-d features but this scene's are {text_dim}-d: "
             "train a student on features from the same 2D model"
         )
+    for w in rep.warnings:
+        log.warning("%s", w)
     return rep
 
 
