@@ -141,3 +141,21 @@ def test_build_train_scene_from_a_scene():
     np.testing.assert_allclose(ts.inputs[row, 7:], [0, 0, 1], atol=1e-6)
     with pytest.raises(InputError, match="lifted features"):
         build_train_scene(scene, lifted[:5])
+
+
+def test_crops_are_squares_around_a_site_and_training_on_them_separates_the_planes():
+    from geopurify.distill.sampler import crop_sites
+
+    scene, label = two_planes()
+    g = torch.Generator().manual_seed(0)
+    sel = crop_sites(scene.centers, 0.1, g, min_sites=1)
+    c = scene.centers[sel]
+    assert 0 < len(sel) < scene.num_voxels and np.all(np.ptp(c[:, :2], axis=0) <= 0.1 + 1e-6)
+    assert np.array_equal(np.sort(sel), sel)
+    # a crop with fewer sites than min_sites falls back to the whole scene
+    assert len(crop_sites(scene.centers, 1e-4, g, min_sites=10)) == scene.num_voxels
+    with pytest.raises(ConfigError):
+        tiny_config(crop=-1.0)
+    model = train([scene], tiny_config(steps=30, crop=0.16))
+    within, across = _cos_stats(model, scene, label)
+    assert within - across > 0.5, (within, across)

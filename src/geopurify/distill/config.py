@@ -21,6 +21,8 @@ class TrainConfig:
         anchors, macro_negatives, micro_negatives, micro_pool, temperature: contrastive sampling and InfoNCE.
         lr, weight_decay: AdamW. warmup: linear warm-up steps before the cosine decay to 0.
         steps: optimisation steps; each step uses ``scenes_per_step`` scenes (0 = all of them).
+        crop: side, in metres, of the random square (x-y, full height) each scene contributes per step;
+            anchors, positives and negatives come from the crop. 0 = the whole scene every step.
         seed: model init and sampling seed.
         width, out_dim, blocks: student architecture.
         voxel_size: metres (recorded; scenes arrive voxelised).
@@ -39,6 +41,7 @@ class TrainConfig:
     warmup: int = 5
     steps: int = 60
     scenes_per_step: int = 0
+    crop: float = 0.0
     seed: int = 0
     width: int = 32
     out_dim: int = 128
@@ -55,6 +58,8 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.micro_negatives > self.micro_pool:
             raise ConfigError(f"TrainConfig.micro_negatives ({self.micro_negatives}) > micro_pool ({self.micro_pool})")
+        if not (self.crop >= 0 and np.isfinite(self.crop)):
+            raise ConfigError(f"TrainConfig.crop must be a finite number of metres >= 0, got {self.crop}")
         if not self.temperature > 0 or not self.lr > 0:
             raise ConfigError("TrainConfig.temperature and lr must be > 0")
 

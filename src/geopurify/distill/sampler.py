@@ -60,6 +60,22 @@ def sample_contrastive(
     return ContrastiveSample(anc, pos, macro, micro)
 
 
+def crop_sites(centers: np.ndarray, size: float, generator: torch.Generator, min_sites: int = 64) -> np.ndarray:
+    """Sorted int64 indices of the voxels in a ``size`` x ``size`` metre (x, y) square, full height.
+
+    The square is centred on a voxel drawn with ``generator`` (so dense parts of a scene are cropped
+    more often); below ``min_sites`` voxels (an isolated corner) the whole scene is returned. Training
+    on crops cuts a step's cost to the crop's share of the scene while every site keeps its full
+    convolutional context inside the crop.
+    """
+    centers = np.asarray(centers)
+    v = len(centers)
+    c = centers[int(torch.randint(v, (1,), generator=generator))]
+    inside = (np.abs(centers[:, 0] - c[0]) <= size / 2) & (np.abs(centers[:, 1] - c[1]) <= size / 2)
+    sel = np.flatnonzero(inside)
+    return sel if len(sel) >= min(min_sites, v) else np.arange(v)
+
+
 def draw_anchors(num_voxels: int, anchors: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """(min(anchors, V),) int64 distinct random voxel indices (CPU)."""
     if num_voxels < 3:

@@ -9,6 +9,7 @@ import os
 import pickle
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,11 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, InputError
 from ..student import AffinityNet, StudentConfig, build_kernel_map
 from ..student import save as save_student
+from ..student.sparse_conv import KernelMap
 from ..utils.atomic import atomic_path, write_json
 from . import ddp
 from .config import TrainConfig, TrainScene
-from .sampler import ContrastiveTable, info_nce, sample_contrastive
+from .sampler import ContrastiveSample, ContrastiveTable, crop_sites, info_nce, sample_contrastive
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,16 @@ def _sample_generator(config: TrainConfig, step: int, scene_index: int) -> torch
     return torch.Generator().manual_seed(int(config.seed) * 1_000_003 + step * 7919 + scene_index)
 
 
+@dataclass
+class _Batch:
+    """One scene's share of a step: sites (coords (S, 3), inputs (S, C), their kernel map) and the sample."""
+
+    coords: torch.Tensor
+    inputs: torch.Tensor
+    kmap: KernelMap
+    sample: ContrastiveSample
+
+
 class _SceneTensors:
     """Device tensors and the kernel map of one scene, built on first use."""
 
@@ -66,11 +78,31 @@ class _SceneTensors:
         self.kmap = build_kernel_map(self.coords)
         self.table: ContrastiveTable | None = None
         # the per-voxel table costs one pass over V anchors; worth it once the run samples more than that
-        if config.steps * min(config.anchors, scene.num_voxels) > 2 * scene.num_voxels:
+        # (not with crops: there each step's candidates are the crop's voxels)
+        if config.crop <= 0 and config.steps * min(config.anchors, scene.num_voxels) > 2 * scene.num_voxels:
             c = config
             self.table = ContrastiveTable.build(
                 self.teacher, scene.centers, c.macro_negatives, c.micro_negatives, c.micro_pool
             )
+
+    def batch(self, generator: torch.Generator) -> _Batch:
+        """The step's sites of this scene (all of them, or a random crop) and their contrastive sample."""
+        c = self.config
+        if c.crop <= 0:
+            return _Batch(self.coords, self.inputs, self.kmap, self.sample(generator))
+        sel = crop_sites(self.scene.centers, c.crop, generator)
+        sel_t = torch.from_numpy(sel).to(self.coords.device)
+        coords = self.coords[sel_t]
+        sample = sample_contrastive(
+            self.teacher[sel_t],
+            self.scene.centers[sel],
+            c.anchors,
+            c.macro_negatives,
+            c.micro_negatives,
+            c.micro_pool,
+            generator=generator,
+        )
+        return _Batch(coords, self.inputs[sel_t], build_kernel_map(coords), sample)
 
     def sample(self, generator: torch.Generator):
         c = self.config
@@ -223,8 +255,8 @@ def train(
             if si not in cache:
                 cache[si] = _SceneTensors(local[si], device, config)
             st = cache[si]
-            sample = st.sample(_sample_generator(config, step, si))
-            loss = info_nce(model(st.coords, st.inputs, st.kmap), sample, config.temperature) / len(batch)
+            b = st.batch(_sample_generator(config, step, si))
+            loss = info_nce(model(b.coords, b.inputs, b.kmap), b.sample, config.temperature) / len(batch)
             loss.backward()
             step_loss += loss.detach()
         ddp.all_reduce_sum_([*_grads(model), step_loss], info)  # sums over ranks = the combined batch's mean

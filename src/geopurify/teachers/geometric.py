@@ -6,6 +6,10 @@ Variants (``variant=``):
 - ``"superpoint"``: Felzenszwalb-Huttenlocher superpoints over normals and colour; every superpoint gets a
   random unit vector (seeded), so voxels of one superpoint have cosine 1 and others ~0.
 - ``"combined"`` (default): both, concatenated so that cosine = a*superpoint + (1-a)*descriptor.
+
+Several granularities (``levels`` > 1): superpoints are cut with thresholds ``fh_c * 4**l`` and each
+level gets its own random table, scaled so the superpoint cosine is the fraction of levels two voxels
+share; ``desc_scales`` > 1 adds shape descriptors over ``k * 4**s`` neighbours (local and wider shape).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class GeometricTeacher(Teacher):
         min_size: smallest superpoint, in voxels.
         color_weight: weight of the Lab colour distance (per 100 Lab units) against ``1 - |n_i . n_j|``.
         seed: seed of the superpoint embeddings.
+        levels: superpoint granularities (thresholds ``fh_c * 4**l``, l < levels).
+        desc_scales: neighbourhood sizes of the shape descriptors (``k * 4**s``, s < desc_scales).
     """
 
     name = "geometric"
@@ -89,11 +95,16 @@ class GeometricTeacher(Teacher):
         min_size: int = 20,
         color_weight: float = 0.5,
         seed: int = 0,
+        levels: int = 1,
+        desc_scales: int = 1,
     ) -> None:
         if variant not in VARIANTS:
             raise ConfigError(f"geometric teacher: unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         if not 0.0 <= sp_weight <= 1.0:
             raise ConfigError(f"geometric teacher: sp_weight must be in [0, 1], got {sp_weight}")
+        if int(levels) < 1 or int(desc_scales) < 1:
+            raise ConfigError(f"geometric teacher: levels and desc_scales must be >= 1, got {levels}, {desc_scales}")
+        self.levels, self.desc_scales = int(levels), int(desc_scales)
         self.variant = variant
         self.k, self.sp_dim, self.sp_weight = int(k), int(sp_dim), float(sp_weight)
         self.fh_c, self.min_size, self.color_weight, self.seed = float(fh_c), int(min_size), float(color_weight), seed
@@ -102,7 +113,7 @@ class GeometricTeacher(Teacher):
     def cache_key(self) -> str:
         return (
             f"geometric-{self.variant}-k{self.k}-d{self.sp_dim}-a{self.sp_weight}-c{self.fh_c}"
-            f"-m{self.min_size}-w{self.color_weight}-s{self.seed}"
+            f"-m{self.min_size}-w{self.color_weight}-s{self.seed}-l{self.levels}-ds{self.desc_scales}"
         )
 
     def _voxel_normals(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
@@ -123,31 +134,35 @@ class GeometricTeacher(Teacher):
             desc = self.descriptor(grid.centers, normals, lab)
             parts.append(desc * np.sqrt(1.0 - self.sp_weight if self.variant == "combined" else 1.0))
         if self.variant in ("superpoint", "combined"):
-            labels = self.superpoints(scene, grid, normals, lab)
-            emb = self.superpoint_embedding(labels)
-            parts.append(emb * np.sqrt(self.sp_weight if self.variant == "combined" else 1.0))
+            w = np.sqrt((self.sp_weight if self.variant == "combined" else 1.0) / self.levels)
+            for level in range(self.levels):
+                labels = self.superpoints(scene, grid, normals, lab, self.fh_c * 4.0**level)
+                parts.append(self.superpoint_embedding(labels, self.seed + level) * w)
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def descriptor(self, centers: np.ndarray, normals: np.ndarray, lab: np.ndarray) -> np.ndarray:
-        """(V, 10) float32 unit rows of standardised [normal, Lab, shape(3), verticality]."""
-        shape = shape_descriptors(centers, self.k)
+        """(V, 7 + 3 desc_scales) float32 unit rows of standardised [normal, Lab, shape(3 per scale), verticality]."""
+        shapes = [shape_descriptors(centers, self.k * 4**s) for s in range(self.desc_scales)]
         vert = 1.0 - np.abs(normals[:, 2:3])
-        x = np.concatenate([normals, lab / np.array([100.0, 128.0, 128.0], np.float32), shape, vert], axis=1)
+        x = np.concatenate([normals, lab / np.array([100.0, 128.0, 128.0], np.float32), *shapes, vert], axis=1)
         x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6)  # cosine needs centred columns
         return _unit_rows(x)
 
-    def superpoints(self, scene: Scene, grid: VoxelGrid, normals: np.ndarray, lab: np.ndarray) -> np.ndarray:
-        """(V,) int64 superpoint labels from FH segmentation on mesh edges or a kNN graph."""
+    def superpoints(
+        self, scene: Scene, grid: VoxelGrid, normals: np.ndarray, lab: np.ndarray, c: float | None = None
+    ) -> np.ndarray:
+        """(V,) int64 superpoint labels from FH segmentation (threshold ``c``, default ``fh_c``) on mesh
+        edges or a kNN graph."""
         edges = voxel_edges(grid.point_to_voxel, scene.faces, grid.centers, k=8)
         w = 1.0 - np.abs(np.einsum("ij,ij->i", normals[edges[:, 0]], normals[edges[:, 1]]))
         w = w + self.color_weight * np.linalg.norm(lab[edges[:, 0]] - lab[edges[:, 1]], axis=1) / 100.0
-        labels = felzenszwalb(grid.num_voxels, edges, w, self.fh_c, self.min_size)
+        labels = felzenszwalb(grid.num_voxels, edges, w, self.fh_c if c is None else c, self.min_size)
         log.info("%s: %d superpoints over %d voxels (%d edges)", scene.name, labels.max() + 1, len(labels), len(edges))
         self.last_superpoints = labels
         return labels
 
-    def superpoint_embedding(self, labels: np.ndarray) -> np.ndarray:
+    def superpoint_embedding(self, labels: np.ndarray, seed: int | None = None) -> np.ndarray:
         """(V, sp_dim) float32: one seeded random unit vector per superpoint."""
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
         table = _unit_rows(rng.standard_normal((int(labels.max()) + 1, self.sp_dim)))
         return table[labels]
