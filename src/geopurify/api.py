@@ -303,17 +303,17 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
                     torch.from_numpy(grid.coords).to(device), torch.from_numpy(inputs).to(device)
                 ).float()
         counts["voxels"] = grid.num_voxels
-        pool_cfg = PoolConfig(k=cfg.k, sharpen=cfg.sharpen, steps=cfg.steps)
+        pool_cfg = PoolConfig(k=cfg.k, sharpen=cfg.sharpen, steps=cfg.steps, knn=cfg.knn)
         centers = torch.from_numpy(grid.centers).to(device)
         vfeat = torch.from_numpy(vfeat_np).to(device)
         if cfg.save_features:
-            res = purify(centers, emb, vfeat, pool_cfg)
+            res = purify(centers, emb, vfeat, pool_cfg, coords=grid.coords)
             pooled = res.values
             with t("classify"):
                 labels_v = classify(pooled, T.to(pooled.device))
         else:  # closed set: pooling the C logits gives the same argmax as pooling D-dim features
             logits = vfeat @ T.to(device).T
-            res = purify(centers, emb, logits, pool_cfg)
+            res = purify(centers, emb, logits, pool_cfg, coords=grid.coords)
             pooled = None
             with t("classify"):
                 labels_v = torch.as_tensor(res.values).argmax(1)

@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-k", "--k", type=_pos_int, default=96, help="neighbours per voxel (K)")
     s.add_argument("-T", "--steps", type=_nonneg_int, default=18, help="pooling iterations (T)")
     s.add_argument("--sharpen", type=_pos_float, default=20.0, help="softmax sharpening of cosine affinities")
+    s.add_argument("--knn", choices=["kdtree", "stencil"], default="kdtree",
+                   help="neighbour search: kdtree (exact, default) or stencil (integer grid offsets, as released)")
     s.add_argument("--no-features", action="store_true", help="skip features.npy (pools class logits only)")
     s.add_argument("--device", default="auto")
     s.add_argument("--overwrite", action="store_true", help="redo complete outputs in batch mode")
@@ -300,8 +302,9 @@ def _run(a) -> int:
         return 0
     if a.command == "segment":
         cfg = SegmentConfig(purify=not a.no_purify, student=a.student, voxel_size=a.voxel_size, k=a.k,
-                            steps=a.steps, sharpen=a.sharpen, save_features=not a.no_features, device=a.device,
-                            overwrite=a.overwrite, memory_limit=a.memory_limit, lift=_lift_cfg(a), read=_read_cfg(a))
+                            steps=a.steps, sharpen=a.sharpen, knn=a.knn, save_features=not a.no_features,
+                            device=a.device, overwrite=a.overwrite, memory_limit=a.memory_limit, lift=_lift_cfg(a),
+                            read=_read_cfg(a))
         if a.scenes:
             scenes = [ln.strip() for ln in Path(a.scenes).read_text().splitlines() if ln.strip()] \
                 if Path(a.scenes).is_file() else None

@@ -248,3 +248,58 @@ def test_blocked_propagation_equals_whole_matrix_products(block):
     np.testing.assert_allclose(got.numpy(), ref.numpy(), rtol=1e-5, atol=1e-6)
     dense = np.linalg.matrix_power(A.to_dense().double().numpy(), 18) @ X
     np.testing.assert_allclose(got.numpy(), dense, rtol=1e-4, atol=1e-5)
+
+
+def _brute_grid_neighbours(coords: np.ndarray, k: int, include_self: bool) -> list[np.ndarray]:
+    """Per voxel: its k nearest voxels on the grid by (squared offset length, offset), brute force."""
+    out = []
+    for i, c in enumerate(coords):
+        off = coords - c
+        d2 = (off**2).sum(1)
+        order = np.lexsort((off[:, 2], off[:, 1], off[:, 0], d2))
+        if not include_self:
+            order = order[order != i]
+        out.append(order[:k])
+    return out
+
+
+@pytest.mark.parametrize("include_self", [False, True])
+def test_stencil_neighbours_are_the_grid_knn_in_offset_order(include_self, monkeypatch):
+    from geopurify.pooling import stencil
+
+    rng = np.random.default_rng(11)
+    # a thin wall and a floor on a grid, a few isolated far voxels (they need the fallback search)
+    a, b = np.meshgrid(np.arange(25), np.arange(12), indexing="ij")
+    wall = np.stack([np.zeros(a.size, int), a.ravel(), b.ravel()], 1)
+    floor = np.stack([a.ravel() + 1, b.ravel(), np.zeros(a.size, int)], 1)
+    far = rng.integers(60, 200, (4, 3))
+    coords = np.unique(np.concatenate([wall, floor, far]), axis=0)
+    coords = coords[rng.permutation(len(coords))]
+    for dense in (True, False):  # the dense cell grid and the sorted-key lookup
+        monkeypatch.setattr(stencil, "DENSE_CELLS", 2**40 if dense else 0)
+        got = stencil.stencil_neighbors(coords, 20, include_self)
+        want = _brute_grid_neighbours(coords, 20, include_self)
+        near = coords.max(1) < 60
+        for i in np.flatnonzero(near):  # fixed offset order: exactly the brute-force rows
+            np.testing.assert_array_equal(got[i], want[i])
+        for i in np.flatnonzero(~near):  # fallback rows: the same set of distances
+            dg, dw = (np.sort(((coords[idx] - coords[i]) ** 2).sum(1)) for idx in (got[i], want[i]))
+            np.testing.assert_array_equal(dg, dw)
+
+
+def test_stencil_option_in_purify_needs_coords_and_differs_only_in_ties():
+    centers, truth, feats = two_planes(noise=0.3)
+    coords = np.rint(centers / 0.02).astype(np.int64)
+    emb = np.eye(2, dtype=np.float32)[truth]
+    cfg = PoolConfig(k=24, steps=6, knn="stencil")
+    with pytest.raises(ConfigError):
+        purify(centers, emb, feats, cfg)
+    with pytest.raises(ConfigError):
+        PoolConfig(knn="ball")
+    # centres exactly on the grid: same neighbour distances as the KD-tree (ties may pick others)
+    nb_s = neighbors(centers, cfg, coords)
+    nb_k = neighbors(centers, PoolConfig(k=24))
+    d = lambda nb: np.sort(((centers[nb] - centers[:, None]) ** 2).sum(-1), axis=1)  # noqa: E731
+    np.testing.assert_allclose(d(nb_s), d(nb_k), atol=1e-9)
+    out = purify(centers, emb, feats, cfg, coords=coords).values
+    assert (out.argmax(1) == truth).mean() > 0.99

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 ArrayLike = np.ndarray | torch.Tensor
 
 _EPS = 1e-12
+KNN_METHODS = ("kdtree", "stencil")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class PoolConfig:
     memory_mb: float = 16.0
     include_self: bool = False
     block_columns: int | None = None
+    knn: str = "kdtree"
 
     def __post_init__(self) -> None:
         if int(self.k) != self.k or self.k < 1:
@@ -71,6 +73,8 @@ class PoolConfig:
             raise ConfigError(f"PoolConfig.steps must be an integer >= 0, got {self.steps!r}")
         if self.chunk is not None and (int(self.chunk) != self.chunk or self.chunk < 1):
             raise ConfigError(f"PoolConfig.chunk must be None or a positive integer, got {self.chunk!r}")
+        if self.knn not in KNN_METHODS:
+            raise ConfigError(f"PoolConfig.knn must be one of {', '.join(KNN_METHODS)}, got {self.knn!r}")
         b = self.block_columns
         if b is not None and (int(b) != b or b < 1):
             raise ConfigError(f"PoolConfig.block_columns must be None or a positive integer, got {b!r}")
@@ -127,12 +131,22 @@ def _compute_device(device: torch.device) -> torch.device:
     return torch.device("cpu") if device.type == "mps" else device
 
 
-def neighbors(centers: ArrayLike, config: PoolConfig) -> np.ndarray:
+def neighbors(centers: ArrayLike, config: PoolConfig, coords: ArrayLike | None = None) -> np.ndarray:
     """Indices ``(V, k')`` int64 of each voxel's nearest voxel centres (KD-tree, all cores).
 
     ``k' = min(k, V)`` with the voxel itself included, or ``min(k, V - 1)`` without it (the self hit
-    is removed wherever it appears in the row, so duplicate centres are handled).
+    is removed wherever it appears in the row, so duplicate centres are handled). With
+    ``config.knn == "stencil"`` the neighbours come from the ``(V, 3)`` integer voxel ``coords``
+    instead (:func:`.stencil.stencil_neighbors`).
     """
+    if config.knn == "stencil":
+        if coords is None:
+            raise ConfigError("pooling: knn='stencil' needs the integer voxel coordinates (coords=)")
+        from .stencil import stencil_neighbors
+
+        if isinstance(coords, torch.Tensor):
+            coords = coords.detach().cpu().numpy()
+        return stencil_neighbors(np.asarray(coords), config.k, config.include_self)
     if isinstance(centers, torch.Tensor):
         centers = centers.detach().cpu().numpy()
     centers = np.asarray(centers, dtype=np.float64)
@@ -270,7 +284,10 @@ def propagate(A: torch.Tensor, X: ArrayLike, steps: int, block: int | None = Non
     return out
 
 
-def purify(centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: PoolConfig | None = None) -> PoolResult:
+def purify(
+    centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: PoolConfig | None = None,
+    coords: ArrayLike | None = None,
+) -> PoolResult:
     """Geometry-Guided Pooling of any per-voxel values ``X``.
 
     Args:
@@ -279,6 +296,7 @@ def purify(centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: Pool
         X: ``(V, C)`` values to purify: features (``C = D``) or, cheaper and equivalent for the final
             labels, class logits ``X_feat @ T_hat^T`` (see the module docstring).
         config: :class:`PoolConfig`.
+        coords: ``(V, 3)`` integer voxel coordinates, needed by ``config.knn == "stencil"``.
 
     Returns:
         :class:`PoolResult`; ``values`` is numpy when ``X`` is numpy, else a tensor on ``X``'s device.
@@ -293,7 +311,7 @@ def purify(centers: ArrayLike, embeddings: ArrayLike, X: ArrayLike, config: Pool
     x_t = _as_float_tensor(X, "X")
     _check_finite(x_t, "X")
     t0 = time.perf_counter()
-    nbr = neighbors(centers, config)
+    nbr = neighbors(centers, config, coords)
     t1 = time.perf_counter()
     A = affinity_from_neighbors(nbr, embeddings, config)
     out = propagate(A, x_t, config.steps, config.block_columns)
