@@ -42,6 +42,7 @@ class SegmentConfig:
     k: int = 96
     sharpen: float = 20.0
     steps: int = 18
+    knn: str = "kdtree"  # "kdtree" (exact, mean point positions) | "stencil" (integer grid offsets, as released)
     save_features: bool = True
     device: str = "auto"
     overwrite: bool = False
