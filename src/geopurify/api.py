@@ -88,8 +88,9 @@ def resolve_text(scene: Scene, opts: LiftOptions, encoder=None) -> TextEmbedding
 
     if opts.text:
         return load_text_embeddings(Path(opts.text))
-    if opts.classes and encoder is not None:
-        prompts = list(opts.classes)
+    # --classes, else the encoder's own vocabulary (xdecoder's; the classes `geopurify encode` embedded)
+    prompts = list(opts.classes or []) or list(getattr(encoder, "classes", None) or [])
+    if prompts and encoder is not None:
         return TextEmbeddings(names=prompts, embeddings=np.asarray(encoder.encode_text(prompts), np.float32))
     if scene.root is not None:
         root = scene.root if scene.root.is_dir() else scene.root.parent
@@ -123,7 +124,7 @@ def make_encoder(scene: Scene, opts: LiftOptions):
         return build_encoder(name, scene=scene, **opts.encoder_options)
     from .encoders.encode import scene_encoder
 
-    return scene_encoder(scene, name, opts.encoder_options)  # reads what `geopurify encode` wrote
+    return scene_encoder(scene, name, opts.encoder_options, opts.classes)  # reads what `geopurify encode` wrote
 
 
 def encode(scene_path: str | Path, config, read: ReadConfig | None = None):

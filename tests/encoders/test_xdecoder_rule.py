@@ -153,7 +153,10 @@ class FakeLang:
     def get_text_embeddings(self, class_names, name="default", is_eval=False, add_bgd=False, prompt=True, norm=True):
         assert is_eval
         self.calls.append((name, list(class_names)))
-        setattr(self, f"{name}_text_embeddings", torch.tensor([[float(len(n)), 1.0, 0.0] for n in class_names]))
+        emb = torch.zeros(len(class_names), 512)
+        emb[:, 0] = torch.tensor([float(len(n)) for n in class_names])
+        emb[:, 1] = 1.0
+        setattr(self, f"{name}_text_embeddings", emb)
 
 
 class FakeNet:
@@ -170,8 +173,8 @@ class FakeNet:
     def forward_seg_all(self, batched_inputs):
         self.inputs.append(batched_inputs)
         img = batched_inputs[0]["image"]
-        vocab = self.lang.default_text_embeddings  # (C+1, 3)
-        logits = self.embed[:, :3] @ vocab.t() / 10 + img.mean() / 255
+        vocab = self.lang.default_text_embeddings  # (C+1, 512)
+        logits = self.embed @ vocab.t() / 10 + img.mean() / 255
         return {}, {"pred_logits": logits[None], "pred_masks": self.masks[None], "mask_embed": self.embed[None]}
 
 
@@ -245,7 +248,8 @@ def test_adapter_calls_forward_seg_all_and_applies_the_rule(monkeypatch, files):
     text = enc.encode_text(["sofa"])
     assert net.lang.calls[-1] == ("geopurify", ["a sofa in a scene"])
     assert net.lang.default_text_embeddings.shape[0] == 3
-    np.testing.assert_allclose(text, [[17 / np.hypot(17, 1), 1 / np.hypot(17, 1), 0]], rtol=1e-6)
+    assert text.shape == (1, 512)
+    np.testing.assert_allclose(text[0, :3], [17 / np.hypot(17, 1), 1 / np.hypot(17, 1), 0], rtol=1e-6)
     other = build_encoder("xdecoder", config=files[0], weights=files[1], classes="chair", device="cpu")
     assert other.cache_key() != enc.cache_key()
 
@@ -277,3 +281,36 @@ def test_crop_padding_crops_the_size_divisibility_padding(monkeypatch, files):
     big = F.interpolate(cropped, size=(24, 20), mode="bicubic", align_corners=False, antialias=True)[0]
     ref = naive_rule(out["pred_logits"][0].numpy(), big.numpy(), out["mask_embed"][0].numpy())
     np.testing.assert_allclose(per_pixel(fmap), unit(ref), atol=1e-5)
+
+
+def test_encode_then_segment_on_a_machine_without_xdecoder(monkeypatch, files, tmp_path):
+    """GPU box: `encode` with X-Decoder; laptop (no xdecoder package): `segment --encoder xdecoder` reads it."""
+    from geopurify.cli import main
+    from geopurify.encoders.encode import EncodeConfig, encode_scene, read_manifest
+    from geopurify.io import read_scene
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    from _fixtures import write_tiny_scannet
+
+    d = write_tiny_scannet(tmp_path / "scans", frames=3)
+    for p in (d / "features_2d").iterdir():
+        p.unlink()
+    net = FakeNet(Q=6, h=8, w=10)
+    install(monkeypatch, net)
+    opts = {"config": files[0], "weights": files[1], "image_size": "24,32", "device": "cpu"}
+    res = encode_scene(read_scene(d), EncodeConfig(encoder="xdecoder", encoder_options=opts, classes=["wall", "floor"]))
+    assert res.written == 3
+    assert net.lang.calls[0][1] == ["a wall in a scene", "a floor in a scene", "background"]  # --classes = vocabulary
+    man = read_manifest(d / "features_2d")
+    assert man["classes"] == ["wall", "floor"] and man["status"] == "complete"
+    with np.load(d / "features_2d" / "0.npz") as z:
+        assert sorted(z.files) == ["embeddings", "segments"] and z["segments"].shape == (24, 32)
+    for mod in ("xdecoder", "xdecoder.utils", "xdecoder.utils.arguments", "xdecoder.modeling",
+                "xdecoder.modeling.BaseModel"):
+        monkeypatch.setitem(sys.modules, mod, None)  # the laptop has no X-Decoder
+    out = tmp_path / "out"
+    argv = ["segment", str(d), "--no-purify", "--out", str(out), "--encoder", "xdecoder", "--weights", files[1],
+            "--encoder-opt", f"config={files[0]}", "--encoder-opt", "image_size=24,32"]
+    assert main(argv) == 0
+    assert len(np.loadtxt(out / "labels.txt")) == 40 * 40
+    assert __import__("json").loads((out / "names.json").read_text()) == ["wall", "floor"]

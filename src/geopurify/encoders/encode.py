@@ -119,16 +119,27 @@ def _valid(path: Path, dim: int | None) -> bool:
 
 
 # ----------------------------------------------------------------------------- encoding
-def _build(name: str, scene, options: dict[str, Any], device: str) -> Encoder:
+def _with_classes(name: str, options: dict[str, Any], classes: list[str] | None) -> dict[str, Any]:
+    """Give ``classes`` to an encoder whose features depend on a vocabulary (xdecoder) unless set."""
+    opts = dict(options)
+    if classes and "classes" not in opts and "classes" in _params(name):
+        opts["classes"] = list(classes)
+    return opts
+
+
+def _params(name: str) -> dict:
+    try:
+        return dict(inspect.signature(ENCODERS.get(name)).parameters)
+    except (TypeError, ValueError, ConfigError):  # unknown names fail later, where it matters
+        return {}
+
+
+def _build(name: str, scene, options: dict[str, Any], device: str, classes: list[str] | None = None) -> Encoder:
     from . import build_encoder
 
-    opts = dict(options)
-    factory = ENCODERS.get(name)
-    try:
-        params = inspect.signature(factory).parameters
-        takes_device = "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    except (TypeError, ValueError):
-        takes_device = True
+    opts = _with_classes(name, options, classes)
+    params = _params(name)
+    takes_device = not params or "device" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
     if takes_device:
         opts.setdefault("device", device)
     elif device != "auto":
@@ -186,7 +197,7 @@ def encode_scene(scene, config: EncodeConfig, encoder: Encoder | None = None) ->
     out_dir = _out_dir(scene, config)
     _check_folder(out_dir, config.encoder, None, config.overwrite)  # cheap check before loading a model
     if encoder is None:
-        encoder = _build(config.encoder, scene, config.encoder_options, config.device)
+        encoder = _build(config.encoder, scene, config.encoder_options, config.device, config.classes)
     key = encoder.cache_key()
     _check_folder(out_dir, config.encoder, key, config.overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -320,15 +331,16 @@ class EncodedFeatures(Encoder):
         return text.embeddings[[index[p] for p in prompts]]
 
 
-def scene_encoder(scene, name: str, options: dict[str, Any]) -> Encoder:
+def scene_encoder(scene, name: str, options: dict[str, Any], classes: list[str] | None = None) -> Encoder:
     """The encoder ``segment``/``train`` use for ``--encoder NAME``.
 
     When ``<scene>/features_2d/encoder.json`` names ``NAME``, its features are read (and the model, if
     it loads here with the same key, fills frames that are missing); otherwise the model runs, with the
-    per-scene feature cache.
+    per-scene feature cache. ``classes`` (``--classes``) become the vocabulary of an encoder that has one.
     """
     from . import build_encoder
 
+    options = _with_classes(name, options, classes)
     root = getattr(scene, "root", None)
     out_dir = Path(root) / FOLDER if root is not None and Path(root).is_dir() else None
     manifest = read_manifest(out_dir) if out_dir is not None else None

@@ -36,7 +36,7 @@ def resize_rgb(img: np.ndarray, size: tuple[int, int], torch, align_corners: boo
     """
     if img.ndim != 3 or img.shape[2] < 3:
         raise ConfigError(f"expected an (H, W, 3) colour image, got shape {img.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(img[..., :3])).permute(2, 0, 1)[None].float()
+    t = torch.from_numpy(np.array(img[..., :3], copy=True)).permute(2, 0, 1)[None].float()
     if tuple(t.shape[-2:]) != tuple(size):
         t = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=align_corners)
     return t
