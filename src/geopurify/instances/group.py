@@ -24,7 +24,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
-from ..geometry import VoxelGrid, estimate_normals, knn, voxelize
+from ..geometry import VoxelGrid, knn, voxelize
 from ..segment.query import normalize_phrase
 from ..teachers.geometric import rgb_to_lab
 from ..teachers.superpoints import felzenszwalb
@@ -91,19 +91,31 @@ def _segment_mean(values: np.ndarray, seg: np.ndarray, weights: np.ndarray, n: i
     return (out / np.maximum(tot, _EPS)[:, None]).astype(np.float32)
 
 
-def voxel_graph(grid: VoxelGrid, faces: np.ndarray | None, neighbours: int, max_edge: float) -> np.ndarray:
+def pca_normals(centers: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(V, 3) float32 unit normals: the least-spread axis of each voxel's neighbours ``idx (V, k)``."""
+    nb = centers[idx].astype(np.float64)
+    nb -= nb.mean(axis=1, keepdims=True)
+    cov = np.einsum("vki,vkj->vij", nb, nb)
+    return _unit(np.linalg.eigh(cov)[1][:, :, 0])
+
+
+def voxel_graph(grid: VoxelGrid, faces: np.ndarray | None, neighbours: int, max_edge: float,
+                knn_out: list | None = None) -> np.ndarray:  # fmt: skip
     """Undirected voxel edges (E, 2) int64, ``i < j``, unique.
 
     From mesh ``faces`` (F, 3) point indices when given (plus kNN edges for voxels no face touches),
     else from the ``neighbours`` nearest voxel centres. No edge is longer than ``max_edge`` times the
     larger of the voxel size and the median nearest-neighbour spacing of the voxel centres (so a
-    sparsely sampled scan stays connected while gaps between objects still cut).
+    sparsely sampled scan stays connected while gaps between objects still cut). ``knn_out``, a list,
+    receives the (V, neighbours + 1) neighbour indices (for normals without a second search).
     """
     v = grid.num_voxels
     c = grid.centers
     if v < 2:
         return np.zeros((0, 2), np.int64)
     idx, dist = knn(c, c, min(neighbours + 1, v))
+    if knn_out is not None:
+        knn_out.append(idx)
     spacing = float(np.median(dist[:, 1])) if idx.shape[1] > 1 else 0.0
     limit = max_edge * max(grid.voxel_size, spacing)
     parts = []
@@ -187,11 +199,14 @@ def find_instances(
         raise InputError("instances: features contain NaN or infinite values")
     vf = _unit(vf)
     tu = _unit(text)
+    nbrs: list = []
+    edges = voxel_graph(grid, faces, cfg.neighbours, cfg.max_edge, knn_out=nbrs)
     if normals is not None:
         vn = _unit(grid.reduce(np.asarray(normals, np.float32)))
+    elif nbrs and nbrs[0].shape[1] >= 3:  # PCA over the graph's own neighbours: no second kNN search
+        vn = pca_normals(grid.centers, nbrs[0])
     else:
-        vn = estimate_normals(grid.centers, k=16) if v >= 3 else np.tile(np.float32([0, 0, 1]), (v, 1))
-    edges = voxel_graph(grid, faces, cfg.neighbours, cfg.max_edge)
+        vn = np.tile(np.float32([0, 0, 1]), (v, 1))
     a, b = edges[:, 0], edges[:, 1]
     w = 1.0 - np.abs(np.einsum("ij,ij->i", vn[a], vn[b]))
     if colors is not None and cfg.color_weight > 0:

@@ -71,13 +71,23 @@ def felzenszwalb(num_nodes: int, edges: np.ndarray, weights: np.ndarray, c: floa
         parent[rb] = ra
         size[ra] += size[rb]
         thresh[ra] = w + c / size[ra]
+    # Pass 2 only needs edges touching a component that is small now: components only grow, so an edge
+    # between two big ones can never qualify (same result, far fewer Python iterations).
+    small = [size[find(i)] < min_size for i in range(num_nodes)]
     for a, b in zip(ea, eb):
+        if not (small[a] or small[b]):
+            continue
         ra, rb = find(a), find(b)
         if ra != rb and (size[ra] < min_size or size[rb] < min_size):
             if size[ra] < size[rb]:
                 ra, rb = rb, ra
             parent[rb] = ra
             size[ra] += size[rb]
-    roots = np.array([find(i) for i in range(num_nodes)], dtype=np.int64)
-    _, labels = np.unique(roots, return_inverse=True)
+    par = np.asarray(parent, dtype=np.int64)
+    while True:  # pointer jumping to the roots, vectorised
+        nxt = par[par]
+        if np.array_equal(nxt, par):
+            break
+        par = nxt
+    _, labels = np.unique(par, return_inverse=True)
     return labels.astype(np.int64)

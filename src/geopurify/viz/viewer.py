@@ -14,6 +14,8 @@ Output-folder bundle (written by ``geopurify segment``; :func:`load_output` read
 ``text_embeddings.npz``    optional ``names`` (C,) str and ``embeddings`` (C, D) float: phrases are
                            matched against these names when no text encoder is given.
 ``run.json``               optional run record (shown in the GUI title: scene name, counts).
+``instances.json``         optional object instances (``geopurify instances``): an "instances" colour
+                           mode and their oriented boxes (a checkbox shows or hides them).
 =========================  ==========================================================================
 
 Class names fall back to ``text_embeddings.npz``'s names, then to ``class 0..C-1``; class colours
@@ -51,10 +53,12 @@ __all__ = [
     "cosine_scores",
     "normalize_phrase",
     "match_phrase",
+    "box_segments",
 ]
 
 TextEncoder = Callable[[list[str]], np.ndarray]
 MODE_LABELS, MODE_RAW, MODE_RGB, MODE_QUERY = "purified labels", "raw labels", "RGB", "query heat map"
+MODE_INSTANCES = "instances"
 
 
 @dataclass
@@ -76,6 +80,7 @@ class OutputBundle:
     features: np.ndarray | None = None
     text: TextEmbeddings | None = None
     run: dict[str, Any] = field(default_factory=dict)
+    instances: Any = None  # geopurify.instances.InstanceSet from instances.json, or None
 
     @property
     def num_points(self) -> int:
@@ -165,7 +170,14 @@ def load_output(out_dir: str | os.PathLike) -> OutputBundle:
             run = json.loads((out / "run.json").read_text())
         except ValueError as exc:
             raise InputError(f"{out / 'run.json'}: unreadable JSON ({exc})") from None
-    return OutputBundle(out, points, colors, labels, names, class_colors, raw, features, text, run)
+    instances = None
+    if (out / "instances.json").is_file():
+        from ..instances import read_instances
+
+        instances = read_instances(out)
+        if instances.num_points != n:
+            raise InputError(f"{out / 'instances.json'}: instances of {instances.num_points} points, not {n}")
+    return OutputBundle(out, points, colors, labels, names, class_colors, raw, features, text, run, instances)
 
 
 def cosine_scores(features: np.ndarray, query: np.ndarray, chunk: int = 262_144) -> np.ndarray:
@@ -192,6 +204,20 @@ class QueryResult:
     message: str
 
 
+_BOX_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
+
+
+def box_segments(instances) -> tuple[np.ndarray, np.ndarray]:
+    """Line segments (12 I, 2, 3) float32 of the instances' oriented boxes and their colours (12 I, 2, 3) uint8
+    (each box in its instance's colour, as in the instances mode)."""
+    from ..instances import instance_colors
+
+    edges = np.array(_BOX_EDGES)
+    segs = np.concatenate([i.obb.corners()[edges] for i in instances.instances]).astype(np.float32)
+    cols = instance_colors(np.array([i.id for i in instances.instances]))
+    return segs, np.repeat(np.repeat(cols[:, None, :], 2, axis=1), len(edges), axis=0)
+
+
 class ViewerServer:
     """A running viewer: ``.url``, ``.query(phrase)``, ``.set_mode(mode)``, ``.stop()``, ``.wait()``."""
 
@@ -216,6 +242,7 @@ class ViewerServer:
     def modes(self) -> list[str]:
         b = self.bundle
         out = [MODE_LABELS] + ([MODE_RAW] if b.raw_labels is not None else []) + [MODE_RGB]
+        out += [MODE_INSTANCES] if b.instances is not None else []
         return out + ([MODE_QUERY] if b.features is not None else [])
 
     def colors_for(self, mode: str) -> np.ndarray:
@@ -229,6 +256,10 @@ class ViewerServer:
             return b.colors[idx]
         if mode == MODE_QUERY and self._scores is not None:
             return heatmap_colors(self._scores)
+        if mode == MODE_INSTANCES and b.instances is not None:
+            from ..instances import instance_colors
+
+            return instance_colors(b.instances.point_instance())[idx]
         raise InputError(f"viewer: mode {mode!r} is not available for {b.out_dir}")
 
     # --- GUI -----------------------------------------------------------------------------------
@@ -258,6 +289,14 @@ class ViewerServer:
         self.ask_button = srv.gui.add_button("Show heat map")
         self.status = srv.gui.add_markdown(self._help())
         self.legend = srv.gui.add_html(self.legend_html(MODE_LABELS))
+        self.boxes = None
+        if b.instances is not None and len(b.instances):
+            self.boxes = srv.scene.add_line_segments("/instances/boxes", *box_segments(b.instances), thickness=0.01)
+            self.show_boxes = srv.gui.add_checkbox("Instance boxes", initial_value=True)
+
+            @self.show_boxes.on_update
+            def _(_event) -> None:
+                self.boxes.visible = bool(self.show_boxes.value)
 
         @self.mode.on_update
         def _(_event) -> None:
@@ -298,6 +337,10 @@ class ViewerServer:
             )
         if mode == MODE_RGB:
             return ""
+        if mode == MODE_INSTANCES:
+            insts = self.bundle.instances.instances
+            return "".join(f'<div style="font-size:0.8em">#{i.id} {html.escape(i.name)} ({i.confidence:.2f})</div>'
+                           for i in insts[:40])  # fmt: skip
         labels = self.bundle.labels if mode == MODE_LABELS else self.bundle.raw_labels
         present = np.unique(labels[labels >= 0]) if labels is not None else []
         rows = []
