@@ -218,3 +218,19 @@ def test_encode_resumes_after_sigkill(tmp_path, monkeypatch, capsys):
         np.testing.assert_array_equal(fmap.dense, expect)
     assert all(out.joinpath(n).stat().st_mtime_ns == t for n, t in mtimes.items())  # not redone
     assert read_manifest(out)["status"] == "complete"
+
+
+def test_real_7scenes_frames_encode_to_a_separate_folder_and_segment(half, seven_scenes, tmp_path):
+    """Real frames (read-only shared folder): encode --out DIR, then segment --encoder-opt features=DIR."""
+    feats = tmp_path / "f2d"
+    common = ["--max-frames", "3", "--layout", "7scenes"]
+    argv = ["encode", str(seven_scenes), "--encoder", "half", "--out", str(feats), "--classes", "wall", "floor"]
+    assert main([*argv, *common]) == 0
+    ids = sorted(p.stem for p in feats.glob("*.npz") if p.stem != "text_embeddings")
+    assert len(ids) == 3 and read_feature_file(feats / f"{ids[0]}.npz").dense.shape == (120, 160, 4)
+    out = tmp_path / "seg"
+    assert main(["segment", str(seven_scenes), "--no-purify", "--out", str(out), "--encoder", "half",
+                 "--encoder-opt", f"features={feats}", *common]) == 0
+    assert json.loads((out / "names.json").read_text()) == ["wall", "floor"]  # the encoded classes
+    assert main(["segment", str(seven_scenes), "--no-purify", "--out", str(tmp_path / "x"), "--encoder", "clip",
+                 "--encoder-opt", f"features={feats}", *common]) == 3  # written by another encoder

@@ -337,14 +337,23 @@ def scene_encoder(scene, name: str, options: dict[str, Any], classes: list[str] 
     When ``<scene>/features_2d/encoder.json`` names ``NAME``, its features are read (and the model, if
     it loads here with the same key, fills frames that are missing); otherwise the model runs, with the
     per-scene feature cache. ``classes`` (``--classes``) become the vocabulary of an encoder that has one.
+    Option ``features=DIR`` names the folder `encode --out` wrote instead (e.g. for a read-only scene).
     """
     from . import build_encoder
 
     options = _with_classes(name, options, classes)
+    features = options.pop("features", None)
     root = getattr(scene, "root", None)
-    out_dir = Path(root) / FOLDER if root is not None and Path(root).is_dir() else None
+    if features is not None:
+        out_dir = Path(features).expanduser()
+        if read_manifest(out_dir) is None:
+            raise ConfigError(f"{out_dir}: no {MANIFEST}; features=DIR must be a folder written by `geopurify encode`")
+    else:
+        out_dir = Path(root) / FOLDER if root is not None and Path(root).is_dir() else None
     manifest = read_manifest(out_dir) if out_dir is not None else None
     if manifest is None or manifest.get("encoder") != name:
+        if features is not None:
+            raise ConfigError(f"{out_dir} holds features of encoder {manifest.get('encoder')!r}, not {name!r}")
         return build_encoder(name, scene=scene, **options)
     try:
         model = build_encoder(name, scene=scene, cache=False, **options)
