@@ -200,7 +200,7 @@ def test_bad_inputs_raise_clear_errors():
             PoolConfig(**kwargs)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_gpu_matches_cpu():
     centers, emb = random_scene(v=500, e=32)
     X = np.random.default_rng(5).standard_normal((500, 8)).astype(np.float32)
