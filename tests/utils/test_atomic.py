@@ -33,3 +33,20 @@ def test_write_npy_roundtrip(tmp_path):
     write_npy(tmp_path / "f.npy", a)
     b = np.load(tmp_path / "f.npy")
     assert b.dtype == np.float16 and (a == b).all()
+
+
+def test_outputs_get_the_usual_mode_even_when_the_writer_replaces_the_temporary_file(tmp_path):
+    import os
+
+    from geopurify.utils.atomic import atomic_path
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "x.bin") as tmp:
+            tmp.unlink()  # like safetensors' save_file: a new file where the temporary one was
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.write(fd, b"data")
+            os.close(fd)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "x.bin").stat().st_mode & 0o777 == 0o644

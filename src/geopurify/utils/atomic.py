@@ -26,9 +26,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; outputs should get the usual mode
     try:
         yield tmp_path
+        # mkstemp makes 0600; outputs get the usual mode. After the block: a writer that replaces the
+        # temporary file (safetensors' save_file does) makes a new one with mkstemp's mode again
+        os.chmod(tmp_path, 0o666 & ~umask)
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
