@@ -123,10 +123,33 @@ def test_server_without_encoder_uses_text_embeddings(output_dir):
         res = v.query("A photo of a chair.")
         chair = v.bundle.labels == 1
         assert res.scores is not None and res.scores[chair].mean() > 0.9 > res.scores[~chair].max() + 0.5
-        before = v.cloud.colors.copy()
+        assert v.mode.value == MODE_QUERY
         res = v.query("spaceship")
         assert res.scores is None and "not a known class" in v.status.content and "floor" in v.status.content
-        np.testing.assert_array_equal(v.cloud.colors, before)  # a failed query leaves the picture alone
+        # an unknown phrase clears the earlier heat map: "chair"'s picture must not stand for "spaceship"
+        assert "heat map cleared" in v.status.content and v.mode.value == MODE_LABELS
+        np.testing.assert_array_equal(v.cloud.colors, palette(2)[v.bundle.labels])
+        assert MODE_QUERY not in v.legend.content and "cosine" not in v.legend.content
+    finally:
+        v.stop()
+
+
+def test_enter_reads_the_whole_phrase_when_the_last_keys_arrive_late(output_dir):
+    """Typing fast then Enter: the submit can reach the server before the box's final value. The query
+    must run on what was typed ("chair"), not on the value the server had at the submit ("c")."""
+    import threading
+
+    v = serve(output_dir, port=0, block=False)
+    try:
+        v.ask.value = "c"  # the first keystroke arrived
+        late = threading.Timer(0.06, lambda: setattr(v.ask, "value", "chair"))  # the rest arrives after Enter
+        late.start()
+        v.ask_form.submit()  # what Enter in the box does (fires the form's on_submit)
+        late.join()
+        assert v.last_query == "chair" and "chair" in v.status.content and v.mode.value == MODE_QUERY
+        chair = v.bundle.labels == 1
+        np.testing.assert_array_equal(v.cloud.colors, heatmap_colors(v.resolve("chair").scores))
+        assert v.resolve("chair").scores[chair].mean() > 0.9
     finally:
         v.stop()
 

@@ -57,6 +57,8 @@ __all__ = [
 ]
 
 TextEncoder = Callable[[list[str]], np.ndarray]
+#: seconds without a keystroke after which the Ask box's value is taken as the phrase submitted
+SUBMIT_SETTLE_S = 0.15
 MODE_LABELS, MODE_RAW, MODE_RGB, MODE_QUERY = "purified labels", "raw labels", "RGB", "query heat map"
 MODE_INSTANCES = "instances"
 
@@ -232,6 +234,8 @@ class ViewerServer:
         self._shown = MODE_LABELS
         self._scores: np.ndarray | None = None
         self.last_query: str | None = None  # the phrase of the latest finished query() (GUI or code)
+        self._submitted_at = -1e9  # monotonic time the latest submit() finished
+        self._pending_submits = 0
         self._build_gui()
 
     @property
@@ -300,7 +304,10 @@ class ViewerServer:
 
         @self.mode.on_update
         def _(_event) -> None:
-            if self.mode.value != self._shown:  # ignore the echo of our own set_mode
+            if self.mode.value == MODE_QUERY and self._scores is None:
+                self.status.content = "_Ask a phrase first: there is no heat map to show._"
+                self.set_mode(self._shown)
+            elif self.mode.value != self._shown:  # ignore the echo of our own set_mode
                 self.set_mode(self.mode.value)
 
         @self.size.on_update
@@ -309,11 +316,21 @@ class ViewerServer:
 
         @self.ask_button.on_click
         def _(_event) -> None:
-            self.query(self.ask.value)
+            self.submit()
 
         @self.ask_form.on_submit
         def _(_event) -> None:
-            self.query(self.ask.value)
+            self.submit()
+
+        @self.ask.on_update
+        def _(_event) -> None:
+            # keystrokes typed before Enter that reach the server just after it: the phrase meant is
+            # the box's whole value, so run it again with what arrived
+            with self._lock:
+                late = time.monotonic() - self._submitted_at < SUBMIT_SETTLE_S * 2
+                changed = self.ask.value.strip() != (self.last_query or "").strip()
+            if late and changed and self._pending_submits == 0:
+                self.query(self.ask.value)
 
     def _help(self) -> str:
         b = self.bundle
@@ -389,13 +406,39 @@ class ViewerServer:
         msg = f"**{html.escape(phrase)}** ({how}): cosine {scores.min():.3f} .. {scores.max():.3f}"
         return QueryResult(scores, msg)
 
+    def submit(self) -> QueryResult:
+        """Run the Ask box's phrase (Enter or the button), reading the box when its typing has settled.
+
+        The browser sends the box's value and the submit as separate messages; the last keystrokes can
+        arrive just after the submit, so the value is read once no update came for ``SUBMIT_SETTLE_S``.
+        """
+        with self._lock:
+            self._pending_submits += 1
+        try:
+            deadline = time.monotonic() + 4 * SUBMIT_SETTLE_S
+            while time.monotonic() < deadline and time.time() - self.ask.update_timestamp < SUBMIT_SETTLE_S:
+                time.sleep(0.02)
+            return self.query(self.ask.value)
+        finally:
+            with self._lock:
+                self._pending_submits -= 1
+                self._submitted_at = time.monotonic()
+
     def query(self, phrase: str) -> QueryResult:
-        """Show a phrase as a heat map of cosine similarity (switches to the query mode when it works)."""
+        """Show a phrase as a heat map of cosine similarity (switches to the query mode when it works).
+
+        A phrase that gives no heat map clears the previous one (back to the labels) and says why.
+        """
         res = self.resolve(phrase)
-        self.status.content = res.message
-        if res.scores is not None:
-            self._scores = res.scores
-            self.set_mode(MODE_QUERY)
+        with self._lock:
+            if res.scores is not None:
+                self._scores = res.scores
+                self.set_mode(MODE_QUERY)
+            elif self._scores is not None or self._shown == MODE_QUERY:
+                self._scores = None  # never leave an earlier phrase's heat map under this one's name
+                self.set_mode(MODE_LABELS)
+                res = QueryResult(None, res.message + " _(heat map cleared)_")
+            self.status.content = res.message
         log.info("query %r: %s", phrase, res.message)
         self.last_query = phrase  # set last, so a waiter sees the query's whole effect
         return res
