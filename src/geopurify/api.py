@@ -662,7 +662,7 @@ def query(out_dir: str | Path, phrases: list[str], text: str | None = None, enco
     """
     from .segment.query import mask_from_scores, query_scores
     from .viz.ply import heatmap_colors, write_ply
-    from .viz.render import render_png
+    from .viz.render import ColorBar, render_png
 
     out_dir = Path(out_dir)
     feat_path = out_dir / "features.npy"
@@ -693,7 +693,8 @@ def query(out_dir: str | Path, phrases: list[str], text: str | None = None, enco
         colors = heatmap_colors(s)
         write_ply(qdir / f"{slug}.ply", points, colors, extra={"score": s.astype(np.float32)})
         write_npy(qdir / f"{slug}.npy", s.astype(np.float16))
-        render_png(qdir / f"{slug}.png", points, colors, legend=None, view="top", title=f'"{ph}"')
+        render_png(qdir / f"{slug}.png", points, colors, legend=None, view="top", title=f'"{ph}"',
+                   colorbar=ColorBar(float(np.min(s)), float(np.max(s))))
         if threshold is not None or top is not None:
             m = mask_from_scores(s, threshold=threshold, top=top)
             masks[ph] = m
@@ -710,8 +711,9 @@ def instances(out_dir: str | Path, config=None):
 
 
 def render(out_dir: str | Path, gt: str | Path | None = None, view: str = "both",
-           label_set: str = "scannet20") -> list[Path]:
-    """PNG pictures of a segment output (GT | raw | purified side by side when available)."""
+           label_set: str = "scannet20", color: str = "labels") -> list[Path]:
+    """PNG pictures of a segment output (GT | raw | purified side by side when available), or with
+    ``color="rgb"`` the points' own colours (``render_rgb_<view>.png``)."""
     from .viz.ply import palette
     from .viz.render import Panel, render_panels
 
@@ -742,10 +744,12 @@ def render(out_dir: str | Path, gt: str | Path | None = None, view: str = "both"
         panels.append(Panel("prediction", pal[labels]))
     present = np.unique(labels)
     legend = [(names[i], tuple(int(c) for c in pal[i])) for i in present]
+    if color == "rgb":
+        panels, legend = [Panel("RGB", np.load(out_dir / "colors.npy"))], None
     views = ["top", "persp"] if view == "both" else [view]
     paths = []
     for vw in views:
-        p = out_dir / f"render_{vw}.png"
+        p = out_dir / (f"render_rgb_{vw}.png" if color == "rgb" else f"render_{vw}.png")
         render_panels(p, panels, points, legend=legend, view=vw)
         paths.append(p)
     return paths

@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("out")
     r.add_argument("--gt", default=None, help="scene with GT labels, shown beside raw and purified")
     r.add_argument("--view", choices=["top", "persp", "both"], default="both")
+    r.add_argument("--color", choices=["labels", "rgb"], default="labels",
+                   help="labels (default; render_<view>.png) or the points' RGB (render_rgb_<view>.png)")
 
     v = sub.add_parser("view", help="interactive web viewer (localhost)")
     v.add_argument("out")
@@ -372,7 +374,7 @@ def _run(a) -> int:
         print(f"{len(found)} instances -> {Path(a.out) / 'instances.json'}")
         return 0
     if a.command == "render":
-        api.render(a.out, gt=a.gt, view=a.view)
+        api.render(a.out, gt=a.gt, view=a.view, color=a.color)
         return 0
     if a.command == "view":
         api.view(a.out, port=a.port, host=a.host)

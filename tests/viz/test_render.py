@@ -140,3 +140,37 @@ def test_million_points_in_seconds(tmp_path):
         render_png(tmp_path / f"{view}.png", pts.astype(np.float32), cols, view=view)
         seconds = time.perf_counter() - t
         assert seconds < 10.0, f"{view}: {seconds:.1f} s for 1M points"
+
+
+def test_query_png_has_a_colour_bar(output_dir):
+    """`query` pictures carry the heat map's scale: a viridis bar, bright (high) at the top."""
+    from PIL import Image
+
+    from geopurify import api
+    from geopurify.viz.ply import heatmap_colors
+
+    api.query(output_dir, ["chair"])
+    img = np.asarray(Image.open(output_dir / "query" / "chair.png").convert("RGB")).astype(int)
+    top, bottom = heatmap_colors(np.array([1.0]), 0, 1)[0], heatmap_colors(np.array([0.0]), 0, 1)[0]
+    right = img[:, -160:]  # the bar sits right of the cloud
+    near = lambda rgb: (np.abs(right - rgb).max(-1) <= 6)  # noqa: E731
+    ys_top, ys_bottom = np.nonzero(near(top))[0], np.nonzero(near(bottom))[0]
+    assert len(ys_top) > 20 and len(ys_bottom) > 20
+    assert np.median(ys_top) < np.median(ys_bottom)
+
+
+def test_render_color_rgb(output_dir, capsys):
+    import json
+
+    from PIL import Image
+
+    from geopurify.cli import main
+
+    (output_dir / "run.json").write_text(json.dumps({"scene": "toy", "status": "complete"}))
+    assert main(["render", str(output_dir), "--color", "rgb", "--view", "top"]) == 0
+    img = np.asarray(Image.open(output_dir / "render_rgb_top.png").convert("RGB"))
+    colors = {tuple(c) for c in np.load(output_dir / "colors.npy")[:2000].tolist()}
+    # the picture is made of the points' own colours (random here), not of the two label colours
+    pix = {tuple(c) for c in img.reshape(-1, 3)[::7].tolist()}
+    assert len(pix & colors) > 200
+    assert not (output_dir / "render_top.png").exists()  # the label picture is another file

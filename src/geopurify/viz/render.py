@@ -285,13 +285,48 @@ def _legend_image(legend: list[tuple[str, tuple[int, int, int]]], height: int, f
     return img
 
 
-def _compose(panels: list[tuple[str | None, np.ndarray]], legend, font_px: int):
-    """Side-by-side panels with titles above and one legend on the right -> Pillow image."""
+@dataclass
+class ColorBar:
+    """A vertical colour bar for a heat map: ``vmin``..``vmax`` mapped as :func:`~.ply.heatmap_colors` does."""
+
+    vmin: float
+    vmax: float
+    label: str = "cosine similarity"
+
+
+def _colorbar_image(bar: ColorBar, height: int, font_px: int):
+    """A Pillow image: the viridis ramp (high at the top) with the range's ends, middle and label."""
+    from PIL import Image, ImageDraw
+
+    from .ply import heatmap_colors
+
+    font = _font(font_px)
+    pad = font_px
+    bar_w, bar_h = int(font_px * 1.4), max(10, height - 4 * pad)
+    ticks = [bar.vmax, (bar.vmin + bar.vmax) / 2, bar.vmin]
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = max(probe.textlength(f"{t:.3f}", font=font) for t in ticks)
+    img = Image.new("RGB", (int(pad + bar_w + pad // 2 + text_w + pad), height), BACKGROUND)
+    ramp = heatmap_colors(np.linspace(1.0, 0.0, bar_h), 0.0, 1.0)  # top row = highest score
+    img.paste(Image.fromarray(np.repeat(ramp[:, None, :], bar_w, axis=1)), (pad, 2 * pad))
+    draw = ImageDraw.Draw(img)
+    draw.text((pad, pad), bar.label, fill=(20, 20, 20), font=font, anchor="lm")
+    for k, t in enumerate(ticks):
+        y = 2 * pad + round(k * (bar_h - 1) / 2)
+        draw.line([pad + bar_w, y, pad + bar_w + pad // 3, y], fill=(20, 20, 20))
+        draw.text((pad + bar_w + pad // 2, y), f"{t:.3f}", fill=(20, 20, 20), font=font, anchor="lm")
+    return img
+
+
+def _compose(panels: list[tuple[str | None, np.ndarray]], legend, font_px: int, colorbar: ColorBar | None = None):
+    """Side-by-side panels with titles above and one legend (or colour bar) on the right -> Pillow image."""
     from PIL import Image, ImageDraw
 
     H, W = panels[0][1].shape[:2]
     title_h = int(font_px * 2.0) if any(t for t, _ in panels) else 0
     legend_img = _legend_image(legend, H + title_h, font_px) if legend else None
+    if colorbar is not None:
+        legend_img = _colorbar_image(colorbar, H + title_h, font_px)
     total_w = W * len(panels) + (legend_img.width if legend_img is not None else 0)
     out = Image.new("RGB", (total_w, H + title_h), BACKGROUND)
     draw = ImageDraw.Draw(out)
@@ -329,6 +364,7 @@ def render_png(
     cut: Cut = "auto",
     point_radius: int | None = None,
     shade: bool = True,
+    colorbar: ColorBar | None = None,
 ) -> Path:
     """Render a coloured point cloud to a PNG (atomic write).
 
@@ -343,12 +379,13 @@ def render_png(
         cut: height cut, see :func:`rasterize`.
         point_radius: splat radius in pixels (default: from point density).
         shade: darken depth steps so shapes read in a flat-coloured image.
+        colorbar: draw a heat map's colour bar (its score range) on the right instead of a legend.
     Returns:
         The written path.
     """
     return render_panels(
         path, [Panel(title or "", colors)], points, legend, view, size=size, cut=cut,
-        point_radius=point_radius, shade=shade,
+        point_radius=point_radius, shade=shade, colorbar=colorbar,
     )  # fmt: skip
 
 
@@ -362,6 +399,7 @@ def render_panels(
     cut: Cut = "auto",
     point_radius: int | None = None,
     shade: bool = True,
+    colorbar: ColorBar | None = None,
 ) -> Path:
     """Render the same points with several colourings side by side (e.g. GT | raw | purified).
 
@@ -377,4 +415,4 @@ def render_panels(
     shading = _edge_shade(raster) if shade else None
     images = [(p.title or None, _colorize(raster, np.asarray(p.colors), shading)) for p in panels]
     font_px = max(12, min(size) // 40)
-    return _save_png(path, _compose(images, _legend_list(legend), font_px))
+    return _save_png(path, _compose(images, _legend_list(legend), font_px, colorbar))
