@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .frames import check_pose
+from .frames import check_pose, depth_intrinsics
 from .images import image_size, load_color, load_depth
 from .ply import read_ply
 from .registry import READERS, Reader, ReadOptions
@@ -240,11 +240,12 @@ class MatterportReader(Reader):
                 chw, dhw = image_size(cpath), image_size(dpath)
                 hw = (chw, dhw) if chw and dhw else None
             chw, dhw = hw if hw else (None, None)
+            Kd = depth_intrinsics(K, K, chw, dhw, f"{conf} scan {color_name}") if chw and dhw else K
             frames.append(
                 Frame(
                     frame_id=fid,
                     K_color=K,
-                    K_depth=K,
+                    K_depth=Kd,
                     camera_to_world=pose,
                     color_size=chw or (1024, 1280),
                     depth_size=dhw or (1024, 1280),

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FrameError, InputError
-from .frames import check_pose
+from .frames import check_pose, depth_intrinsics
 from .registry import READERS, Reader, ReadOptions
 from .rgbd import geometry_for, select_indices
 from .scannet import find_labels, read_gt_labels
@@ -250,6 +250,7 @@ class SensReader(Reader):
         if options.depth_scale is not None:  # an explicit option wins over the file's depth_shift
             h = dataclasses.replace(h, depth_shift=float(options.depth_scale))
         K_color, K_depth = h.intrinsic_color[:3, :3].copy(), h.intrinsic_depth[:3, :3].copy()
+        K_depth = depth_intrinsics(K_color, K_depth, h.color_size, h.depth_size, str(sens))
         z = np.zeros((0, 3), np.float32)
         scene = Scene(name=name, points=z, colors=z.copy(), root=folder)
         for i in select_indices(h.num_frames, options):
