@@ -314,3 +314,16 @@ def test_encode_then_segment_on_a_machine_without_xdecoder(monkeypatch, files, t
     assert main(argv) == 0
     assert len(np.loadtxt(out / "labels.txt")) == 40 * 40
     assert __import__("json").loads((out / "names.json").read_text()) == ["wall", "floor"]
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 1000])
+def test_query_blocks_change_nothing_and_ties_go_to_the_first_query(chunk):
+    g = np.random.default_rng(5)
+    logits = g.normal(0, 2, (9, 6)).astype(np.float32)
+    masks = g.normal(0, 3, (9, 7, 8)).astype(np.float32)
+    logits[4], masks[4] = logits[1], masks[1]  # query 4 duplicates query 1: a tie everywhere
+    emb = g.normal(size=(9, 512)).astype(np.float32)
+    ours = xdecoder_segments(torch.tensor(logits), torch.tensor(masks), torch.tensor(emb), (7, 8), chunk=chunk)
+    whole = xdecoder_segments(torch.tensor(logits), torch.tensor(masks), torch.tensor(emb), (7, 8), chunk=9)
+    np.testing.assert_array_equal(ours.segments, whole.segments)
+    np.testing.assert_allclose(per_pixel(ours), unit(naive_rule(logits, masks, emb)), atol=1e-5)

@@ -360,6 +360,12 @@ def scene_encoder(scene, name: str, options: dict[str, Any], classes: list[str] 
     except ConfigError as exc:  # missing package or weights: read-only use of the encoded frames
         log.info("%s: using %s/ written by `geopurify encode` (%s model not loaded here: %s)", scene.name, out_dir,
                  name, exc)
+        if options.get("classes") is not None and manifest.get("classes"):
+            from .text import vocabulary
+
+            if vocabulary(options["classes"]) != list(manifest["classes"]):
+                log.warning("%s: the features in %s were computed with the vocabulary %s, not the classes asked for",
+                            scene.name, out_dir, manifest["classes"])
         return EncodedFeatures(out_dir, manifest, None)
     if model.cache_key() != manifest.get("key"):
         log.warning("%s: %s/ was encoded with other %s options (key %s, now %s); running the model instead",

@@ -58,8 +58,9 @@ def xdecoder_segments(
     mask_shape: tuple[int, int],
     score_threshold: float = 0.0,
     mask_threshold: float = 0.5,
+    chunk: int = 32,
 ) -> FeatureMap:
-    """GeoPurify's per-pixel rule for one image (torch tensors in, numpy out).
+    """GeoPurify's per-pixel rule for one image (torch tensors in, on any device; numpy out).
 
     Args:
         pred_logits: (Q, C+1) class logits; the last column is background / no object.
@@ -73,25 +74,33 @@ def xdecoder_segments(
     import torch
     import torch.nn.functional as F
 
+    H, W = int(mask_shape[0]), int(mask_shape[1])
     masks = pred_masks.float()
-    if tuple(masks.shape[-2:]) != tuple(mask_shape):
-        masks = F.interpolate(masks[None], size=tuple(mask_shape), mode="bicubic", align_corners=False, antialias=True)[
-            0
-        ]
     scores = F.softmax(pred_logits.float(), dim=-1)[:, :-1].max(dim=-1).values  # (Q,)
     kept = torch.nonzero(scores > score_threshold).flatten()
-    H, W = int(mask_shape[0]), int(mask_shape[1])
-    segments = torch.full((H, W), -1, dtype=torch.int64)
-    if len(kept):
-        prob = masks[kept].sigmoid()  # (K, H, W)
-        winner = (scores[kept].view(-1, 1, 1) * prob).argmax(dim=0)  # (H, W) index into kept
-        own = prob.gather(0, winner[None])[0] >= mask_threshold
-        segments = torch.where(own, kept[winner], segments)
+    dev = masks.device
+    best = torch.full((H, W), -1.0, device=dev)  # weighted scores are >= 0
+    winner = torch.full((H, W), -1, dtype=torch.int64, device=dev)
+    own = torch.zeros((H, W), device=dev)
+    # blocks of queries bound the memory (Q x H x W floats otherwise); argmax keeps the first of equal
+    # maxima, so a later block takes a pixel only when strictly better
+    for start in range(0, len(kept), chunk):
+        q = kept[start : start + chunk]
+        m = masks[q]
+        if tuple(m.shape[-2:]) != (H, W):
+            m = F.interpolate(m[None], size=(H, W), mode="bicubic", align_corners=False, antialias=True)[0]
+        prob = m.sigmoid()
+        val, arg = (scores[q].view(-1, 1, 1) * prob).max(dim=0)
+        better = val > best
+        best = torch.where(better, val, best)
+        winner = torch.where(better, q[arg], winner)
+        own = torch.where(better, prob.gather(0, arg[None])[0], own)
+    segments = torch.where((winner >= 0) & (own >= mask_threshold), winner, torch.full_like(winner, -1))
     used, compact = torch.unique(segments[segments >= 0], return_inverse=True)
     out = segments.clone()
     out[segments >= 0] = compact
     emb = F.normalize(mask_embed.float()[used], dim=-1) if len(used) else mask_embed.float()[:0]
-    return FeatureMap(segments=out.numpy().astype(np.int32), embeddings=emb.cpu().numpy().astype(np.float32))
+    return FeatureMap(segments=out.cpu().numpy().astype(np.int32), embeddings=emb.cpu().numpy().astype(np.float32))
 
 
 class XDecoderEncoder(Encoder):
@@ -180,10 +189,10 @@ class XDecoderEncoder(Encoder):
                     d = self.size_divisibility
                     Hp, Wp = -(-H // d) * d, -(-W // d) * d
                     masks = masks[:, : round(masks.shape[1] * H / Hp), : round(masks.shape[2] * W / Wp)]
-                fmap = xdecoder_segments(
-                    out["pred_logits"][0].cpu(),
-                    masks.cpu(),
-                    out["mask_embed"][0].cpu(),
+                fmap = xdecoder_segments(  # on the model's device
+                    out["pred_logits"][0],
+                    masks,
+                    out["mask_embed"][0],
                     self.mask_shape,
                     self.score_threshold,
                     self.mask_threshold,
