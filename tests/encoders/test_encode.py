@@ -16,7 +16,7 @@ from geopurify.cli import main
 from geopurify.encoders import ENCODERS, Encoder, FeatureMap
 from geopurify.encoders.encode import EncodeConfig, EncodedFeatures, encode_scene, read_manifest, scene_encoder
 from geopurify.encoders.precomputed import read_feature_file
-from geopurify.errors import ConfigError, FrameError
+from geopurify.errors import ConfigError, FrameError, InputError
 from geopurify.io import read_scene
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -117,6 +117,24 @@ def test_bad_frame_is_skipped_and_counted(half, scene_dir):
     res = encode_scene(scene, EncodeConfig(encoder="half", batch_size=4))
     assert res.written == 4 and res.failed == {"bad_color": 1}
     assert not (res.out_dir / "2.npz").exists() and read_manifest(res.out_dir)["failed"] == {"bad_color": 1}
+
+
+def test_every_frame_bad_or_no_frames_is_bad_input(half, scene_dir, tmp_path, capsys):
+    scene = read_scene(scene_dir)
+
+    def broken():
+        raise FrameError("truncated jpeg", reason="bad_color")
+
+    for f in scene.frames:
+        f.load_color = broken
+    with pytest.raises(InputError, match="no frame could be encoded"):
+        encode_scene(scene, EncodeConfig(encoder="half"))
+    scene.frames = []
+    with pytest.raises(InputError, match="no colour frames"):
+        encode_scene(scene, EncodeConfig(encoder="half"))
+    (tmp_path / "file").write_text("x")
+    assert main(["encode", str(scene_dir), "--encoder", "half", "--out", str(tmp_path / "file")]) == 3
+    assert "not a folder" in capsys.readouterr().err
 
 
 def test_cli_encode_and_bad_options(half, scene_dir, capsys):

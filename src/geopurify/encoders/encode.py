@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, FrameError
+from ..errors import ConfigError, FrameError, InputError
 from ..utils.atomic import atomic_open, write_json
 from .base import ENCODERS, Encoder, FeatureMap
 from .precomputed import read_feature_file, write_feature_file
@@ -193,8 +193,10 @@ def encode_scene(scene, config: EncodeConfig, encoder: Encoder | None = None) ->
 
     t0 = time.perf_counter()
     if not scene.frames:
-        raise ConfigError(f"{scene.name}: no colour frames to encode")
+        raise InputError(f"{scene.name}: no colour frames to encode")
     out_dir = _out_dir(scene, config)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir}: exists and is not a folder; pass --out DIR")
     _check_folder(out_dir, config.encoder, None, config.overwrite)  # cheap check before loading a model
     if encoder is None:
         encoder = _build(config.encoder, scene, config.encoder_options, config.device, config.classes)
@@ -249,6 +251,8 @@ def encode_scene(scene, config: EncodeConfig, encoder: Encoder | None = None) ->
         {**manifest, "dim": dim, "status": "complete", "frames": done, "failed": failed, "classes": classes or None},
     )
     seconds = time.perf_counter() - t0
+    if done == 0:
+        raise InputError(f"{scene.name}: no frame could be encoded ({failed})")
     if failed:
         log.warning("%s: %d frames could not be encoded: %s", scene.name, sum(failed.values()), failed)
     return EncodeResult(out_dir=out_dir, written=written, reused=reused, failed=failed, seconds=seconds)
