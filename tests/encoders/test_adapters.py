@@ -82,3 +82,15 @@ def test_missing_package_error(monkeypatch, tmp_path, name, package):
         )
     msg = str(e.value)
     assert f"needs the '{package}' package" in msg and "PYTHONPATH" in msg and "\n" not in msg
+
+
+def test_resize_rgb_matches_opencv_conventions():
+    from geopurify.encoders.upstream import resize_rgb
+
+    img = np.arange(8 * 12 * 3, dtype=np.uint8).reshape(8, 12, 3)
+    near = resize_rgb(img, (4, 3), torch, "nearest")[0].permute(1, 2, 0).numpy()
+    ys, xs = np.floor(np.arange(4) * 8 / 4).astype(int), np.floor(np.arange(3) * 12 / 3).astype(int)
+    np.testing.assert_array_equal(near, img[ys][:, xs])  # INTER_NEAREST: src = floor(i * scale)
+    lin = resize_rgb(img, (4, 6), torch, "bilinear")[0].permute(1, 2, 0).numpy()
+    ref = img.astype(np.float32).reshape(4, 2, 6, 2, 3).mean((1, 3))  # exact 2x: INTER_LINEAR = 2x2 mean
+    np.testing.assert_allclose(lin, ref, atol=1e-4)

@@ -10,7 +10,9 @@ Upstream followed: ``pengsongyou/lseg_feature_extraction`` at commit ``60afac4``
   num_features=256, widehead=True, arch_option=0, block_depth=0, activation="lrelu", ...)``; its
   ``net`` in eval mode, ``mean = std = [0.5, 0.5, 0.5]``, ``crop_size = base_size = 640``.
 * **Image.** The colour image at ``image_size`` = (240, 320) (OpenScene's ScanNet 2D frames, ``img_dim
-  = (320, 240)``), ``ToTensor`` then ``Normalize(0.5, 0.5)`` (values in [-1, 1]).
+  = (320, 240)``, exported with ``cv2.resize(..., INTER_NEAREST)`` in ``openscene``'s
+  ``scripts/preprocess/scannet_sensordata.py``; ``resize="nearest"``), ``ToTensor`` then
+  ``Normalize(0.5, 0.5)`` (values in [-1, 1]).
 * **Evaluator** (scale 1, flip on): resize (bilinear, ``align_corners=True``) so the long side is
   ``base_size`` (240 x 320 -> 480 x 640), pad bottom/right to ``crop_size`` with the value of a black
   pixel (-1), run ``net(x, "")`` on the image and on its mirror, add the mirrored-back output, crop the
@@ -99,6 +101,7 @@ class LSegEncoder(Encoder):
         backbone: LSeg backbone name.
         image_size: (H, W) the colour image is resized to; also the feature resolution.
         flip: add the mirrored pass (released: on).
+        resize: how the colour image reaches ``image_size``: ``nearest`` (OpenScene's export) or ``bilinear``.
     """
 
     name = "lseg"
@@ -111,7 +114,11 @@ class LSegEncoder(Encoder):
         image_size: tuple[int, int] = (240, 320),
         flip: bool = True,
         template: str = PROMPT_TEMPLATE,
+        resize: str = "nearest",
     ) -> None:
+        if resize not in ("nearest", "bilinear"):
+            raise ConfigError(f"lseg resize must be 'nearest' or 'bilinear', got {resize!r}")
+        self.resize = resize
         if "{}" not in template:
             raise ConfigError(f"lseg prompt template must contain '{{}}', got {template!r}")
         self.weights = need_file(weights, "weights (the LSeg checkpoint, e.g. demo_e200.ckpt)", "lseg")
@@ -138,7 +145,7 @@ class LSegEncoder(Encoder):
 
     def cache_key(self) -> str:
         st = self.weights.stat()
-        opts = f"i{self.image_size[0]}x{self.image_size[1]}-f{int(self.flip)}"
+        opts = f"i{self.image_size[0]}x{self.image_size[1]}-f{int(self.flip)}-{self.resize}"
         return f"lseg-{self.backbone}-{self.weights.name}-{st.st_size}-{st.st_mtime_ns}-{opts}"
 
     def encode(self, frame) -> FeatureMap:
@@ -146,7 +153,7 @@ class LSegEncoder(Encoder):
 
     def encode_batch(self, frames: list) -> list[FeatureMap]:
         torch = self._torch
-        x = torch.cat([resize_rgb(np.asarray(f.color()), self.image_size, torch) for f in frames])
+        x = torch.cat([resize_rgb(np.asarray(f.color()), self.image_size, torch, self.resize) for f in frames])
         x = (x / 255.0 - 0.5) / 0.5
         with torch.inference_mode():
             feats = lseg_evaluate(self.net, x.to(self.device), self.base_size, self.crop_size, self.flip).float()

@@ -28,15 +28,21 @@ def need_file(path, what: str, encoder: str) -> Path:
     return Path(path).expanduser()
 
 
-def resize_rgb(img: np.ndarray, size: tuple[int, int], torch, align_corners: bool = False):
-    """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 tensor in 0..255, bilinearly resized to ``size``.
+def resize_rgb(img: np.ndarray, size: tuple[int, int], torch, mode: str = "bilinear"):
+    """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 tensor in 0..255, resized to ``size``.
 
-    ``align_corners=False`` matches OpenCV's ``cv2.resize`` (INTER_LINEAR, pixel centres), as used by
-    GeoPurify's loader; LSeg's evaluator resizes with ``align_corners=True``.
+    ``bilinear`` (pixel centres, no antialiasing) matches OpenCV's ``cv2.resize`` INTER_LINEAR, as in
+    GeoPurify's loader; ``nearest`` (source index ``floor(i * H / h)``) matches INTER_NEAREST, as in
+    OpenScene's ScanNet frame export.
     """
+    if mode not in ("bilinear", "nearest"):
+        raise ConfigError(f"resize must be 'bilinear' or 'nearest', got {mode!r}")
     if img.ndim != 3 or img.shape[2] < 3:
         raise ConfigError(f"expected an (H, W, 3) colour image, got shape {img.shape}")
     t = torch.from_numpy(np.array(img[..., :3], copy=True)).permute(2, 0, 1)[None].float()
     if tuple(t.shape[-2:]) != tuple(size):
-        t = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=align_corners)
+        if mode == "nearest":
+            t = torch.nn.functional.interpolate(t, size=tuple(size), mode="nearest")
+        else:
+            t = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
     return t
