@@ -1,4 +1,4 @@
-"""The default synthetic scene is as hard as real raw 2D->3D fusion: a naive per-point majority vote
+"""The legacy (world-blob) simulated VLM is as hard as real raw 2D->3D fusion: a naive per-point majority vote
 over the simulated VLM masks scores roughly 45-65 % mIoU, and most of its errors are local (blobs,
 bleeding) rather than whole-object confusions."""
 
@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def test_default_scene_raw_fusion_in_target_band(tmp_path):
-    root = make_scene(tmp_path, "synth0000_00", SyntheticConfig(seed=0))
+    root = make_scene(tmp_path, "synth0000_00", SyntheticConfig(seed=0, legacy=True))
     xyz, labels, inst = read_labels_ply(root / "synth0000_00_vh_clean_2.labels.ply")
     gt = to20(labels)
     pred, votes = raw_majority(root, xyz)

@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 from geopurify.errors import InputError
 from geopurify.synthetic import SCANNET20_NAMES, SyntheticConfig, load_truth, make_dataset, make_scene, render
 
-SMALL = SyntheticConfig(seed=5, target_points=30_000, n_frames=16)
+SMALL = SyntheticConfig(seed=5, target_points=30_000, n_frames=16, legacy=True)  # blob checks below
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,13 @@ class SyntheticConfig:
         fov_deg: horizontal field of view of both cameras.
         depth_noise: relative std of depth noise; depth_hole_prob: fraction of depth pixels dropped
             (in clumps); max_depth: depth beyond it reads 0 (invalid).
-    Simulated VLM (each strength 0 disables the error):
+    Simulated VLM and realism:
+        legacy: False (default): materials shared across classes and differing per part, a mesh stitched
+            where objects touch, and masks and mistakes made in image space by
+            :mod:`geopurify.synthetic.masks` from ``vlm`` (:class:`VLMSimConfig`), as for real scans.
+            True: the original rooms (one albedo per object, one mesh piece per box face) and the
+            world-blob simulator of :mod:`geopurify.synthetic.vlm`, shaped by the fields below (each
+            strength 0 disables an error).
         feature_dim: embedding size D.
         confusion_prob: per object, chance the VLM reads the whole object as a confusable class in
             every view (not fixable by averaging or geometry).
@@ -108,6 +114,8 @@ class SyntheticConfig:
     overseg_cell: float = 1.5
     embed_noise: float = 1.0
     frame_flip_prob: float = 0.08
+    legacy: bool = False
+    vlm: VLMSimConfig = field(default_factory=lambda: VLMSimConfig())
 
     def __post_init__(self) -> None:
         self.validate()
@@ -145,13 +153,14 @@ class SyntheticConfig:
             raise bad("blob_count" if self.blob_count < 0 else "bleed_px", "must be >= 0")
         if not (0 < self.blob_radius[0] <= self.blob_radius[1]):
             raise bad("blob_radius", "need 0 < min <= max")
+        self.vlm.validate()
 
     def without_errors(self) -> SyntheticConfig:
         """A copy whose simulated VLM makes no mistakes (for tests and upper bounds)."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         kw.update(
             confusion_prob=0.0, blob_count=0, bleed_px=0, miss_small_prob=0.0,
-            overseg_cell=0.0, embed_noise=0.0, frame_flip_prob=0.0,
+            overseg_cell=0.0, embed_noise=0.0, frame_flip_prob=0.0, vlm=self.vlm.without_errors(),
         )  # fmt: skip
         return SyntheticConfig(**kw)
 

@@ -58,6 +58,10 @@ CLASS_MATERIALS: dict[int, tuple[str, ...]] = {
     C.CEILING: ("white",),
 }
 
+# Chance an object takes a material of any class, and that one of its parts differs from the rest.
+ANY_MATERIAL_PROB = 0.4
+PART_MATERIAL_PROB = 0.25
+
 Box = tuple[tuple[float, float, float], tuple[float, float, float]]
 
 
@@ -135,10 +139,14 @@ class _Builder:
     wall_spans: list[tuple[int, float, float, float, float]] = field(default_factory=list)
     tops: list[tuple[int, Box]] = field(default_factory=list)  # (instance, top box) for small objects
     failed: list[int] = field(default_factory=list)  # labels of groups that found no room
+    mixed_materials: bool = True  # materials shared across classes and per part (off: the legacy rooms)
 
     # -- instances -------------------------------------------------------------------------------
     def color(self, label: int, material: str | None = None) -> np.ndarray:
-        name = material or str(self.rng.choice(CLASS_MATERIALS[label]))
+        # Often a material any class may have, so that colour alone does not give the class away.
+        mixed = self.mixed_materials and self.rng.random() < ANY_MATERIAL_PROB
+        pool = tuple(MATERIALS) if mixed else CLASS_MATERIALS[label]
+        name = material or str(self.rng.choice(pool))
         base = np.asarray(MATERIALS[name], dtype=np.float32)
         return np.clip(base + self.rng.normal(0.0, 0.04, 3).astype(np.float32), 0.03, 0.97)
 
@@ -152,8 +160,11 @@ class _Builder:
         for b in boxes:
             self.boxes.append(b)
             self.box_instance.append(inst)
-            # Parts of one object differ slightly (legs a bit darker than a top), like real scans.
-            self.box_color.append(np.clip(col * self.rng.uniform(0.9, 1.05), 0.02, 0.98))
+            # Parts of one object differ slightly (legs a bit darker than a top), like real scans, and
+            # some parts are another material altogether (a metal frame, a cushion).
+            other = self.mixed_materials and self.rng.random() < PART_MATERIAL_PROB
+            part = self.color(label) if other else col
+            self.box_color.append(np.clip(part * self.rng.uniform(0.9, 1.05), 0.02, 0.98))
         return inst
 
     # -- placement -------------------------------------------------------------------------------
@@ -323,7 +334,7 @@ def build_layout(config: SyntheticConfig, rng: np.random.Generator) -> Layout:
     X = float(rng.uniform(*config.room_size))
     Y = float(rng.uniform(*config.room_size))
     H = float(config.room_height)
-    bld = _Builder(rng=rng, room=(X, Y, H))
+    bld = _Builder(rng=rng, room=(X, Y, H), mixed_materials=not config.legacy)
     u = rng.uniform
     scale = config.furniture_scale
 

@@ -13,6 +13,9 @@ log = logging.getLogger(__name__)
 
 _LIGHT = np.array([0.35, -0.45, 0.82]) / np.linalg.norm([0.35, -0.45, 0.82])
 _TEXEL = 0.02  # texture cell size, metres
+_TINT_DIRS = np.array([[1.7, 0.4, 0.9], [-0.6, 1.9, 0.5], [0.8, -1.1, 1.6]])  # per channel, rad/m
+_TINT_PHASE = np.array([0.3, 2.1, 4.0])
+_TINT_AMP = 0.12
 
 
 @dataclass
@@ -36,11 +39,13 @@ class Mesh:
     spacing: float
 
 
-def surface_colors(points: np.ndarray, normals: np.ndarray, box: np.ndarray, layout: Layout) -> np.ndarray:
+def surface_colors(points: np.ndarray, normals: np.ndarray, box: np.ndarray, layout: Layout,
+                   tint: bool = True) -> np.ndarray:  # fmt: skip
     """Albedo x texture x fixed Lambertian shading; the mesh and the rendered images both use it.
 
     Args:
-        points: (M, 3) surface points; normals: (M, 3) unit normals; box: (M,) int box ids.
+        points: (M, 3) surface points; normals: (M, 3) unit normals; box: (M,) int box ids;
+        tint: add the world-fixed coloured light (off for the legacy rooms).
     Returns:
         (M, 3) float32 RGB in [0, 1].
     """
@@ -54,7 +59,10 @@ def surface_colors(points: np.ndarray, normals: np.ndarray, box: np.ndarray, lay
     # Low-frequency variation (stains, lighting fall-off) so colours are not flat per object.
     lf = 1.0 + 0.06 * np.sin(points @ np.array([2.1, 1.3, 0.9]) + box * 0.7)
     shade = 0.78 + 0.22 * (normals @ _LIGHT)
-    return np.clip(base * (tex * lf * shade)[:, None].astype(np.float32), 0.0, 1.0)
+    rgb = base * (tex * lf * shade)[:, None].astype(np.float32)
+    if tint:  # world-fixed tinted light and stains that run across object borders
+        rgb = rgb * (1.0 + _TINT_AMP * np.sin(points @ _TINT_DIRS.T + _TINT_PHASE)).astype(np.float32)
+    return np.clip(rgb, 0.0, 1.0)
 
 
 def _inside(points: np.ndarray, lo: np.ndarray, hi: np.ndarray, eps: float) -> np.ndarray:
@@ -75,7 +83,7 @@ def _faces_of(layout: Layout):
                 yield b, axis, sign
 
 
-def sample_surfaces(layout: Layout, spacing: float, with_faces: bool = True) -> Mesh:
+def sample_surfaces(layout: Layout, spacing: float, with_faces: bool = True, tint: bool = True) -> Mesh:
     """Grid-sample every box face at ``spacing`` and keep the visible samples.
 
     A sample is dropped when it lies inside another box, or when the point 1.5 cm in front of it
@@ -122,15 +130,64 @@ def sample_surfaces(layout: Layout, spacing: float, with_faces: bool = True) -> 
     normals = np.concatenate(norms).astype(np.float32)
     box = np.concatenate(boxes)
     faces = np.concatenate(tris).astype(np.int32) if tris else np.zeros((0, 3), dtype=np.int32)
-    colors = (surface_colors(vertices.astype(np.float64), normals, box, layout) * 255 + 0.5).astype(np.uint8)
+    colors = (surface_colors(vertices.astype(np.float64), normals, box, layout, tint) * 255 + 0.5).astype(np.uint8)
     return Mesh(vertices, normals, colors, box, faces, float(spacing))
 
 
-def mesh_for_target(layout: Layout, target_points: int) -> Mesh:
-    """Choose the spacing so that about ``target_points`` vertices survive, then sample."""
+def stitch(mesh: Mesh, max_gap: float) -> Mesh:
+    """Connect the mesh where surfaces of different boxes meet (as a reconstructed scan's mesh is
+    connected where a chair touches the floor): a triangle from each vertex to its two nearest vertices
+    on other boxes within ``max_gap``."""
+    from scipy.spatial import cKDTree
+
+    v, box = mesh.vertices.astype(np.float64), mesh.box
+    # Only vertices within max_gap of another box's bounds can touch it: test box pairs whose
+    # expanded bounds overlap, on the first box's vertices only.
+    order = np.argsort(box, kind="stable")
+    starts = np.searchsorted(box[order], np.arange(int(box.max()) + 2))
+    lo = np.full((starts.size - 1, 3), np.inf)
+    hi = np.full((starts.size - 1, 3), -np.inf)
+    for b in range(starts.size - 1):
+        if starts[b + 1] > starts[b]:
+            pts = v[order[starts[b] : starts[b + 1]]]
+            lo[b], hi[b] = pts.min(0), pts.max(0)
+    near = np.zeros(len(v), bool)
+    for b in range(starts.size - 1):
+        idx = order[starts[b] : starts[b + 1]]
+        if len(idx) == 0:
+            continue
+        others = np.nonzero(np.all((lo - max_gap <= hi[b]) & (hi + max_gap >= lo[b]), axis=1))[0]
+        for c in others[others != b]:
+            pts = v[idx]
+            near[idx] |= np.all((pts >= lo[c] - max_gap) & (pts <= hi[c] + max_gap), axis=1)
+    cand = np.nonzero(near)[0]
+    if len(cand) == 0:
+        return mesh
+    # A vertex on another box within max_gap of a candidate is itself a candidate: search among those.
+    d, nb = cKDTree(v[cand]).query(v[cand], k=9, distance_upper_bound=max_gap)
+    nb = np.where(np.isfinite(d), cand[np.minimum(nb, len(cand) - 1)], -1)
+    other = (nb >= 0) & (box[np.maximum(nb, 0)] != box[cand][:, None])
+    # first two neighbours on other boxes, per vertex
+    rank = np.cumsum(other, axis=1)
+    first = np.where(other & (rank == 1), nb, -1).max(axis=1)
+    second = np.where(other & (rank == 2), nb, -1).max(axis=1)
+    ok = (first >= 0) & (second >= 0)
+    i = cand[ok]
+    extra = np.column_stack([i, first[ok], second[ok]]).astype(np.int32)
+    if len(extra):
+        extra = np.unique(np.sort(extra, axis=1), axis=0)
+    faces = np.concatenate([mesh.faces, extra]) if len(extra) else mesh.faces
+    return Mesh(mesh.vertices, mesh.normals, mesh.colors, mesh.box, faces, mesh.spacing)
+
+
+def mesh_for_target(layout: Layout, target_points: int, legacy: bool = False) -> Mesh:
+    """Choose the spacing so that about ``target_points`` vertices survive, then sample; unless
+    ``legacy``, tint the colours and stitch the surfaces of touching boxes together (:func:`stitch`)."""
     coarse = 0.1
     visible_area = len(sample_surfaces(layout, coarse, with_faces=False).vertices) * coarse**2
     spacing = float(np.sqrt(visible_area / target_points))
-    mesh = sample_surfaces(layout, spacing)
+    mesh = sample_surfaces(layout, spacing, tint=not legacy)
+    if not legacy:
+        mesh = stitch(mesh, 1.5 * spacing)
     log.debug("mesh: spacing %.4f m -> %d vertices, %d faces", spacing, len(mesh.vertices), len(mesh.faces))
     return mesh

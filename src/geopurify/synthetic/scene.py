@@ -11,9 +11,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..labels import nyu40_to_scannet20
 from ..utils.atomic import atomic_open, atomic_path, write_json, write_text
 from .config import SCANNET20_NAMES, SyntheticConfig
 from .layout import Layout, build_layout
+from .masks import common_direction, decide_reading, simulate_view
 from .mesh import Mesh, mesh_for_target, surface_colors
 from .render import intrinsics, look_at, render, rescale_intrinsics
 from .vlm import VLMErrors, decide_errors, simulate_masks, text_embeddings
@@ -138,7 +140,7 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
     t0 = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     layout = build_layout(config, rng)
-    mesh = mesh_for_target(layout, config.target_points)
+    mesh = mesh_for_target(layout, config.target_points, legacy=config.legacy)
     errors = decide_errors(layout, mesh, config, rng)
     text = text_embeddings(config.feature_dim, config.text_seed)
     cams = make_cameras(layout, config, rng)
@@ -165,6 +167,10 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
     (H, W), (h, w) = config.color_hw, config.feature_hw
     feat_centers = ((np.arange(w) + 0.5) * W / w, (np.arange(h) + 0.5) * H / h)
 
+    if not config.legacy:
+        reading = decide_reading(nyu40_to_scannet20(layout.instance_label), config.vlm,
+                                 np.random.default_rng([config.seed, 4242]))  # fmt: skip
+        common = common_direction(text, config.text_seed)
     n_masks = 0
     for i, cam in enumerate(tqdm(cams, desc=f"render {name}", disable=None)):
         frng = np.random.default_rng([config.seed, 7919, i])
@@ -172,7 +178,8 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
         col = render(layout, K_color, pose, config.color_hw)
         rgb = np.full((H, W, 3), 0.92, dtype=np.float32)  # misses: bright "ceiling"
         hit = col.box >= 0
-        rgb[hit] = surface_colors(col.points[hit].astype(np.float64), col.normals[hit], col.box[hit], layout)
+        rgb[hit] = surface_colors(col.points[hit].astype(np.float64), col.normals[hit], col.box[hit], layout,
+                                  tint=not config.legacy)
         rgb8 = np.clip(rgb * 255 + frng.normal(0, 2.0, rgb.shape), 0, 255).astype(np.uint8)
         _write_image(root / "color" / f"{cam.frame_id}.jpg", rgb8, quality=config.jpeg_quality)
 
@@ -183,7 +190,15 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
         write_text(root / "pose" / f"{cam.frame_id}.txt", _matrix_text(pose))
 
         fv = render(layout, K_color, pose, config.feature_hw, pixel_centers=feat_centers)
-        masks = simulate_masks(layout, errors, text, fv, config, frng)
+        if not config.legacy:
+            f_hit = fv.box >= 0
+            f_inst = np.where(f_hit, layout.box_instance[np.maximum(fv.box, 0)], -1)
+            f_rgb = np.full(fv.box.shape + (3,), 0.92, dtype=np.float32)
+            f_rgb[f_hit] = surface_colors(fv.points[f_hit].astype(np.float64), fv.normals[f_hit], fv.box[f_hit],
+                                          layout)  # fmt: skip
+            masks = simulate_view(f_inst, fv.depth, f_rgb, reading, text, common, config.vlm, frng)
+        else:
+            masks = simulate_masks(layout, errors, text, fv, config, frng)
         n_masks += len(masks.embeddings)
         _write_npz(root / "features_2d" / f"{cam.frame_id}.npz", segments=masks.segments, embeddings=masks.embeddings)
 
