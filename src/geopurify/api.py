@@ -262,12 +262,13 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
 
     from .pooling import PoolConfig, purify
     from .segment import classify
-    from .utils.device import pick_device
+    from .utils.device import configure_threads, pick_device
     from .viz.ply import palette, write_ply
 
     cfg = config or SegmentConfig()
     out_dir = Path(out_dir)
     t = StageTimer()
+    configure_threads()
     if cfg.purify and not cfg.student:
         raise ConfigError("purification needs a trained student: pass --student PATH, or --no-purify")
     student = None
@@ -421,9 +422,11 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .distill import TrainConfig, ddp
     from .distill import train as distill_train
     from .teachers import build_teacher
+    from .utils.device import configure_threads
 
     cfg = config or TrainRunConfig()
     out_dir = Path(out_dir)
+    configure_threads()
     t = StageTimer()
     overrides = {k: v for k, v in {"steps": cfg.steps, "width": cfg.width, "lr": cfg.lr}.items() if v is not None}
     tcfg = TrainConfig(voxel_size=cfg.voxel_size, seed=cfg.seed, device=cfg.device, **overrides)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -14,3 +16,35 @@ def pick_device(name: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def configure_threads(requested: int | None = None) -> int:
+    """Set torch's CPU threads for a heavy command; returns the count in use.
+
+    ``requested`` (or the environment variable ``GEOPURIFY_THREADS``) wins. Otherwise, when the user
+    has not set ``OMP_NUM_THREADS`` either, use the CPUs this process may run on minus the machine's
+    1-minute load average (at least 1): on a busy machine, torch threads that wait for a core spin at
+    every barrier, and 2 threads on a loaded 2-core machine were measured 2.4x slower than 1.
+    """
+    env = os.environ.get("GEOPURIFY_THREADS")
+    if requested is None and env:
+        try:
+            requested = int(env)
+        except ValueError:
+            requested = None
+    if requested is None:
+        if os.environ.get("OMP_NUM_THREADS"):
+            return torch.get_num_threads()
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cpus = os.cpu_count() or 1
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+        requested = max(1, min(cpus, int(round(cpus - load))))
+    requested = max(1, int(requested))
+    if requested != torch.get_num_threads():
+        torch.set_num_threads(requested)
+    return requested
