@@ -1,123 +1,93 @@
-"""Geometry-Guided Pooling: the released GeoPurify code path vs geopurify's, on the same inputs.
+"""Geometry-Guided Pooling: the released GeoPurify code path against geopurify's, on one room.
 
-Reference ("released"), written after ``evaluate_scene`` in GeoPurify's ``models/affinity_module.py``:
-faiss ``IndexFlatL2`` exact kNN over the voxel coordinates (``K + 1`` hits, the first, itself, dropped),
-``repeat_interleave``/gather of ``(V*K, 128)`` centre and neighbour embeddings, einsum cosines,
-``softmax(20 x cos)`` per row, a COO ``torch.sparse_coo_tensor``, then ``1 + 18 = 19`` ``torch.sparse.mm``
-products on the 518-d features (512 semantic + RGB + normal), classification by cosine on the first 512.
+Both paths start from the same saved inputs of one room, prepared by geopurify's own read, lift and
+voxelise: integer voxel coordinates, voxel centres, the student's inputs ``[feature | rgb | normal]``
+(V, D + 6) and the lifted features (V, D). The student (a trained one with ``--student``, else a
+randomly initialised one of the default size: same cost) gives the embeddings; they come from the
+room's inputs, never from its ground truth.
 
-geopurify: cKDTree kNN, chunked affinities into a CSR matrix, 19 CSR products on the C = 20 class
-logits (``pool_logits``), argmax. Same neighbourhood convention (self excluded, K = 96) and step
-count as the reference, so the labels must agree; a third run uses geopurify's defaults (self
-excluded, T = 18 products) for information.
+Rows (each in its own process, so its peak RSS is its own):
 
-Every measurement runs in its own subprocess so ``ru_maxrss`` is that method's peak alone.
+* ``released``: written after ``evaluate_scene`` in GeoPurify's ``models/affinity_module.py``. faiss
+  ``IndexFlatL2`` kNN over the integer voxel coordinates (``K + 1`` hits, the first, itself, dropped),
+  ``repeat_interleave``/gather of ``(V*K, E)`` embeddings, einsum cosines, ``softmax(20 cos)``, a COO
+  matrix and ``1 + 18 = 19`` ``torch.sparse.mm`` products over the ``D + 6`` columns. **Out:** the
+  pooled features (V, D + 6); labels = cosine argmax of the first D. The student's forward is not timed
+  (it ran before, in geopurify).
+* ``geopurify features, stencil, T=19``: the same neighbours (integer grid, ``--knn stencil``) and step
+  count, pooling the D-dim features. **Out:** pooled features (V, D), compared column for column with
+  the released path's first D columns. Timed: student forward + kNN + affinities + products.
+* ``geopurify features (segment default)``: what ``geopurify segment`` runs: KD-tree over the
+  voxels' mean positions, T = 18, the D-dim features. **Out:** pooled features (V, D).
+* ``geopurify labels (segment --no-features)``: the default pooling of the C class logits only.
+  **Out:** labels (V,), compared with the released labels.
 
-    python benchmarks/pooling.py                       # 50k comparison + 10k..200k sweep
-    python benchmarks/pooling.py --sizes 10000 --main 10000 --out /tmp/p.md   # quick check
+    python benchmarks/pooling.py                              # synthetic 512-d room
+    python benchmarks/pooling.py --scene ROOM --student S     # any scene folder (e.g. synth --from-scan)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import current_rss_mb, markdown_table, mem_available_gb, peak_rss_mb, run_worker  # noqa: E402
+from common import current_rss_mb, markdown_table, peak_rss_mb, run_worker  # noqa: E402
 
 log = logging.getLogger("bench.pooling")
 
+HERE = Path(__file__).resolve().parent
 K = 96
 SHARPEN = 20.0
-EMBED_DIM = 128
-SEM_DIM = 512
-NUM_CLASSES = 20
-LABEL_NOISE = 0.4
+INPUTS = ("coords", "centers", "inputs", "vfeat", "text", "emb")
+METHODS = ("released", "stencil19", "default", "labels")
+TITLES = {
+    "released": "released (faiss, COO, 19 products on D+6)",
+    "stencil19": "geopurify features, stencil kNN, T=19",
+    "default": "geopurify features (segment default: KD-tree, T=18)",
+    "labels": "geopurify labels (segment --no-features)",
+}
 
 
-@dataclass
-class Layout:
-    """Synthetic room: integer voxel coords (V, 3) int32, segment id (V,) and true class (V,) int64."""
+def prepare(scene: Path, student_path: Path | None, folder: Path) -> dict:
+    """Lift and voxelise ``scene`` with geopurify, run the student once, save the inputs as .npy."""
+    import torch
 
-    coords: np.ndarray
-    segment: np.ndarray
-    truth: np.ndarray
+    from geopurify import api
+    from geopurify.config import SegmentConfig
+    from geopurify.student import AffinityNet, StudentConfig, load, save
 
-
-def make_layout(voxels: int, seed: int = 0) -> Layout:
-    """A room (floor, four walls) with box-shaped furniture on a 2 cm grid, cut to ``voxels`` voxels."""
-    rng = np.random.default_rng(seed)
-    # Room side n (voxels) and wall height h: floor n^2 + walls 4 n h, furniture adds ~15 %.
-    h = 120
-    n = int((-4 * h + np.sqrt(16 * h * h + 4 * voxels / 1.05)) / 2) + 2
-    parts, seg_ids = [], []
-
-    def add(block: np.ndarray) -> None:
-        parts.append(block)
-        seg_ids.append(np.full(len(block), len(seg_ids)))
-
-    a, b = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    add(np.stack([a.ravel(), b.ravel(), np.zeros(a.size, int)], 1))  # floor
-    w, z = np.meshgrid(np.arange(n), np.arange(1, h), indexing="ij")
-    w, z = w.ravel(), z.ravel()
-    add(np.stack([np.zeros_like(w), w, z], 1))
-    add(np.stack([np.full_like(w, n - 1), w, z], 1))
-    add(np.stack([w, np.zeros_like(w), z], 1))
-    add(np.stack([w, np.full_like(w, n - 1), z], 1))
-    for _ in range(max(2, voxels // 6000)):  # boxes: top and four sides
-        sx, sy, sz = rng.integers(8, 40, 3)
-        x0, y0 = rng.integers(2, max(3, n - sx - 2)), rng.integers(2, max(3, n - sy - 2))
-        u, v = np.meshgrid(np.arange(sx), np.arange(sy), indexing="ij")
-        top = np.stack([x0 + u.ravel(), y0 + v.ravel(), np.full(u.size, sz)], 1)
-        u, t = np.meshgrid(np.arange(sx), np.arange(1, sz), indexing="ij")
-        s1 = np.stack([x0 + u.ravel(), np.full(u.size, y0), t.ravel()], 1)
-        s2 = np.stack([x0 + u.ravel(), np.full(u.size, y0 + sy - 1), t.ravel()], 1)
-        v, t = np.meshgrid(np.arange(sy), np.arange(1, sz), indexing="ij")
-        s3 = np.stack([np.full(v.size, x0), y0 + v.ravel(), t.ravel()], 1)
-        s4 = np.stack([np.full(v.size, x0 + sx - 1), y0 + v.ravel(), t.ravel()], 1)
-        add(np.concatenate([top, s1, s2, s3, s4]))
-    coords = np.concatenate(parts)
-    segment = np.concatenate(seg_ids)
-    # Later parts (furniture) win where they overlap the room shell.
-    _, first = np.unique(coords[::-1], axis=0, return_index=True)
-    keep = len(coords) - 1 - first
-    if len(keep) < voxels:
-        raise RuntimeError(f"layout has only {len(keep)} voxels, wanted {voxels}")
-    keep = np.sort(rng.choice(keep, voxels, replace=False))
-    coords, segment = coords[keep].astype(np.int32), segment[keep]
-    seg_class = np.concatenate([[1, 0, 0, 0, 0], rng.integers(2, NUM_CLASSES, segment.max() - 4)])
-    return Layout(coords=coords, segment=segment, truth=seg_class[segment].astype(np.int64))
+    cfg = SegmentConfig()
+    sc = api.load_scene(scene, cfg.read)
+    enc = api.make_encoder(sc, cfg.lift)
+    text = api.resolve_text(sc, cfg.lift, enc)
+    lifted = api.lift_scene(sc, cfg.lift, text, enc)
+    grid, inputs, vfeat = api.voxel_inputs(sc, lifted.features, cfg.voxel_size)
+    if student_path is None:
+        torch.manual_seed(0)
+        student_path = folder / "student.safetensors"
+        save(AffinityNet(StudentConfig(in_dim=inputs.shape[1])), student_path)
+    model = load(student_path).eval()
+    with torch.no_grad():
+        emb = model(torch.from_numpy(grid.coords), torch.from_numpy(inputs)).float().numpy()
+    arrays = dict(coords=grid.coords.astype(np.int32), centers=grid.centers.astype(np.float32), inputs=inputs,
+                  vfeat=vfeat, text=text.normalized(), emb=emb)
+    for name, arr in arrays.items():
+        np.save(folder / f"{name}.npy", np.ascontiguousarray(arr))
+    return {"points": sc.num_points, "voxels": grid.num_voxels, "dim": vfeat.shape[1], "classes": len(text.names),
+            "student": str(student_path), "frames": lifted.stats.get("frames_used")}
 
 
-def make_inputs(voxels: int, seed: int = 0):
-    """Layout + student embeddings (V, 128), features (V, 518) float32, text (20, 512) float32."""
-    lay = make_layout(voxels, seed)
-    rng = np.random.default_rng(seed + 1)
-    v = len(lay.coords)
-    base = rng.standard_normal((lay.segment.max() + 1, EMBED_DIM)).astype(np.float32)
-    emb = base[lay.segment] + 1.0 * rng.standard_normal((v, EMBED_DIM)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
-    text = rng.standard_normal((NUM_CLASSES, SEM_DIM)).astype(np.float32)
-    text /= np.linalg.norm(text, axis=1, keepdims=True)
-    noisy = np.where(rng.random(v) < LABEL_NOISE, rng.integers(0, NUM_CLASSES, v), lay.truth)
-    feats = np.empty((v, SEM_DIM + 6), np.float32)
-    feats[:, :SEM_DIM] = text[noisy] + (2.0 / np.sqrt(SEM_DIM)) * rng.standard_normal((v, SEM_DIM))
-    feats[:, SEM_DIM : SEM_DIM + 3] = rng.random((v, 3))  # colour
-    feats[:, SEM_DIM + 3 :] = 0.0
-    feats[:, SEM_DIM + 5] = 1.0  # normal
-    return lay, emb, feats, text
-
-
-def reference_path(coords: np.ndarray, emb: np.ndarray, feats: np.ndarray, text: np.ndarray) -> dict:
+def released(coords, emb, feats, text, sem_dim: int) -> dict:
     """The released code's pooling, step for step (CPU)."""
     import faiss
     import torch
@@ -130,12 +100,12 @@ def reference_path(coords: np.ndarray, emb: np.ndarray, feats: np.ndarray, text:
     _, nbr = index.search(pts, K + 1)
     nbr = torch.from_numpy(nbr[:, 1:])  # drop the first hit (the voxel itself)
     t1 = time.perf_counter()
-    e = torch.from_numpy(emb)
+    e = F.normalize(torch.from_numpy(emb), dim=-1)
     v = len(e)
     rows = torch.arange(v).repeat_interleave(K)
     cols = nbr.flatten()
-    centre = e.repeat_interleave(K, dim=0)  # (V*K, 128)
-    neigh = e[cols]  # (V*K, 128)
+    centre = e.repeat_interleave(K, dim=0)  # (V*K, E)
+    neigh = e[cols]
     aff = torch.einsum("bd,bd->b", centre, neigh)
     del centre, neigh
     w = F.softmax(aff.view(v, K) * SHARPEN, dim=1).flatten()
@@ -144,176 +114,148 @@ def reference_path(coords: np.ndarray, emb: np.ndarray, feats: np.ndarray, text:
     for _ in range(18):
         x = torch.sparse.mm(A, x)
     t2 = time.perf_counter()
-    f = F.normalize(x[:, :SEM_DIM], dim=-1)
-    labels = (f @ F.normalize(torch.from_numpy(text), dim=-1).T).argmax(1).numpy()
+    f = F.normalize(x[:, :sem_dim], dim=-1)
+    labels = (f @ torch.from_numpy(text).T).argmax(1).numpy()
     t3 = time.perf_counter()
-    return {"labels": labels, "knn": t1 - t0, "pool": t2 - t1, "classify": t3 - t2, "total": t3 - t0}
+    return {"out": x[:, :sem_dim].numpy(), "labels": labels, "knn": t1 - t0, "pool": t2 - t1,
+            "classify": t3 - t2, "student": 0.0, "total": t3 - t0}
 
 
-def geopurify_path(coords, emb, feats, text, include_self: bool, steps: int) -> dict:
-    """geopurify: cKDTree, chunked CSR affinities, pooling the C class logits."""
-    from geopurify.pooling import PoolConfig, pool_logits
+def geopurify_path(method: str, arrays: dict, student_path: str) -> dict:
+    """Student forward + kNN + pool, as ``api.segment`` runs them (features or class logits)."""
+    import torch
 
-    cfg = PoolConfig(k=K, sharpen=SHARPEN, steps=steps, include_self=include_self)
+    from geopurify.pooling import PoolConfig, class_logits, purify
+    from geopurify.segment import classify
+    from geopurify.student import load
+
+    model = load(student_path).eval()
     t0 = time.perf_counter()
-    res = pool_logits(coords.astype(np.float64), emb, feats[:, :SEM_DIM], text, cfg)
-    labels = res.values.argmax(1)
+    with torch.no_grad():
+        emb = model(torch.from_numpy(arrays["coords"]).long(), torch.from_numpy(arrays["inputs"])).float()
     t1 = time.perf_counter()
-    return {"labels": labels, "knn": res.seconds_knn, "pool": res.seconds_pool, "total": t1 - t0}
+    text = torch.from_numpy(arrays["text"])
+    if method == "stencil19":
+        cfg = PoolConfig(k=K, sharpen=SHARPEN, steps=19, knn="stencil")
+    else:
+        cfg = PoolConfig(k=K, sharpen=SHARPEN)
+    x = torch.from_numpy(arrays["vfeat"])
+    if method == "labels":
+        x = class_logits(x, text)
+    res = purify(torch.from_numpy(arrays["centers"]), emb, x, cfg, coords=arrays["coords"])
+    out = res.values
+    labels = out.argmax(1) if method == "labels" else classify(out, text)
+    t2 = time.perf_counter()
+    return {"out": None if method == "labels" else np.asarray(out), "labels": np.asarray(torch.as_tensor(labels)),
+            "knn": res.seconds_knn, "pool": res.seconds_pool, "student": t1 - t0, "total": t2 - t0}
 
 
-INPUT_NAMES = ("coords", "emb", "feats", "text")
+def worker(method: str, folder: Path, student_path: str, threads: int | None) -> None:
+    import torch
 
-
-def save_inputs(folder: Path, voxels: int, seed: int) -> None:
-    """Write one size's inputs as .npy files, so every worker loads identical arrays."""
-    lay, emb, feats, text = make_inputs(voxels, seed)
-    for name, arr in zip(INPUT_NAMES, (lay.coords, emb, feats, text)):
-        np.save(folder / f"{name}.npy", arr)
-
-
-def worker(method: str, inputs: Path, labels_out: str) -> None:
-    import torch  # noqa: F401  (import cost outside the measured baseline delta)
-
+    if threads:
+        torch.set_num_threads(threads)
     if method == "released":
         import faiss  # noqa: F401
     else:
         import geopurify.pooling  # noqa: F401
-    # Loading (not generating) the inputs keeps the pre-run peak equal to the inputs' size.
-    coords, emb, feats, text = (np.load(inputs / f"{n}.npy") for n in INPUT_NAMES)
+        import geopurify.student  # noqa: F401
+    arrays = {n: np.load(folder / f"{n}.npy") for n in INPUTS}
     base = current_rss_mb()
     if method == "released":
-        out = reference_path(coords, emb, feats, text)
-    elif method == "geopurify":
-        out = geopurify_path(coords, emb, feats, text, include_self=False, steps=19)
-    elif method == "geopurify-defaults":
-        out = geopurify_path(coords, emb, feats, text, include_self=False, steps=18)
+        r = released(arrays["coords"], arrays["emb"], arrays["inputs"], arrays["text"], arrays["vfeat"].shape[1])
     else:
-        raise SystemExit(f"unknown method {method}")
-    np.save(labels_out, out.pop("labels"))
-    out.update(peak_mb=peak_rss_mb(), base_mb=base)
-    print(json.dumps(out))
+        r = geopurify_path(method, arrays, student_path)
+    if r["out"] is not None:
+        np.save(folder / f"out-{method}.npy", r["out"])
+    np.save(folder / f"labels-{method}.npy", r["labels"])
+    print(json.dumps({k: v for k, v in r.items() if k not in ("out", "labels")}
+                     | {"peak_mb": peak_rss_mb(), "base_mb": base, "threads": torch.get_num_threads()}))
 
 
-def reference_gb(voxels: int) -> float:
-    """Rough peak of the released path: two (V*K, 128) float32 gathers + COO indices/values."""
-    return voxels * K * (2 * EMBED_DIM * 4 + 40) / 2**30
+def compare(a: np.ndarray, b: np.ndarray) -> str:
+    """Max |a - b| relative to max |b|, and the median row cosine."""
+    rel = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    cos = np.sum(a * b, 1) / np.maximum(na * nb, 1e-30)
+    return f"max rel. diff {rel:.1e}; row cosine median {np.median(cos):.6f}, min {cos.min():.4f}"
+
+
+def make_synthetic(folder: Path, dim: int, seed: int) -> Path:
+    from geopurify.synthetic import SyntheticConfig, make_scene
+
+    return make_scene(folder, "pool512_00", dataclasses.replace(SyntheticConfig(), feature_dim=dim, seed=seed))
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--main", type=int, default=50_000, help="voxels of the head-to-head comparison")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000, 200_000])
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--ref-max-gb", type=float, default=None, help="skip the released path above this")
-    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "pooling.md")
-    ap.add_argument("--worker", choices=["released", "geopurify", "geopurify-defaults"])
+    ap.add_argument("--scene", type=Path, default=None, help="scene folder (default: a synthetic 512-d room)")
+    ap.add_argument("--student", type=Path, default=None, help="trained student (default: random init)")
+    ap.add_argument("--dim", type=int, default=512, help="feature dimension of the synthetic room")
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds; each round runs every method once, in turn")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads in every worker (default: torch's)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "pooling.md")
+    ap.add_argument("--worker", choices=METHODS)
     ap.add_argument("--inputs", type=Path)
-    ap.add_argument("--labels-out")
+    ap.add_argument("--student-path", default="")
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.inputs, args.labels_out)
+        worker(args.worker, args.inputs, args.student_path, args.threads)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    limit = args.ref_max_gb if args.ref_max_gb is not None else 0.6 * mem_available_gb()
-    sizes = sorted(set(args.sizes) | {args.main})
     load_start = os.getloadavg()[0]
-    results: dict[tuple[str, int], dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for v in sizes:
-            folder = Path(tmp) / f"inputs-{v}"
-            folder.mkdir()
-            save_inputs(folder, v, args.seed)
-            methods = ["geopurify", "released"] + (["geopurify-defaults"] if v == args.main else [])
-            for m in methods:
-                if m == "released" and reference_gb(v) > limit:
-                    log.info("skip released path at %d voxels: needs ~%.1f GB > %.1f GB", v, reference_gb(v), limit)
-                    continue
-                path = f"{tmp}/{m}-{v}.npy"
-                r = run_worker([__file__, "--worker", m, "--inputs", str(folder), "--labels-out", path])
-                r["labels"] = np.load(path)
-                results[(m, v)] = r
-                log.info("%s %d: %.2fs, peak %.0f MB", m, v, r["total"], r["peak_mb"])
-    truth = {v: make_layout(v, args.seed).truth for v in sizes}
-
-    def acc(m: str, v: int) -> str:
-        return f"{100 * (results[(m, v)]['labels'] == truth[v]).mean():.2f} %"
-
-    v = args.main
-    ref = results.get(("released", v))
-    lines = [f"# Geometry-Guided Pooling benchmark ({v:,} voxels, K={K}, 19 products, C={NUM_CLASSES})", ""]
+        folder = Path(tmp)
+        scene = args.scene or make_synthetic(folder / "scene", args.dim, args.seed)
+        info = prepare(scene, args.student, folder)
+        log.info("inputs: %s", info)
+        runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+        extra = ["--threads", str(args.threads)] if args.threads else []
+        for _ in range(args.repeat):  # methods in turn, so drifting machine load hits all of them alike
+            for m in METHODS:
+                r = run_worker([__file__, "--worker", m, "--inputs", str(folder), "--student-path", info["student"],
+                                *extra])
+                runs[m].append(r)
+                log.info("%s: %.2f s", m, r["total"])
+        outs = {m: np.load(folder / f"out-{m}.npy") for m in METHODS if (folder / f"out-{m}.npy").is_file()}
+        labels = {m: np.load(folder / f"labels-{m}.npy") for m in METHODS}
+    med = {m: {k: float(np.median([r[k] for r in rs])) for k in rs[0] if isinstance(rs[0][k], float)}
+           for m, rs in runs.items()}
+    ratios = {m: [a["total"] / b["total"] for a, b in zip(runs["released"], runs[m])] for m in METHODS}
     rows = []
-    for m in ("released", "geopurify", "geopurify-defaults"):
-        r = results.get((m, v))
-        if r is None:
-            continue
-        agree = f"{100 * (r['labels'] == ref['labels']).mean():.3f} %" if ref else "n/a"
-        speed = f"{ref['total'] / r['total']:.1f}x" if ref else "n/a"
-        rows.append(
-            [m, f"{r['knn']:.2f}", f"{r['pool']:.2f}", f"{r['total']:.2f}", speed,
-             f"{r['peak_mb']:.0f}", f"{r['peak_mb'] - r['base_mb']:.0f}", agree, acc(m, v)]
-        )  # fmt: skip
-    lines.append(
-        markdown_table(
-            [
-                "path",
-                "kNN s",
-                "affinity+pool s",
-                "total s",
-                "speed-up",
-                "peak RSS MB",
-                "peak - inputs MB",
-                "label agreement vs released",
-                "accuracy vs truth",
-            ],
-            rows,
-        )  # fmt: skip
-    )
-    _, _, feats, text_emb = make_inputs(v, args.seed)
-    raw = (feats[:, :SEM_DIM] @ text_emb.T).argmax(1)
-    lines += [
-        "",
-        f"Accuracy vs truth before pooling (argmax of the lifted features): {100 * (raw == truth[v]).mean():.2f} %",
-    ]
-    del feats
-    lines += ["", "## Memory growth (peak RSS of each path's own process)", ""]
-    rows = []
-    for s in sizes:
-        g, r = results[("geopurify", s)], results.get(("released", s))
-        rows.append(
-            [f"{s:,}", f"{g['total']:.2f}", f"{g['peak_mb']:.0f}", f"{g['peak_mb'] - g['base_mb']:.0f}",
-             f"{r['total']:.2f}" if r else f"skipped (~{reference_gb(s):.0f} GB)",
-             f"{r['peak_mb']:.0f}" if r else "-", f"{r['peak_mb'] - r['base_mb']:.0f}" if r else "-"]
-        )  # fmt: skip
-    lines.append(
-        markdown_table(
-            [
-                "voxels",
-                "geopurify s",
-                "geopurify peak MB",
-                "geopurify peak - inputs MB",
-                "released s",
-                "released peak MB",
-                "released peak - inputs MB",
-            ],
-            rows,
-        )  # fmt: skip
-    )
+    for m in METHODS:
+        r = med[m]
+        out = "labels (V,)" if m == "labels" else f"features (V, {info['dim'] + (6 if m == 'released' else 0)})"
+        vs = "-" if m == "released" else (
+            compare(outs[m], outs["released"]) if m in outs else "labels only")
+        rows.append([TITLES[m], out, f"{r['student']:.2f}", f"{r['knn']:.2f}", f"{r['pool']:.2f}", f"{r['total']:.2f}",
+                     "1.0x" if m == "released" else f"{np.median(ratios[m]):.1f}x "
+                     f"({min(ratios[m]):.1f}-{max(ratios[m]):.1f})",
+                     f"{r['peak_mb']:.0f}", vs, f"{100 * (labels[m] == labels['released']).mean():.3f} %"])
+    head = ["path", "output", "student s", "kNN s", "affinity+pool s", "total s", "speed-up (median, min-max)",
+            "peak RSS MB", "output vs released", "labels = released"]
     import torch
 
-    lines += [
+    room = args.scene or f"synthetic (geopurify.synthetic, seed {args.seed}, {args.dim}-d features)"
+    lines = [
+        f"# Geometry-Guided Pooling: released code vs geopurify ({info['voxels']:,} voxels, K={K}, D={info['dim']})",
         "",
-        f"CPU threads: torch {torch.get_num_threads()}; synthetic room, {int(LABEL_NOISE * 100)} % label noise, "
-        f"seed {args.seed}. 'peak - inputs' subtracts the RSS after imports and loading the inputs "
-        "(saved once per size, loaded by every process). "
-        f"1-min load average {load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end, on {os.cpu_count()} CPUs "
-        "(timings on a shared machine; both paths ran under the same conditions).",
+        markdown_table(head, rows),
+        "",
+        f"Room: {room}; "
+        f"{info['points']:,} points, {info['voxels']:,} voxels, {info['frames']} frames, C = {info['classes']}. "
+        f"Student: {'trained, ' + str(args.student) if args.student else 'randomly initialised, default size'}. "
+        f"Seconds: median of {args.repeat} rounds, each round running every path once in turn, each in its own "
+        f"process; speed-up = released total / this total, paired round by round. torch threads "
+        f"{runs['default'][0]['threads']} ({torch.__version__}); 1-min load average {load_start:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at end on {os.cpu_count()} CPUs (a machine shared with other jobs: quote ratios).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    from geopurify.utils.atomic import write_text
-
-    write_text(args.out, text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    (args.out.with_suffix(".json")).write_text(json.dumps({"info": info, "runs": runs}, indent=1))
     return 0
 
 

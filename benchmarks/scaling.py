@@ -58,13 +58,73 @@ def run_one(scene: Path, student: Path, out: Path, extra: list[str]) -> dict:
     return {"wall_s": wall, "peak_rss_mib": max(peak, before) / 1024, "run": run}
 
 
+def flat_main(a) -> None:
+    """``--flat-rooms``: multi-room flats (geopurify.synthetic.flat), which keep growing past one room."""
+    from geopurify.synthetic import SyntheticConfig
+    from geopurify.synthetic.flat import make_flat
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in sorted(a.flat_rooms):
+        name = f"flat{n}_00"
+        scene = WORK / name
+        t0 = time.perf_counter()
+        if not (scene / "run_ok").is_file():
+            cfg = dataclasses.replace(SyntheticConfig(), target_points=a.room_points, n_frames=a.frames)
+            make_flat(WORK, name, rooms=n, config=cfg)
+            (scene / "run_ok").write_text("ok")
+        gen = time.perf_counter() - t0
+        import numpy as np
+
+        dim = int(np.load(scene / "text_embeddings.npz")["embeddings"].shape[1])
+        student = Path(a.student) if a.student else make_student(WORK / f"student_random_{dim}.safetensors", dim + 6)
+        res = run_one(scene, student, WORK / f"out_flat{n}", a.extra)
+        c, s = res["run"]["counts"], res["run"]["seconds"]
+        rows.append({"rooms": n, "points": c["points"], "voxels": c.get("voxels"), "frames": c.get("frames_used"),
+                     "generate_s": round(gen, 1), "wall_s": round(res["wall_s"], 1),
+                     "peak_rss_mib": round(res["peak_rss_mib"]), **{f"{k}_s": v for k, v in s.items()}})
+        print(json.dumps(rows[-1]), flush=True)
+    stages = ["read", "lift", "student", "knn", "pool", "classify", "write"]
+    lines = ["| rooms | points | voxels | frames | " + " | ".join(f"{st} s" for st in stages)
+             + " | total s | peak RSS MiB |", "|" + "---|" * (len(stages) + 6)]
+    for r in rows:
+        lines.append(f"| {r['rooms']} | {r['points']:,} | {r['voxels'] or 0:,} | {r['frames']} | "
+                     + " | ".join(f"{r.get(st + '_s', 0):.2f}" for st in stages)
+                     + f" | {r['wall_s']:.1f} | {r['peak_rss_mib']:,} |")
+    if len(rows) >= 2:
+        lo, hi = rows[0], rows[-1]
+        lines += ["", f"From {lo['voxels']:,} to {hi['voxels']:,} voxels ({hi['voxels'] / lo['voxels']:.2f}x): "
+                      f"total time {hi['wall_s'] / lo['wall_s']:.2f}x, peak RSS {hi['peak_rss_mib']:,} MiB."]
+    import os
+
+    import torch
+
+    meta = (f"`python benchmarks/scaling.py --flat-rooms {' '.join(map(str, sorted(a.flat_rooms)))} "
+            f"--room-points {a.room_points}`: {platform.machine()}, torch {torch.__version__}, "
+            f"{os.cpu_count()} CPUs, 1-min load average {os.getloadavg()[0]:.1f} at the end; "
+            f"date {time.strftime('%Y-%m-%d')}. "
+            "Each size is one `geopurify segment` process (purified, features written, thread policy of "
+            "geopurify.utils.device.configure_threads); wall seconds of the whole process.")
+    (RESULTS / "scaling_flat.md").write_text(f"{meta}\n\n" + "\n".join(lines) + "\n")
+    (RESULTS / "scaling_flat.json").write_text(json.dumps(rows, indent=2))
+    print(meta)
+    print("\n".join(lines))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000, 1_000_000, 3_000_000])
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--student", default=None)
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more segment options")
+    ap.add_argument("--flat-rooms", type=int, nargs="+", default=None,
+                    help="multi-room flats of these room counts instead of single rooms of --sizes points")
+    ap.add_argument("--room-points", type=int, default=300_000, help="points per room of a flat")
     a = ap.parse_args()
+    if a.flat_rooms:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        flat_main(a)
+        return
 
     from geopurify.synthetic import SyntheticConfig, make_scene
 

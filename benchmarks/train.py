@@ -1,113 +1,132 @@
-"""Seconds per distillation step against voxel count and student width (CPU or GPU).
+"""Distillation speed: seconds per training step and to build the contrastive table, this tree vs another.
 
-Usage: .venv/bin/python benchmarks/train.py [--voxels 10000 50000 100000] [--widths 32 64 128]
-       [--blocks 3] [--repeat 2] [--device auto]
-Scenes are synthetic rooms (floor + walls + boxes) voxelised at 2 cm, with random 32-d "lifted" inputs
-and the geometric teacher's features; one step = sampling + forward + backward + AdamW update.
+A step = drawing a sample from the precomputed :class:`ContrastiveTable` (what training does for
+rooms of this size) + forward + InfoNCE + backward + AdamW update, at the default settings (4096
+anchors, 48 macro + 16 micro negatives, width 32, 3 blocks). The table is the per-voxel positives and
+negatives of the teacher. The room: the synthetic box room of ``--voxels`` voxels (2 cm) with random
+inputs and teacher features (same cost as real ones).
+
+With ``--vs SRC`` every measurement also runs with ``PYTHONPATH=SRC`` (e.g. a checkout of an older
+commit), the two in turn in fresh processes, and the ratio is taken round by round.
+
+    python benchmarks/train.py --vs /tmp/c723067/src      # writes benchmarks/results/train.md
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
 
-from geopurify.distill import TrainConfig, TrainScene, sample_contrastive
-from geopurify.distill.sampler import info_nce
-from geopurify.geometry import voxelize
-from geopurify.student import AffinityNet, StudentConfig, build_kernel_map
-from geopurify.utils.device import pick_device
-
-log = logging.getLogger("benchmarks.train")
+HERE = Path(__file__).resolve().parent
 
 
-def synthetic_room(target_voxels: int, voxel: float = 0.02, seed: int = 0) -> TrainScene:
-    """A box room whose surface has about ``target_voxels`` voxels (one point per voxel centre)."""
+def synthetic_room(target_voxels: int, voxel: float = 0.02, seed: int = 0):
+    """A box room whose surface has about ``target_voxels`` voxels: (coords, centers, inputs, teacher)."""
+    from geopurify.geometry import voxelize
+
     rng = np.random.default_rng(seed)
-    # surface area ~ floor + ceiling-less 4 walls: side s, height h=s/2 -> area = s^2 + 2 s^2
     side = np.sqrt(target_voxels * voxel**2 / 3.0)
-    h = side / 2
     g = np.arange(0, side, voxel) + voxel / 2
-    gh = np.arange(0, h, voxel) + voxel / 2
+    gh = np.arange(0, side / 2, voxel) + voxel / 2
     a, b = np.meshgrid(g, g, indexing="ij")
     floor = np.stack([a.ravel(), b.ravel(), np.zeros(a.size)], 1)
     a, c = np.meshgrid(g, gh, indexing="ij")
     walls = [np.stack([a.ravel(), np.full(a.size, y), c.ravel()], 1) for y in (0.0, side)]
     walls += [np.stack([np.full(a.size, x), a.ravel(), c.ravel()], 1) for x in (0.0, side)]
-    pts = np.concatenate([floor, *walls]).astype(np.float32)
-    grid = voxelize(pts, voxel)
+    grid = voxelize(np.concatenate([floor, *walls]).astype(np.float32), voxel)
     v = grid.num_voxels
-    inputs = rng.standard_normal((v, 38)).astype(np.float32)
-    teacher = rng.standard_normal((v, 16)).astype(np.float32)
-    return TrainScene(f"room{v}", grid.coords, grid.centers, inputs, teacher)
+    return grid.coords, grid.centers, rng.standard_normal((v, 38)).astype(np.float32), \
+        rng.standard_normal((v, 16)).astype(np.float32)
 
 
-def time_step(scene: TrainScene, width: int, blocks: int, cfg: TrainConfig, device: torch.device, repeat: int) -> dict:
+def worker(voxels: int, steps: int, threads: int | None) -> dict:
+    import torch
+
+    from geopurify.distill import ContrastiveTable, TrainConfig
+    from geopurify.distill.sampler import info_nce
+    from geopurify.student import AffinityNet, StudentConfig, build_kernel_map
+
+    if threads:
+        torch.set_num_threads(threads)
+    coords, centers, inputs, teacher = synthetic_room(voxels)
+    cfg = TrainConfig()
+    t0 = time.perf_counter()
+    table = ContrastiveTable.build(torch.from_numpy(teacher), centers, cfg.macro_negatives, cfg.micro_negatives,
+                                   cfg.micro_pool)
+    t_table = time.perf_counter() - t0
     torch.manual_seed(0)
-    model = AffinityNet(StudentConfig(in_dim=scene.inputs.shape[1], width=width, blocks=blocks)).to(device)
+    model = AffinityNet(StudentConfig(in_dim=inputs.shape[1]))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    coords = torch.as_tensor(scene.coords.astype(np.int64), device=device)
-    x = torch.as_tensor(scene.inputs, device=device)
-    teacher = torch.as_tensor(scene.teacher, device=device)
-    t = time.perf_counter()
-    kmap = build_kernel_map(coords)
-    t_map = time.perf_counter() - t
-    times = {"sample": [], "forward": [], "backward": []}
-    for r in range(repeat + 1):  # first round warms up
-        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    c, x = torch.from_numpy(coords.astype(np.int64)), torch.from_numpy(inputs)
+    kmap = build_kernel_map(c)
+    times = []
+    for r in range(steps + 1):  # the first step warms up
         t0 = time.perf_counter()
-        s = sample_contrastive(
-            teacher,
-            scene.centers,
-            cfg.anchors,
-            cfg.macro_negatives,
-            cfg.micro_negatives,
-            cfg.micro_pool,
-            generator=torch.Generator().manual_seed(r),
-        )
-        sync()
-        t1 = time.perf_counter()
-        loss = info_nce(model(coords, x, kmap), s, cfg.temperature)
-        sync()
-        t2 = time.perf_counter()
+        s = table.sample(cfg.anchors, torch.Generator().manual_seed(r))
+        loss = info_nce(model(c, x, kmap), s, cfg.temperature)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sync()
-        t3 = time.perf_counter()
         if r:
-            times["sample"].append(t1 - t0)
-            times["forward"].append(t2 - t1)
-            times["backward"].append(t3 - t2)
-    med = {k: float(np.median(v)) for k, v in times.items()}
-    return {"voxels": scene.num_voxels, "width": width, "kmap_s": t_map, **med, "step_s": sum(med.values())}
+            times.append(time.perf_counter() - t0)
+    return {"voxels": len(coords), "table_s": t_table, "step_s": float(np.median(times)),
+            "threads": torch.get_num_threads(), "loss": float(loss.detach())}
+
+
+def run(src: str, args) -> dict:
+    env = {**os.environ, "PYTHONPATH": src}
+    cmd = [sys.executable, __file__, "--worker", "--voxels", str(args.voxels), "--steps", str(args.steps)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--voxels", type=int, nargs="+", default=[10_000, 50_000, 100_000])
-    p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
-    p.add_argument("--blocks", type=int, default=TrainConfig.blocks)
-    p.add_argument("--repeat", type=int, default=2)
-    p.add_argument("--device", default="auto")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    device = pick_device(args.device)
-    cfg = TrainConfig()
-    print(f"device {device}, threads {torch.get_num_threads()}, blocks {args.blocks}, anchors {cfg.anchors}")
-    print(f"{'voxels':>8} {'width':>5} {'kmap s':>7} {'sample s':>8} {'fwd s':>7} {'bwd+opt s':>9} {'step s':>7}")
-    for nv in args.voxels:
-        scene = synthetic_room(nv)
-        for w in args.widths:
-            r = time_step(scene, w, args.blocks, cfg, device, args.repeat)
-            print(
-                f"{r['voxels']:>8} {r['width']:>5} {r['kmap_s']:>7.3f} {r['sample']:>8.3f} "
-                f"{r['forward']:>7.3f} {r['backward']:>9.3f} {r['step_s']:>7.3f}",
-                flush=True,
-            )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--voxels", type=int, default=50_000)
+    ap.add_argument("--steps", type=int, default=5, help="timed steps per process (median)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--vs", default=None, help="PYTHONPATH of the tree to compare with")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "train.md")
+    ap.add_argument("--worker", action="store_true")
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.voxels, args.steps, args.threads)))
+        return
+    here = str(HERE.parent / "src")
+    rows = {"this": [], "vs": []}
+    for _ in range(args.rounds):
+        rows["this"].append(run(here, args))
+        if args.vs:
+            rows["vs"].append(run(args.vs, args))
+        print(json.dumps({k: v[-1] for k, v in rows.items() if v}), flush=True)
+    med = {k: {f: float(np.median([r[f] for r in v])) for f in ("table_s", "step_s")} for k, v in rows.items() if v}
+    lines = [f"# Distillation speed ({rows['this'][0]['voxels']:,} voxels, default TrainConfig)", "",
+             "| tree | contrastive table s | training step s |", "| --- | --- | --- |",
+             f"| this tree | {med['this']['table_s']:.2f} | {med['this']['step_s']:.3f} |"]
+    if args.vs:
+        lines.append(f"| `{args.vs}` | {med['vs']['table_s']:.2f} | {med['vs']['step_s']:.3f} |")
+        rt = [b["table_s"] / a["table_s"] for a, b in zip(rows["this"], rows["vs"])]
+        rs = [b["step_s"] / a["step_s"] for a, b in zip(rows["this"], rows["vs"])]
+        lines.append(f"| speed-up (median, min-max of {args.rounds} paired rounds) | {np.median(rt):.2f}x "
+                     f"({min(rt):.2f}-{max(rt):.2f}) | {np.median(rs):.2f}x ({min(rs):.2f}-{max(rs):.2f}) |")
+    lines += ["", f"Seconds: median over {args.rounds} rounds (each a fresh process per tree, the trees in turn); "
+              f"a step is the median of {args.steps} steps after one warm-up. torch threads "
+              f"{rows['this'][0]['threads']}; 1-min load average {os.getloadavg()[0]:.1f} at the end on "
+              f"{os.cpu_count()} CPUs (shared machine: quote the ratios)."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
 
 
 if __name__ == "__main__":
