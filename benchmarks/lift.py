@@ -113,7 +113,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs per size; the fastest counts")
     ap.add_argument("--real", action="store_true", help=f"also lift a real 7-Scenes sequence ({SEVEN_SCENES})")
     ap.add_argument("--out", type=Path, help="also write the table (and the setup) to this markdown file")
+    ap.add_argument("--vs", default=None, help="PYTHONPATH of another tree: run the same sizes there first, "
+                    "then here, and add its seconds and the speed-up")
+    ap.add_argument("--json", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    other = None
+    if args.vs:
+        import json
+        import subprocess
+        import sys
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, __file__, "--dim", str(args.dim), "--fusion", args.fusion, "--sizes", args.sizes,
+                   "--repeat", str(args.repeat), "--json", f"{tmp}/rows.json"] + (["--real"] if args.real else [])
+            subprocess.run(cmd, env={**os.environ, "PYTHONPATH": args.vs}, check=True)
+            other = json.loads(Path(f"{tmp}/rows.json").read_text())
     logging.basicConfig(level=logging.WARNING)
     rng = np.random.default_rng(0)
     maps = [rng.normal(size=(120, 160, args.dim)).astype(np.float16) for _ in range(4)]
@@ -143,6 +158,14 @@ def main(argv: list[str] | None = None) -> None:
             row += [f"{res.point_views / dt / 1e6:.1f} M", f"{n * nf / dt / 1e6:.1f} M"]
             rows.append(row)
             print(" | ".join(str(c) for c in row), flush=True)
+    if args.json:
+        import json
+
+        args.json.write_text(json.dumps(rows))
+        return
+    if other is not None:
+        head = head[:6] + [f"seconds, {args.vs}", "speed-up"] + head[6:]
+        rows = [r[:6] + [o[5], f"{float(o[5]) / float(r[5]):.1f}x"] + r[6:] for r, o in zip(rows, other)]
     if args.out:
         from common import markdown_table
 
@@ -153,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             f"back-projected from every 10th frame. Seconds are the best of {args.repeat} runs. 1-min load "
             f"average {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end: the machine was shared, so "
             f"timings are noisy."
+            + (f" The other tree ({args.vs}) ran the same sizes in a subprocess just before." if other else "")
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(f"# Lifting throughput\n\n{markdown_table(head, rows)}\n\n{note}\n")
