@@ -61,8 +61,9 @@ def versions() -> dict[str, str]:
     }
 
 
-def read_options(cfg: ReadConfig) -> ReadOptions:
+def read_options(cfg: ReadConfig, before_fusion=None) -> ReadOptions:
     return ReadOptions(
+        before_fusion=before_fusion,
         frame_skip=cfg.frame_skip,
         depth_scale=cfg.depth_scale,
         max_frames=cfg.max_frames,
@@ -73,8 +74,16 @@ def read_options(cfg: ReadConfig) -> ReadOptions:
     )
 
 
-def load_scene(path: str | Path, cfg: ReadConfig) -> Scene:
-    scene = read_scene(path, read_options(cfg))
+def load_scene(path: str | Path, cfg: ReadConfig, lift: LiftOptions | None = None, student=None) -> Scene:
+    """Read a scene (normals estimated when missing); with ``lift``, feature files are checked before
+    any cloud is fused from depth (:func:`geopurify.checks.early_check`)."""
+    from functools import partial
+
+    from .checks import early_check
+
+    early = partial(early_check, encoder=lift.encoder, text=lift.text,
+                    student_dim=student.config.in_dim - 6 if student is not None else None) if lift else None
+    scene = read_scene(path, read_options(cfg, early))
     if scene.normals is None:
         from .geometry import estimate_normals
 
@@ -277,7 +286,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig |
 
         student = load_student(cfg.student)
     with t("read"):
-        scene = load_scene(scene_path, cfg.read)
+        scene = load_scene(scene_path, cfg.read, cfg.lift, student)
     encoder = make_encoder(scene, cfg.lift)
     text = resolve_text(scene, cfg.lift, encoder)
     need = check_memory(scene, text, cfg)
@@ -397,7 +406,7 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
     """Read, lift and voxelise one scene into a :class:`geopurify.distill.TrainScene`."""
     from .distill import TrainScene
 
-    scene = load_scene(path, cfg.read)
+    scene = load_scene(path, cfg.read, cfg.lift)
     encoder = make_encoder(scene, cfg.lift)
     text = resolve_text(scene, cfg.lift, encoder)
     report = preflight(scene, encoder, text, None, cfg.voxel_size)

@@ -389,7 +389,14 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
     """
     rep = check_scene(scene, cfg, voxel_size=voxel_size, encoder=encoder, text_dim=text_dim,
                       memory_bytes=memory_bytes)
-    ff = rep.features
+    refuse(rep.features, encoder, text_dim, student_dim)
+    for w in rep.warnings:
+        log.warning("%s", w)
+    return rep
+
+
+def refuse(ff: FeatureFiles | None, encoder: str, text_dim: int | None, student_dim: int | None) -> None:
+    """Raise for what would make lifting or purification fail (see :func:`preflight`)."""
     if ff is not None and encoder == "precomputed" and ff.present == 0:
         other = f"; it holds {', '.join(ff.found_other[:3])}" if ff.found_other else ""
         raise InputError(
@@ -406,9 +413,30 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
             f"the student expects {student_dim}-d features but this scene's are {text_dim}-d: "
             "train a student on features from the same 2D model"
         )
-    for w in rep.warnings:
-        log.warning("%s", w)
-    return rep
+
+
+def early_check(scene: Scene, encoder: str = "auto", text: str | None = None, student_dim: int | None = None) -> None:
+    """The feature checks of :func:`preflight` on a scene whose frames are read but whose cloud is not yet
+    fused from depth (readers call it through ``ReadOptions.before_fusion``), so a missing or mis-named
+    ``features_2d/`` or a student of another feature size is refused before the fusion's minutes.
+
+    Only files are looked at: the precomputed features' names and D, and D of ``text`` (a text-embedding
+    file) or of the scene's ``text_embeddings.npz``. Other encoders are checked later, by :func:`preflight`.
+    """
+    root = scene.root if scene.root is None or scene.root.is_dir() else scene.root.parent
+    if root is None:
+        return
+    if encoder == "auto":
+        encoder = "precomputed" if (root / "features_2d").is_dir() else "other"
+    if encoder != "precomputed":
+        return
+    text_dim = None
+    te = Path(text) if text else root / "text_embeddings.npz"
+    if te.is_file():
+        from .encoders import load_text_embeddings
+
+        text_dim = int(load_text_embeddings(te).embeddings.shape[1])
+    refuse(feature_files(scene), encoder, text_dim, student_dim)
 
 
 def after_lift(rep: SceneReport, points_seen: int, points: int, cfg: CheckConfig | None = None) -> None:

@@ -134,3 +134,30 @@ def test_inspect_bad_intrinsics_is_one_line_exit_2(tmp_path, capsys):
     assert main(["inspect", str(d)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "focal lengths must be positive" in err[0]
+
+
+def test_mis_named_features_refused_before_fusing_a_cloud(tmp_path, monkeypatch, capsys):
+    """A capture without a mesh: the feature names are checked before the (slow) fusion from depth."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+    from io_synth import poses_circle
+    from test_input_validation import write_yaml_capture
+
+    import geopurify.io.rgbd as rgbd
+
+    cap = tmp_path / "cap"
+    write_yaml_capture(cap, poses_circle(3))
+    (cap / "features_2d").mkdir()
+    for i in range(3):  # named as TUM would name them, not by the colour stems 000, 001, 002
+        np.savez(cap / "features_2d" / f"{100 + i / 10:.6f}.npz", feat=np.zeros((4, 4, 2), np.float32))
+
+    def boom(*a, **k):
+        raise AssertionError("fusion started")
+
+    monkeypatch.setattr(rgbd, "fuse_depth", boom)
+    assert main(["segment", str(cap), "--no-purify", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 3 frames has a feature file: expected 000.npz, 001.npz, 002.npz" in err
+    assert "colour file's stem" in err and "100.000000.npz" in err

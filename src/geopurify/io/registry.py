@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class ReadOptions:
         layout: a reader name, or "auto" to detect.
         labels_tsv: ScanNet's ``scannetv2-labels.combined.tsv`` (for ScanNet200 ids from aggregations).
         reader_options: keyword options of the chosen reader's constructor (e.g. TUM ``camera``).
+        before_fusion: called with the scene (frames read, no points yet) before a cloud is fused from
+            depth, so cheap checks can refuse a scene before that expensive step.
     """
 
     frame_skip: int = 1
@@ -38,6 +41,7 @@ class ReadOptions:
     layout: str = "auto"
     labels_tsv: str | None = None
     reader_options: dict = field(default_factory=dict)
+    before_fusion: Callable[[Scene], None] | None = None
 
 
 class Reader(ABC):

@@ -108,6 +108,8 @@ def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_k
         return
     if not scene.frames:
         raise InputError(f"{scene.root}: no usable frames to build a point cloud from (and no mesh)")
+    if options.before_fusion is not None:
+        options.before_fusion(scene)
     cloud = fuse_depth(scene.frames, voxel_size=options.fuse_voxel_size, **fuse_kwargs)
     scene.points, scene.colors, scene.normals = cloud
     scene.meta["fused_from_depth"] = {"frames": len(scene.frames), "voxel_size": options.fuse_voxel_size}
