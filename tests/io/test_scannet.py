@@ -103,3 +103,14 @@ def test_missing_path_and_unknown_layout(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no reader recognises"):
         read_scene(tmp_path / "empty")
+
+
+def test_export_layout_without_mesh_fuses_a_cloud(tmp_path):
+    """color/, depth/, pose/, intrinsic/ and no mesh: recognised, the cloud fused from depth."""
+    d = write_tiny_scannet(tmp_path, frames=3, labels=False)
+    (d / f"{d.name}_vh_clean_2.ply").unlink()
+    scene = read_scene(d, ReadOptions(fuse_voxel_size=0.02))
+    assert scene.meta["layout"] == "scannet" and scene.meta["fused_from_depth"]["frames"] == 3
+    assert scene.num_points > 500 and scene.labels is None
+    np.testing.assert_allclose(scene.points[:, 2], 2.0, atol=0.011)  # the plane the depth (2 m) sees
+    assert [f.frame_id for f in scene.frames] == ["0", "1", "2"]
