@@ -159,3 +159,26 @@ def test_table_in_several_knn_blocks_gives_the_same_sample(monkeypatch):
     b = sample_contrastive(teacher, centers, 300, 6, 3, 12, generator=torch.Generator().manual_seed(3))
     for f in ("anchors", "positives", "macro", "micro"):
         assert torch.equal(getattr(a, f), getattr(b, f)), f
+
+
+def test_local_positives_come_from_the_spatial_pool():
+    import numpy as np
+    import torch
+
+    from geopurify.distill.sampler import sample_contrastive
+    from geopurify.geometry import knn
+
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(0, 1, (400, 3)).astype(np.float32)
+    teacher = torch.from_numpy(rng.standard_normal((400, 8)).astype(np.float32))
+    g = torch.Generator().manual_seed(0)
+    s = sample_contrastive(teacher, centers, 50, 4, 4, 10, generator=g, local_positives=True)
+    nb, _ = knn(centers, centers[s.anchors.numpy()], 11)
+    t = torch.nn.functional.normalize(teacher, dim=1)
+    for a, p, row in zip(s.anchors.tolist(), s.positives.tolist(), nb):
+        pool = [j for j in row.tolist() if j != a][:10]
+        assert p in pool and p != a
+        assert int(torch.argmax(t[pool] @ t[a])) == pool.index(p)
+    g = torch.Generator().manual_seed(0)
+    glob = sample_contrastive(teacher, centers, 50, 4, 4, 10, generator=g)
+    assert not torch.equal(glob.positives, s.positives)  # the scene-wide positive is elsewhere

@@ -15,7 +15,9 @@ class TrainConfig:
     """Label-free distillation settings.
 
     Defaults train two ~50k-voxel scenes in under 10 minutes on 2 CPU cores (see the report /
-    ``benchmarks/train.py``); raise ``steps`` and ``width`` on a GPU.
+    ``benchmarks/train.py``); raise ``steps`` and ``width`` on a GPU. With ``crop`` (3 m squares) a step
+    costs the crop's share of each room, so two real 165k-voxel ScanNet rooms also train in minutes
+    (``benchmarks/ablation.py``).
 
     Attributes:
         anchors, macro_negatives, micro_negatives, micro_pool, temperature: contrastive sampling and InfoNCE.
@@ -23,6 +25,8 @@ class TrainConfig:
         steps: optimisation steps; each step uses ``scenes_per_step`` scenes (0 = all of them).
         crop: side, in metres, of the random square (x-y, full height) each scene contributes per step;
             anchors, positives and negatives come from the crop. 0 = the whole scene every step.
+        local_positives: each anchor's positive is its most teacher-similar voxel among its ``micro_pool``
+            spatial neighbours (the voxels pooling weighs) instead of in the whole scene (the paper's).
         seed: model init and sampling seed.
         width, out_dim, blocks: student architecture.
         voxel_size: metres (recorded; scenes arrive voxelised).
@@ -41,7 +45,8 @@ class TrainConfig:
     warmup: int = 5
     steps: int = 60
     scenes_per_step: int = 0
-    crop: float = 0.0
+    crop: float = 3.0
+    local_positives: bool = False
     seed: int = 0
     width: int = 32
     out_dim: int = 128

@@ -40,6 +40,7 @@ def sample_contrastive(
     micro_pool: int = 96,
     generator: torch.Generator | None = None,
     chunk: int = 512,
+    local_positives: bool = False,
 ) -> ContrastiveSample:
     """Pick anchors, positives and negatives by cosine similarity of teacher features.
 
@@ -51,12 +52,15 @@ def sample_contrastive(
         micro_pool: spatial neighbours (excluding the anchor) searched for micro negatives.
         generator: CPU generator choosing the anchors (seeded by the trainer for reproducibility).
         chunk: anchors per similarity block; memory is O(chunk x V), never O(A x V).
+        local_positives: take the positive among the ``micro_pool`` spatial neighbours, not the scene.
 
     Returns:
         :class:`ContrastiveSample`.
     """
     anc = draw_anchors(teacher.shape[0], anchors, generator).to(teacher.device)
-    pos, macro, micro = contrastive_rows(teacher, centers, anc, macro_negatives, micro_negatives, micro_pool, chunk)
+    pos, macro, micro = contrastive_rows(
+        teacher, centers, anc, macro_negatives, micro_negatives, micro_pool, chunk, local_positives=local_positives
+    )
     return ContrastiveSample(anc, pos, macro, micro)
 
 
@@ -92,8 +96,13 @@ def contrastive_rows(
     micro_pool: int,
     chunk: int = 512,
     progress: bool = False,
+    local_positives: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Positive (A,), macro (A, M) and micro (A, m) negatives of the voxels ``ids`` (A,), chunked."""
+    """Positive (A,), macro (A, M) and micro (A, m) negatives of the voxels ``ids`` (A,), chunked.
+
+    The positive is the most teacher-similar voxel of the whole scene, or with ``local_positives`` of the
+    anchor's ``micro_pool`` spatial neighbours (the ones pooling will weigh).
+    """
     from scipy.spatial import cKDTree
     from tqdm.auto import tqdm
 
@@ -119,10 +128,13 @@ def contrastive_rows(
         sim = t[cid] @ t.T  # (c, V)
         rows = torch.arange(cid.numel(), device=sim.device)
         sim[rows, cid] = -torch.inf  # the anchor is neither its own positive...
-        pos_out.append(sim.argmax(dim=1))
+        if not local_positives:
+            pos_out.append(sim.argmax(dim=1))
         sim[rows, cid] = torch.inf  # ...nor its own negative
         macro_out.append(sim.topk(m_macro, dim=1, largest=False).indices)
-        nb_sim = torch.gather(sim, 1, nb)
+        nb_sim = torch.gather(sim, 1, nb)  # nb never holds the anchor itself
+        if local_positives:
+            pos_out.append(torch.gather(nb, 1, nb_sim.argmax(dim=1, keepdim=True))[:, 0])
         micro_out.append(torch.gather(nb, 1, nb_sim.topk(m_micro, dim=1, largest=False).indices))
     return torch.cat(pos_out), torch.cat(macro_out), torch.cat(micro_out)
 
@@ -149,9 +161,12 @@ class ContrastiveTable:
         micro_negatives: int = 16,
         micro_pool: int = 96,
         chunk: int = 512,
+        local_positives: bool = False,
     ) -> ContrastiveTable:
         ids = torch.arange(teacher.shape[0], device=teacher.device)
-        rows = contrastive_rows(teacher, centers, ids, macro_negatives, micro_negatives, micro_pool, chunk, True)
+        rows = contrastive_rows(
+            teacher, centers, ids, macro_negatives, micro_negatives, micro_pool, chunk, True, local_positives
+        )
         return cls(*rows)
 
     def sample(self, anchors: int, generator: torch.Generator | None = None) -> ContrastiveSample:

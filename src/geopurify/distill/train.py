@@ -82,7 +82,8 @@ class _SceneTensors:
         if config.crop <= 0 and config.steps * min(config.anchors, scene.num_voxels) > 2 * scene.num_voxels:
             c = config
             self.table = ContrastiveTable.build(
-                self.teacher, scene.centers, c.macro_negatives, c.micro_negatives, c.micro_pool
+                self.teacher, scene.centers, c.macro_negatives, c.micro_negatives, c.micro_pool,
+                local_positives=c.local_positives,
             )
 
     def batch(self, generator: torch.Generator) -> _Batch:
@@ -101,6 +102,7 @@ class _SceneTensors:
             c.micro_negatives,
             c.micro_pool,
             generator=generator,
+            local_positives=c.local_positives,
         )
         return _Batch(coords, self.inputs[sel_t], build_kernel_map(coords), sample)
 
@@ -116,6 +118,7 @@ class _SceneTensors:
             c.micro_negatives,
             c.micro_pool,
             generator=generator,
+            local_positives=c.local_positives,
         )
 
 
