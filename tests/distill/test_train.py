@@ -143,8 +143,11 @@ def test_build_train_scene_from_a_scene():
         build_train_scene(scene, lifted[:5])
 
 
-def test_crops_are_squares_around_a_site_and_training_on_them_separates_the_planes():
+def test_crops_are_squares_around_a_site_and_training_on_them_separates_the_planes(monkeypatch):
     from geopurify.distill.sampler import crop_sites
+
+    calls = []
+    monkeypatch.setattr(train_mod, "crop_sites", lambda *a, **k: calls.append(1) or crop_sites(*a, **k))
 
     scene, label = two_planes()
     g = torch.Generator().manual_seed(0)
@@ -156,6 +159,9 @@ def test_crops_are_squares_around_a_site_and_training_on_them_separates_the_plan
     assert len(crop_sites(scene.centers, 1e-4, g, min_sites=10)) == scene.num_voxels
     with pytest.raises(ConfigError):
         tiny_config(crop=-1.0)
-    model = train([scene], tiny_config(steps=30, crop=0.16))
+    train([scene], tiny_config(steps=2, crop=0.16))  # a small scene (<= crop_above voxels) trains whole
+    assert not calls
+    model = train([scene], tiny_config(steps=30, crop=0.16, crop_above=0))
+    assert len(calls) == 30
     within, across = _cos_stats(model, scene, label)
     assert within - across > 0.5, (within, across)

@@ -25,6 +25,8 @@ class TrainConfig:
         steps: optimisation steps; each step uses ``scenes_per_step`` scenes (0 = all of them).
         crop: side, in metres, of the random square (x-y, full height) each scene contributes per step;
             anchors, positives and negatives come from the crop. 0 = the whole scene every step.
+        crop_above: scenes of at most this many voxels train whole even with ``crop`` (crops are for
+            speed on large rooms; a small room's step is cheap already).
         local_positives: each anchor's positive is its most teacher-similar voxel among its ``micro_pool``
             spatial neighbours (the voxels pooling weighs) instead of in the whole scene (the paper's).
         seed: model init and sampling seed.
@@ -46,6 +48,7 @@ class TrainConfig:
     steps: int = 60
     scenes_per_step: int = 0
     crop: float = 3.0
+    crop_above: int = 100_000
     local_positives: bool = False
     seed: int = 0
     width: int = 32
@@ -57,6 +60,8 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        if int(self.crop_above) < 0:
+            raise ConfigError(f"TrainConfig.crop_above must be >= 0, got {self.crop_above}")
         positive = ("anchors", "macro_negatives", "micro_negatives", "micro_pool", "steps", "width", "out_dim")
         for name in positive:
             if int(getattr(self, name)) < 1:

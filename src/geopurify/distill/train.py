@@ -79,7 +79,8 @@ class _SceneTensors:
         self.table: ContrastiveTable | None = None
         # the per-voxel table costs one pass over V anchors; worth it once the run samples more than that
         # (not with crops: there each step's candidates are the crop's voxels)
-        if config.crop <= 0 and config.steps * min(config.anchors, scene.num_voxels) > 2 * scene.num_voxels:
+        self.crop = config.crop if scene.num_voxels > config.crop_above else 0.0
+        if self.crop <= 0 and config.steps * min(config.anchors, scene.num_voxels) > 2 * scene.num_voxels:
             c = config
             self.table = ContrastiveTable.build(
                 self.teacher, scene.centers, c.macro_negatives, c.micro_negatives, c.micro_pool,
@@ -89,9 +90,9 @@ class _SceneTensors:
     def batch(self, generator: torch.Generator) -> _Batch:
         """The step's sites of this scene (all of them, or a random crop) and their contrastive sample."""
         c = self.config
-        if c.crop <= 0:
+        if self.crop <= 0:
             return _Batch(self.coords, self.inputs, self.kmap, self.sample(generator))
-        sel = crop_sites(self.scene.centers, c.crop, generator)
+        sel = crop_sites(self.scene.centers, self.crop, generator)
         sel_t = torch.from_numpy(sel).to(self.coords.device)
         coords = self.coords[sel_t]
         sample = sample_contrastive(
