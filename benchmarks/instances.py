@@ -10,7 +10,7 @@ For each scan of ``../shared/data/scannet-scene0011-pointcept/`` (scene0011_00, 
    grouping on the purified features, and the geometry-only baseline (``grouping="geometry"``:
    connected components of the GT-free superpoints, classified by the raw features);
 4. ScanNet-style instance AP against ``instance.npy`` (ScanNet-20 thing classes; ScanNet200 with
-   head/common/tail from ``segment200.npy``), matches pooled over both scans.
+   head/common/tail from ``segment200.npy``), matches pooled over the evaluated scans.
 
 Writes ``benchmarks/results/instances.md`` and ``instances.json``. Run from the repository root:
 ``PYTHONPATH=src python benchmarks/instances.py`` (about 10 minutes on 2 cores, most of it rendering,
@@ -48,8 +48,8 @@ VARIANTS = {
 }
 
 
-def prepare(work: Path, steps: int | None) -> dict[str, dict[str, Path]]:
-    """Rendered scenes, two-fold students and both segment outputs per scan (cached)."""
+def prepare(work: Path, steps: int | None, evaluated: list[str]) -> dict[str, dict[str, Path]]:
+    """Rendered scenes, two-fold students and both segment outputs per evaluated scan (cached)."""
     paths = {}
     for name in NAMES:
         scene = work / "scenes" / name
@@ -57,7 +57,7 @@ def prepare(work: Path, steps: int | None) -> dict[str, dict[str, Path]]:
             log.info("rendering %s from the real scan", name)
             api.synth(scene, from_scan=SCANS / name)
         paths[name] = {"scene": scene}
-    for name in NAMES:
+    for name in evaluated:
         other = [n for n in NAMES if n != name][0]
         student = work / f"student_{other}"
         if not (student / "student.safetensors").is_file():
@@ -77,18 +77,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="student training steps (default TrainConfig's)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per variant and scan (median quoted)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "instances.md"))
+    ap.add_argument("--scans", nargs="+", default=list(NAMES), choices=NAMES,
+                    help="scans to evaluate (each purified by a student distilled on the other)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not (SCANS / NAMES[0] / "instance.npy").is_file():
         raise SystemExit(f"real scans not found at {SCANS}")
-    paths = prepare(Path(a.work), a.steps)
+    evaluated = list(a.scans)
+    paths = prepare(Path(a.work), a.steps, evaluated)
     s20, s200 = get_label_set("scannet20"), get_label_set("scannet200")
     results = {}
     for variant, (kind, cfg) in VARIANTS.items():
         ev20 = InstanceEvaluator(len(s20.names), thing_classes(s20.names))
         ev200 = InstanceEvaluator(len(s200.names), thing_classes(s200.names))
         seconds, cpu, counts = [], [], []
-        for name in NAMES:
+        for name in evaluated:
             out = paths[name][kind]
             pts = np.load(out / "points.npy")
             feats = np.load(out / "features.npy", mmap_mode="r")
@@ -112,7 +115,9 @@ def main() -> None:
         results[variant] = {"features": kind, "grouping": cfg.grouping, "scannet20": r20.to_dict(),
                             "scannet200": r200.to_dict(), "seconds_per_scene": seconds, "cpu_seconds_per_scene": cpu,
                             "load_average": os.getloadavg()[0], "instances": counts,
-                            "points": [int(len(np.load(paths[n][kind] / "points.npy", mmap_mode="r"))) for n in NAMES]}
+                            "scans": evaluated, "steps": a.steps,
+                            "points": [int(len(np.load(paths[n][kind] / "points.npy", mmap_mode="r")))
+                                       for n in evaluated]}
         log.info("%s: AP50 %.1f AP %.1f AP25 %.1f, %s s", variant, 100 * r20.ap50, 100 * r20.ap, 100 * r20.ap25,
                  [round(s, 2) for s in seconds])  # fmt: skip
     write_json(Path(a.out).with_suffix(".json"), {"results": results, "platform": platform.platform(),
@@ -138,20 +143,21 @@ def report(results: dict) -> str:
         e = r["scannet200"]
         parts = [_p(e["splits"].get(k, {}).get("ap50")) for k in ("head", "common", "tail")]
         rows200.append([variant, _p(e["ap50"]), *parts, _p(e["ap"])])
-    n = results[next(iter(results))]["points"]
+    first = results[next(iter(results))]
+    scans = ", ".join(f"{s} ({n:,} points)" for s, n in zip(first["scans"], first["points"]))
     lines = [
         "# Instances on the real ScanNet scans (`benchmarks/instances.py`)",
         "",
-        f"scene0011_00 and scene0011_01 ({n[0]:,} and {n[1]:,} points), simulated per-mask VLM features rendered "
-        "from the real scans (`synth --from-scan`), two-fold students (each scan purified by a student distilled "
-        "on the other). ScanNet-style instance AP over the 18 ScanNet-20 thing classes, matches pooled over both "
-        "scans; AP averages IoU 0.50 ... 0.90 (the reference script's `np.arange(0.5, 0.95, 0.05)`). Seconds: "
-        "`find_instances` per scene (median of repeats) on the shared 2-core machine: wall clock and the "
+        f"Evaluated: {scans}; simulated per-mask VLM features rendered from the real scans (`synth --from-scan`); "
+        f"each scan purified by a student distilled label-free on the other scan ({first['steps'] or 'default'} "
+        "steps). ScanNet-style instance AP over the 18 ScanNet-20 thing classes, matches pooled over the "
+        "evaluated scans; AP averages IoU 0.50 ... 0.90 (the reference script's `np.arange(0.5, 0.95, 0.05)`). "
+        "Seconds: `find_instances` per scene (median of repeats) on the shared 2-core machine: wall clock and the "
         "process's CPU time (user + sys, all threads), with the 1-minute load average while it ran (others' "
         "jobs): with a load well above 2 the wall clock mostly measures waiting for a core.",
         "",
-        markdown_table(["instances from", "AP50", "AP", "AP25", "instances (00 / 01)", "wall s (00, 01)",
-                        "CPU s (00, 01)", "load"], rows),
+        markdown_table(["instances from", "AP50", "AP", "AP25", "instances per scan", "wall s per scan",
+                        "CPU s per scan", "load"], rows),
         "",
         "ScanNet200 (the features' vocabulary is ScanNet-20, so only the ScanNet200 classes that share a name "
         "can be predicted; the rest score 0):",
