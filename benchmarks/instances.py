@@ -73,7 +73,7 @@ def prepare(work: Path, steps: int | None, evaluated: list[str]) -> dict[str, di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", default=str(REPO / "bench_work" / "instances"), help="cache folder")
+    ap.add_argument("--work", default=str(REPO / "benchmarks" / "_work" / "instances"), help="cache folder")
     ap.add_argument("--steps", type=int, default=None, help="student training steps (default TrainConfig's)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per variant and scan (median quoted)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "instances.md"))
