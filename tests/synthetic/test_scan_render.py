@@ -135,7 +135,7 @@ def test_masks_cross_object_borders_and_errors_are_similar_classes():
     m0 = vm.mask_instance[vm.segments[:, 60:80]]
     assert ((m0 == 0) & (inst[:, 60:80] == 1)).any() or ((m0 == 1) & (inst[:, 60:80] == 0)).any()
     agree = (vm.mask_instance[vm.segments] == inst).mean()
-    assert 0.8 < agree < 1.0
+    assert 0.8 < agree < 0.995  # 1-pixel superpixels (masks that follow the instances) give 0.999
     # Persistent confusions go to similar classes.
     sure = dataclasses.replace(cfg, confusion_prob=1.0)
     r = decide_reading(np.repeat(true, 50), sure, rng)
