@@ -34,22 +34,29 @@ def baseline(scene: Path, out: Path, kind: str) -> float:
 
     from geopurify import api
     from geopurify.config import SegmentConfig
+    from geopurify.distill import student_voxel_inputs
+    from geopurify.encoders.scene import class_text, encoder_for_scene
+    from geopurify.geometry import voxelize
+    from geopurify.lifting import lift_scene
+    from geopurify.outputs import open_writer
     from geopurify.pooling import PoolConfig, purify
-    from geopurify.utils.atomic import write_json, write_text
 
     cfg = SegmentConfig(purify=False)
     sc = api.load_scene(scene, cfg.read)
-    enc = api.make_encoder(sc, cfg.lift)
-    text = api.resolve_text(sc, cfg.lift, enc)
-    lifted = api.lift_scene(sc, cfg.lift, text, enc)
-    grid, inputs, _ = api.voxel_inputs(sc, lifted.features, 0.02)
+    enc = encoder_for_scene(sc, cfg.lift.encoder, cfg.lift.encoder_options)
+    text = class_text(sc, cfg.lift.text, cfg.lift.classes, enc)
+    lifted = lift_scene(sc, enc, text, cfg.lift)
+    grid = voxelize(sc.points, cfg.voxel_size)
+    inputs, vfeat = student_voxel_inputs(sc, grid, lifted.features)
     emb = np.ones((grid.num_voxels, 1), np.float32) if kind == "plain-knn" else inputs
-    logits = grid.reduce(lifted.features) @ text.normalized().T
+    logits = vfeat @ text.normalized().T
     res = purify(torch.from_numpy(grid.centers), torch.from_numpy(emb), torch.from_numpy(logits), PoolConfig())
     labels = grid.expand(np.asarray(res.values).argmax(1))
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "labels.txt", "\n".join(map(str, labels.tolist())) + "\n")
-    write_json(out / "names.json", list(text.names))
+    with open_writer(out) as w:
+        w.labels("labels.txt", labels)
+        w.json("names.json", list(text.names))
+        w.npy("points.npy", sc.points.astype(np.float32))
+        w.finish({"command": "benchmarks/teachers.py baseline", "kind": kind, "scene": str(scene)})
     return miou_of(out, scene)
 
 
@@ -63,6 +70,7 @@ def main() -> None:
 
     from geopurify import api
     from geopurify.config import SegmentConfig, TrainRunConfig
+    from geopurify.distill import TrainConfig
     from geopurify.synthetic import SyntheticConfig, make_scene
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -85,7 +93,8 @@ def main() -> None:
         t0 = time.perf_counter()
         student = WORK / f"student_{v}"
         api.train([str(s) for s in train], student,
-                  TrainRunConfig(teacher="geometric", teacher_options={"variant": v}, steps=a.steps), resume=False)
+                  TrainRunConfig(teacher="geometric", teacher_options={"variant": v},
+                                 train=TrainConfig(**({"steps": a.steps} if a.steps else {}))), resume=False)
         t_train = time.perf_counter() - t0
         m = []
         for s in test:

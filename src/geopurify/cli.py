@@ -1,19 +1,30 @@
-"""``geopurify`` command line. Thin: parse into config dataclasses, call :mod:`geopurify.api`.
+"""``geopurify`` command line. Thin: parse into config dataclasses, call :mod:`geopurify.api`, say what was written.
 
 Exit codes: 0 success, 1 unexpected error (a bug; traceback with --debug), 2 bad input data,
 3 bad configuration / missing dependency or weights, 130 interrupted.
+
+Adding a subcommand: write its config dataclass in the stage (fields with defaults, an ``Attributes:``
+docstring, validation in ``__post_init__``) and its function in :mod:`geopurify.api`, then append a
+:class:`Command` to :data:`COMMANDS` below: ``config=`` turns every field into an option (help and
+default from the dataclass) and hands the built, validated instance to ``run`` as ``a.config``;
+``args=`` adds positionals and the few options that are not config fields; ``run`` calls the API and
+prints one line per file it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
+import re
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .config import LiftOptions, ReadConfig, SegmentConfig, TrainRunConfig
-from .errors import ConfigError, GeoPurifyError
+from .errors import ConfigError, GeoPurifyError, InputError
 
 log = logging.getLogger("geopurify")
 
@@ -22,28 +33,548 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of exiting, so bad arguments map to exit code 3."""
 
     def error(self, message: str):  # noqa: D401
-        raise ConfigError(f"{self.prog}: {message}")
+        sub = self.prog.removeprefix("geopurify").strip()
+        raise ConfigError(f"{sub}: {message}" if sub else message)
 
 
-def _pos_int(text: str) -> int:
-    v = int(text)
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return v
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the example's line breaks and shows defaults of hand-written options."""
 
 
-def _nonneg_int(text: str) -> int:
-    v = int(text)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return v
+def _kv(items: list[str] | None, what: str = "option") -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (numbers cast)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"{what}: expected KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        for cast in (int, float):
+            try:
+                v = cast(v)
+                break
+            except ValueError:
+                pass
+        out[k.strip().replace("-", "_")] = v
+    return out
 
 
-def _pos_float(text: str) -> float:
-    v = float(text)
-    if not v > 0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return v
+# --------------------------------------------------------------------------- options from dataclasses
+def field_docs(cls: type) -> dict[str, str]:
+    """Help text per field from the ``Attributes:`` sections of ``cls`` and its bases ("a, b: text" too)."""
+    docs: dict[str, str] = {}
+    known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    for klass in reversed(cls.__mro__):
+        doc = klass.__dict__.get("__doc__") or ""
+        m = re.search(r"^\s*Attributes:\s*\n(.*?)(?:\n\s*\n|\Z)", doc, re.S | re.M)
+        if not m:
+            continue
+        current: list[str] = []
+        for line in m.group(1).splitlines():
+            hit = re.match(r"^\s{4,8}([\w, ]+):\s+(.*)$", line)
+            if hit and all(n.strip() in known for n in hit.group(1).split(",")):
+                current = [n.strip() for n in hit.group(1).split(",")]
+                for n in current:
+                    docs[n] = hit.group(2).strip()
+            elif current and line.strip():
+                for n in current:
+                    docs[n] += " " + line.strip()
+    return {k: v.replace("%", "%%").replace("``", "") for k, v in docs.items()}
+
+
+_SIMPLE = {"int": int, "float": float, "str": str}
+
+
+def _field_kind(f: dataclasses.Field) -> str | None:
+    t = str(f.type).replace("Optional[", "").replace(" | None", "").replace("None | ", "").strip()
+    if t == "bool":
+        return "bool"
+    if t in _SIMPLE:
+        return t
+    if t.startswith("dict"):
+        return "dict"
+    if t.startswith(("list[str]", "tuple[str")):
+        return "list"
+    return None
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def add_config_options(p: argparse.ArgumentParser, cls: type, cmd: Command, prefix: str = "",
+                       group: Any = None) -> None:
+    """One option per field of ``cls`` (recursing into its sections); values land in ``cfg__<path>``."""
+    from .config import sections
+
+    subs = sections(cls)
+    docs = field_docs(cls)
+    group = group or p
+    for f in dataclasses.fields(cls):
+        path = prefix + f.name
+        if path in cmd.hide or not f.init:
+            continue
+        if f.name in subs:
+            title = cmd.groups.get(path, path)
+            add_config_options(p, subs[f.name], cmd, path + ".", p.add_argument_group(title))
+            continue
+        kind = _field_kind(f)
+        if kind is None:
+            continue
+        default = _default(f)
+        help_ = cmd.helps.get(path) or docs.get(f.name) or f.name.replace("_", " ")
+        flags = cmd.flags.get(path)
+        if kind == "bool":
+            flags = flags or ((f"--no-{f.name.replace('_', '-')}",) if default else (f"--{f.name.replace('_', '-')}",))
+            kw: dict[str, Any] = {"action": "store_const", "const": not default}
+            help_ = help_ if path in cmd.helps else f"{'turn off' if default else 'turn on'}: {help_}"
+        else:
+            flags = flags or (f"--{f.name.replace('_', '-')}",)
+            kw = {}
+            if kind == "dict":
+                kw.update(action="append", metavar="KEY=VALUE")
+            elif kind == "list":
+                kw.update(nargs="+", metavar=re.sub("(ES|S)$", "", f.name.upper()))
+            else:
+                kw.update(type=_SIMPLE[kind], metavar=f.name.upper())
+                if path in cmd.choices:
+                    kw["choices"] = cmd.choices[path]()
+                    kw.pop("metavar")
+                    help_ += f" (one of: {', '.join(map(str, kw['choices']))})"
+            if default not in (None, {}, []):
+                help_ += f" (default: {default})"
+        flags = tuple(fl for fl in flags if fl not in p._option_string_actions) or (
+            f"--{prefix.rstrip('.').replace('.', '-')}-{f.name.replace('_', '-')}",)
+        dest = ("cfgkv__" if kind == "dict" else "cfg__") + path.replace(".", "__")
+        group.add_argument(*flags, dest=dest, default=argparse.SUPPRESS, help=help_, **kw)
+
+
+def config_values(a: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given on the command line, as a nested dict."""
+    out: dict[str, Any] = {}
+    for key, value in vars(a).items():
+        kv = key.startswith("cfgkv__")
+        if not (kv or key.startswith("cfg__")):
+            continue
+        *parents, leaf = key.split("__", 1)[1].split("__")
+        d = out
+        for part in parents:
+            d = d.setdefault(part, {})
+        d[leaf] = _kv(value, leaf) if kv else value
+    return out
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``over``; nested dicts (sections, option dicts) are merged key by key."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_config(cls: type, a: argparse.Namespace, base: dict[str, Any] | None = None,
+                 section: str | None = None) -> Any:
+    """The validated config: ``base`` (e.g. a run.json's config) updated with what the command line gave.
+
+    ``section``: build one of the command's ``extra`` sections (e.g. ``"read"``) instead of its config.
+    """
+    from .config import from_dict
+
+    values = config_values(a)
+    if section is not None:
+        values = values.get(section, {})
+    else:
+        values = {k: v for k, v in values.items() if k not in getattr(a, "_extra", ())}
+    return from_dict(cls, _merge(base or {}, values))
+
+
+# --------------------------------------------------------------------------- commands
+@dataclass
+class Command:
+    """One subcommand. See the module docstring for how to add one."""
+
+    name: str
+    help: str
+    example: str
+    run: Callable[[argparse.Namespace], int | None]
+    args: Callable[[argparse.ArgumentParser], None] | None = None
+    config: type | None = None
+    #: field path -> option strings where ``--field-name`` is not wanted (e.g. ``"pool.k": ("-k", "--k")``)
+    flags: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    helps: dict[str, str] = field(default_factory=dict)
+    choices: dict[str, Callable[[], list]] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)
+    hide: tuple[str, ...] = ()
+    #: more config sections offered beside ``config`` (name -> dataclass), built with
+    #: ``build_config(cls, a, section=name)``; e.g. ``{"read": ReadOptions}``
+    extra: dict[str, type] = field(default_factory=dict)
+
+
+def _layouts() -> list[str]:
+    from .io import READERS
+
+    return ["auto", *READERS.names()]
+
+
+def _fusions() -> list[str]:
+    from .lifting.config import FUSIONS
+
+    return list(FUSIONS)
+
+
+_READ_FLAGS = {"fuse_voxel_size": ("--voxel-fuse",), "reader_options": ("--reader-opt",)}
+_LIFT_FLAGS = {"encoder_options": ("--encoder-opt",), "temperature": ("--consensus-temperature",),
+               "batch_size": ("--frame-batch",)}
+_GROUPS = {"read": "reading", "lift": "2D features and lifting", "pool": "purification (pooling)",
+           "train": "distillation"}
+
+
+def _sections_flags(*names: str) -> dict[str, tuple[str, ...]]:
+    out = {}
+    if "read" in names:
+        out.update({f"read.{k}": v for k, v in _READ_FLAGS.items()})
+    if "lift" in names:
+        out.update({f"lift.{k}": v for k, v in _LIFT_FLAGS.items()})
+    return out
+
+
+def _knn_methods() -> list[str]:
+    from .pooling.config import KNN_METHODS
+
+    return list(KNN_METHODS)
+
+
+_SECTION_CHOICES = {"read.layout": _layouts, "lift.fusion": _fusions, "pool.knn": _knn_methods}
+_SECTION_HELPS = {"read.layout": "reader name; auto detects it", "read.reader_options":
+                  "reader option, e.g. camera=freiburg2 (TUM); unknown keys are refused"}
+
+
+def _classes_took_scene(classes: list[str] | None) -> None:
+    if classes and Path(classes[-1]).exists():
+        raise ConfigError(
+            f"no SCENE given: --classes took {classes[-1]!r} as a class name; put SCENE before --classes, "
+            "or end the class list with --"
+        )
+
+
+def _config_file_args(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", default=None, metavar="RUN_JSON",
+                   help=f"rerun a run: load the config (and {what}) from its run.json; options given here override it")
+
+
+def _weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default=None, help="local weights of the 2D encoder (file or folder)")
+
+
+def _with_weights(cfg, weights: str | None):
+    if weights:
+        cfg.lift.encoder_options["weights"] = weights
+    return cfg
+
+
+# segment ------------------------------------------------------------------
+def _segment_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scene", nargs="?", help="scene folder or file")
+    p.add_argument("--scenes", default=None, metavar="LIST",
+                   help="a text file of scene paths (one per line): batch mode")
+    p.add_argument("--out", default=None, help="output folder (batch mode: one subfolder per scene); "
+                   "default with --config: the run.json's folder")
+    _weights(p)
+    _config_file_args(p, "the scene")
+
+
+def _segment_run(a: argparse.Namespace) -> int:
+    from . import api
+    from .config import SegmentConfig, load_config_dict
+    from .outputs import read_run
+
+    base, scene, out = {}, a.scene, a.out
+    if a.config:
+        base = load_config_dict(a.config)
+        run = read_run(Path(a.config).parent if Path(a.config).is_file() else a.config) or {}
+        scene = scene or (run.get("scene") if not a.scenes else None)
+        out = out or str(Path(a.config).parent if Path(a.config).is_file() else a.config)
+    if "cfg__student" in a and "purify" not in config_values(a):
+        base = {**base, "purify": True}
+    if config_values(a).get("purify") is False:
+        base = {**base, "student": None}
+    cfg = _with_weights(build_config(SegmentConfig, a, base), a.weights)
+    if not out:
+        raise ConfigError("segment: pass --out FOLDER")
+    if a.scenes:
+        lst = Path(a.scenes)
+        if not lst.is_file():
+            raise InputError(f"{a.scenes}: scene list not found")
+        scenes = [ln.strip() for ln in lst.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        status = api.segment_many(scenes, out, cfg, rank=rank, world_size=world)
+        failed = {s: v for s, v in status.items() if v.startswith("failed")}
+        for s, v in failed.items():
+            print(f"rank {rank}: {s}: {v}", file=sys.stderr)
+        print(f"rank {rank}: {sum(v == 'done' for v in status.values())} done, "
+              f"{sum(v == 'skipped' for v in status.values())} skipped (complete, same scene and config), "
+              f"{len(failed)} failed -> {out}")
+        return 2 if failed else 0
+    if not scene:
+        _classes_took_scene(cfg.lift.classes)
+        raise ConfigError("segment: give a SCENE or --scenes LIST")
+    res = api.segment(scene, out, cfg)
+    files = sorted(p.name for p in Path(out).iterdir() if p.is_file() and not p.name.startswith("."))
+    print(f"segment: {len(res.labels)} points, {len(res.names)} classes -> {out}/ ({', '.join(files)})")
+    return 0
+
+
+def _segment_cmd() -> Command:
+    from .config import SegmentConfig
+
+    return Command(
+        "segment", "label a scene (purified with --student, fusion only with --no-purify)",
+        "geopurify segment scans/scene0011_00 --student student --out out/scene0011_00\n"
+        "  geopurify segment scans/scene0011_00 --no-purify --out out/raw\n"
+        "  geopurify segment --config out/scene0011_00/run.json      # rerun a run",
+        _segment_run, _segment_args, SegmentConfig,
+        flags={"purify": ("--no-purify",), "save_features": ("--no-features",), "pool.k": ("-k", "--k"),
+               "pool.steps": ("-T", "--steps"), **_sections_flags("read", "lift")},
+        helps={"purify": "fusion only, no purification", "save_features":
+               "skip features.npy (pools only the C class logits: the same labels)", **_SECTION_HELPS},
+        choices=_SECTION_CHOICES, groups=_GROUPS,
+    )
+
+
+# train --------------------------------------------------------------------
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenes", nargs="*", help="scene folders or files")
+    p.add_argument("--out", default=None, help="output folder for the student (student.safetensors, run.json)")
+    p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
+    _weights(p)
+    _config_file_args(p, "the scenes")
+
+
+def _train_run(a: argparse.Namespace) -> int:
+    from . import api
+    from .config import TrainRunConfig, load_config_dict
+    from .outputs import read_run
+
+    base, scenes, out = {}, list(a.scenes), a.out
+    if a.config:
+        base = load_config_dict(a.config)
+        run = read_run(Path(a.config).parent if Path(a.config).is_file() else a.config) or {}
+        scenes = scenes or list(run.get("scenes") or [])
+        out = out or str(Path(a.config).parent if Path(a.config).is_file() else a.config)
+    cfg = _with_weights(build_config(TrainRunConfig, a, base), a.weights)
+    if not scenes:
+        _classes_took_scene(cfg.lift.classes)
+        raise ConfigError("train: give at least one SCENE")
+    if not out:
+        raise ConfigError("train: pass --out FOLDER")
+    api.train(scenes, out, cfg, resume=not a.no_resume)
+    print(f"train: {len(scenes)} scene(s) -> {Path(out) / 'student.safetensors'} (and run.json)")
+    return 0
+
+
+def _train_cmd() -> Command:
+    from .config import TrainRunConfig
+
+    return Command(
+        "train", "label-free distillation of the student",
+        "geopurify train scans/scene0000_00 scans/scene0001_00 --out student --steps 200",
+        _train_run, _train_args, TrainRunConfig,
+        flags={"teacher_options": ("--teacher-opt",), **_sections_flags("read", "lift"),
+               **{f"train.{k}": (f"--{k.replace('_', '-')}",) for k in ("steps", "lr", "seed", "device", "width")}},
+        helps={"teacher": "3D teacher: geometric (default, weight-free), precomputed, sonata or a plugin",
+               **_SECTION_HELPS},
+        choices=_SECTION_CHOICES, groups=_GROUPS,
+    )
+
+
+# eval / query / render / view / select / synth / demo ----------------------
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    from .eval import PROTOCOLS
+
+    p.add_argument("out", help="a segment output folder, or a folder of them")
+    p.add_argument("--gt", required=True, help="the scene (or a folder of scenes) with GT labels")
+    p.add_argument("--protocol", choices=list(PROTOCOLS), default="paper",
+                   help="paper: 19 classes, otherfurniture ignored; openscene: all 20 with 'other'")
+    p.add_argument("--label-set", default="scannet20", help="label set of the scores")
+    p.add_argument("--json", default=None, help="JSON output path (default: OUT/eval.json; with --instances "
+                   "OUT/eval_instances.json)")
+    p.add_argument("--instances", action="store_true",
+                   help="instance AP/AP50/AP25 of OUT/instances.json against the GT instances instead")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="score an output without a complete run.json (a killed run), with a warning")
+
+
+def _eval_run(a: argparse.Namespace) -> int:
+    from . import api
+    from .eval import format_table
+    from .io import ReadOptions
+    from .outputs import EVAL_FILE
+
+    if a.instances:
+        from .eval.instance import format_instance_table
+
+        path = a.json or Path(a.out) / "eval_instances.json"
+        sc = api.evaluate_instances(a.out, a.gt, label_set=a.label_set, read=build_config(ReadOptions, a),
+                                    json_path=path)
+        print(format_instance_table(sc))
+        print(f"eval: instance scores -> {path}")
+        return 0
+    res = api.evaluate(a.out, a.gt, protocol=a.protocol, label_set=a.label_set, read=build_config(ReadOptions, a),
+                       json_path=a.json or Path(a.out) / EVAL_FILE, allow_incomplete=a.allow_incomplete)
+    print(format_table(res.scores))
+    print(f"eval: {len(res.scenes)} scene(s) scored -> {res.json_path}")
+    return 0
+
+
+def _query_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="segment output folder (with features.npy)")
+    p.add_argument("phrases", nargs="+", help="text phrases, e.g. 'a red office chair'")
+    p.add_argument("--text", default=None, help="text embeddings .npz that holds the phrases")
+    p.add_argument("--encoder", default=None, help="encode phrases with this encoder's text tower")
+    p.add_argument("--weights", default=None, help="local weights of --encoder")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--threshold", type=float, default=None, help="mask: points with similarity >= this")
+    g.add_argument("--top", type=int, default=None, help="mask: the N most similar points")
+    p.add_argument("--objects", action="store_true",
+                   help="rank the instances of instances.json (run `geopurify instances OUT` first)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="query an output without a complete run.json (a killed run), with a warning")
+
+
+def _query_run(a: argparse.Namespace) -> int:
+    from . import api
+
+    if a.top is not None and a.top < 1:
+        raise ConfigError(f"query: --top must be >= 1, got {a.top}")
+    res = api.query(a.out, a.phrases, text=a.text, encoder=a.encoder, weights=a.weights,
+                    threshold=a.threshold, top=a.top, objects=a.objects, allow_incomplete=a.allow_incomplete)
+    for ph, ranked in res.objects.items():
+        print(f'"{ph}": ' + (", ".join(f"#{m.instance.id} {m.instance.name} {m.score:.3f}" for m in ranked[:5])
+                             or "no instances") + f" -> {res.files[ph][0]}")  # fmt: skip
+    if a.objects:
+        return 0
+    for ph in res.phrases:
+        sel = ""
+        if ph in res.masks:
+            rule = f"top {a.top}" if a.top is not None else f"similarity >= {a.threshold}"
+            sel = f"{len(res.masks[ph])} of {res.scores.shape[0]} points selected ({rule}); "
+        print(f"query {ph!r}: {sel}wrote {', '.join(str(p) for p in res.files[ph])}")
+    return 0
+
+
+def _inspect_args(p: argparse.ArgumentParser) -> None:
+    from .geometry import VOXEL_SIZE
+
+    p.add_argument("scene", help="scene folder or file")
+    p.add_argument("--voxel-size", type=float, default=VOXEL_SIZE, help="voxel size (m) for the voxel count")
+    p.add_argument("--encoder", default="auto", help="the 2D encoder segment would use (feature files for auto)")
+    p.add_argument("--json", default=None, help="also write the report as JSON here")
+
+
+def _inspect_run(a: argparse.Namespace) -> int:
+    from . import api
+    from .io import ReadOptions
+    from .outputs import check_out_file
+
+    if a.json:
+        check_out_file(a.json, "--json")
+    rep = api.inspect(a.scene, build_config(ReadOptions, a, section="read"), voxel_size=a.voxel_size,
+                      encoder=a.encoder)
+    print("\n".join(rep.lines()))
+    if a.json:
+        from .checks import write_report
+
+        write_report(rep, Path(a.json))
+        print(f"inspect: report -> {a.json}")
+    return 0
+
+
+def _inspect_cmd() -> Command:
+    return Command(
+        "inspect", "read a scene without lifting and check it (frames, cameras, poses, features)",
+        "geopurify inspect scans/scene0011_00 --frame-skip 20", _inspect_run, _inspect_args,
+        flags=_sections_flags("read"), helps=_SECTION_HELPS, choices=_SECTION_CHOICES, groups=_GROUPS,
+        extra={"read": _read_options()},
+    )
+
+
+def _encode_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scene", help="scene folder or file")
+    p.add_argument("--weights", default=None, help="local weights for the encoder (file or folder)")
+
+
+def _encode_run(a: argparse.Namespace) -> int:
+    from . import api
+    from .encoders.encode import EncodeConfig
+    from .io import ReadOptions
+
+    read = build_config(ReadOptions, a, section="read")
+    a_cfg = build_config(EncodeConfig, a)
+    if a.weights:
+        a_cfg.encoder_options["weights"] = a.weights
+    res = api.encode(a.scene, a_cfg, read=read)
+    print(f"encode: {res.written} frames encoded, {res.reused} already there, "
+          f"{sum(res.failed.values())} skipped, {res.seconds:.1f} s -> {res.out_dir}")
+    return 0
+
+
+def _encode_cmd() -> Command:
+    from .encoders.encode import EncodeConfig
+
+    return Command(
+        "encode", "run a 2D encoder over a scene's frames into features_2d/ (resumable)",
+        "geopurify encode scans/scene0011_00 --encoder clip --weights clip-vit-b16 --classes chair table",
+        _encode_run, _encode_args, EncodeConfig,
+        flags={"encoder_options": ("--encoder-opt",), **_sections_flags("read")},
+        helps={"encoder": "2D encoder: clip, xdecoder, lseg or a plugin", **_SECTION_HELPS},
+        choices=_SECTION_CHOICES, groups=_GROUPS, extra={"read": _read_options()},
+    )
+
+
+def _instances_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="segment output folder")
+
+
+def _instances_run(a: argparse.Namespace) -> int:
+    from . import api
+    from .instances.config import InstanceConfig
+
+    found = api.instances(a.out, build_config(InstanceConfig, a))
+    print(f"instances: {len(found)} instances -> {Path(a.out) / 'instances.json'}, {Path(a.out) / 'instances.ply'}")
+    return 0
+
+
+def _instances_cmd() -> Command:
+    from .instances.config import GROUPINGS, InstanceConfig
+
+    return Command(
+        "instances", "object proposals of a segment output: instances.json + instances.ply",
+        "geopurify instances out/scene0011_00 --grouping features", _instances_run, _instances_args,
+        InstanceConfig, choices={"grouping": lambda: list(GROUPINGS)},
+    )
+
+
+def _render_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="segment output folder")
+    p.add_argument("--gt", default=None, help="scene with GT labels, shown beside raw and purified")
+    p.add_argument("--view", choices=["top", "persp", "both"], default="both", help="which pictures")
+    p.add_argument("--label-set", default="scannet20", help="label set of the GT")
+    p.add_argument("--color", choices=["labels", "rgb"], default="labels",
+                   help="labels (render_<view>.png) or the points' RGB (render_rgb_<view>.png)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="render an output without a complete run.json (a killed run), with a warning")
+
+
+def _render_run(a: argparse.Namespace) -> int:
+    from . import api
+
+    paths = api.render(a.out, gt=a.gt, view=a.view, label_set=a.label_set, color=a.color,
+                       allow_incomplete=a.allow_incomplete)
+    print(f"render: wrote {', '.join(map(str, paths))}")
+    return 0
 
 
 def _port(text: str) -> int:
@@ -53,199 +584,131 @@ def _port(text: str) -> int:
     return v
 
 
-# argparse names the type in its messages ("invalid positive int value: 'x'")
-_pos_int.__name__, _nonneg_int.__name__, _pos_float.__name__, _port.__name__ = (
-    "positive int", "non-negative int", "positive float", "port")
+_port.__name__ = "port"
 
 
-def _kv(items: list[str] | None) -> dict:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        for cast in (int, float):
-            try:
-                v = cast(v)
-                break
-            except ValueError:
-                pass
-        out[k.replace("-", "_")] = v
-    return out
+def _view_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="segment output folder")
+    p.add_argument("--port", type=_port, default=8080, help="port of the web page")
+    p.add_argument("--host", default="127.0.0.1", help="address to serve on (localhost only by default)")
 
 
-def _add_read(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("reading")
-    g.add_argument("--layout", default="auto", help="reader name (default: detect)")
-    g.add_argument("--frame-skip", type=_pos_int, default=1, help="keep every n-th frame (paper: 20 on ScanNet)")
-    g.add_argument("--max-frames", type=_pos_int, default=None, help="keep at most this many frames")
-    g.add_argument("--depth-scale", type=_pos_float, default=None,
-                   help="depth units per metre (default: the layout's own: 1000 = mm; TUM 5000; Matterport 4000)")
-    g.add_argument("--voxel-fuse", type=_pos_float, default=0.02, dest="fuse_voxel_size",
-                   help="voxel size (m) of the cloud fused from depth when there is no mesh")
-    g.add_argument("--labels-tsv", default=None, help="ScanNet's scannetv2-labels.combined.tsv (ScanNet200 GT)")
-    g.add_argument("--reader-opt", action="append", metavar="KEY=VALUE", help="reader option, e.g. camera=fr2")
+def _view_run(a: argparse.Namespace) -> int:
+    from . import api
+
+    print(f"view: serving {a.out} on http://{a.host}:{a.port} (Ctrl-C to stop)")
+    api.view(a.out, port=a.port, host=a.host)
+    return 0
 
 
-def _add_lift(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("2D features and lifting")
-    g.add_argument("--encoder", default="auto", help="2D encoder: auto|precomputed|clip|xdecoder|lseg|<plugin>")
-    g.add_argument("--weights", default=None, help="local weights for the encoder (file or folder)")
-    g.add_argument("--encoder-opt", action="append", metavar="KEY=VALUE", help="extra encoder option")
-    g.add_argument("--fusion", choices=["consensus", "mean"], default="consensus",
-                   help="consensus: paper's top-views fusion; mean: OpenScene's plain mean")
-    g.add_argument("--top-views", type=_pos_int, default=3, help="views kept by consensus fusion")
-    g.add_argument("--text", default=None, help="text embeddings .npz (names, embeddings)")
-    g.add_argument("--classes", nargs="+", default=None, help="class names for the encoder's text tower")
+def _select_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", help="dataset root: a folder of scene folders with GT labels")
+    p.add_argument("--n", type=int, default=20, help="scenes to pick")
+    p.add_argument("--gamma", type=float, default=1.0, help="weight of rare classes")
+    p.add_argument("--seed", type=int, default=0, help="k-means seed")
+    p.add_argument("--label-set", default="scannet20", help="label set of the class histograms")
+    p.add_argument("--out", default="selection", help="output folder (selection.txt, scores.json)")
 
 
-def _read_cfg(a) -> ReadConfig:
-    return ReadConfig(layout=a.layout, frame_skip=a.frame_skip, max_frames=a.max_frames, depth_scale=a.depth_scale,
-                      fuse_voxel_size=a.fuse_voxel_size, labels_tsv=a.labels_tsv, reader_options=_kv(a.reader_opt))
+def _select_run(a: argparse.Namespace) -> int:
+    from . import api
+
+    if a.n < 1:
+        raise ConfigError(f"select: --n must be >= 1, got {a.n}")
+    sel = api.select(a.root, a.out, n=a.n, gamma=a.gamma, seed=a.seed, label_set=a.label_set)
+    print(f"select: {len(sel.chosen)} scenes -> {Path(a.out) / 'selection.txt'}, {Path(a.out) / 'scores.json'}")
+    return 0
 
 
-def _lift_cfg(a) -> LiftOptions:
-    opts = _kv(a.encoder_opt)
-    if a.weights:
-        opts["weights"] = a.weights
-    return LiftOptions(encoder=a.encoder, encoder_options=opts, fusion=a.fusion, top_views=a.top_views,
-                       text=a.text, classes=a.classes)
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", help="output folder (one scene folder per room; with --from-scan: the scene folder)")
+    p.add_argument("--from-scan", default=None, metavar="SCAN",
+                   help="render posed RGB-D views and simulated VLM masks of this labelled scan instead")
+    p.add_argument("--n", type=int, default=1, help="number of scenes")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first scene")
+    p.add_argument("--points", type=int, default=None, help="target points per scene")
+    p.add_argument("--frames", type=int, default=None, help="frames per scene")
 
 
-def _add_instance_options(p: argparse.ArgumentParser) -> None:
-    from .instances.config import GROUPINGS, InstanceConfig
+def _synth_run(a: argparse.Namespace) -> int:
+    from . import api
 
-    d = InstanceConfig()
-    p.add_argument("--grouping", choices=GROUPINGS, default=d.grouping,
-                   help="features: superpoints merged where features agree; geometry: the geometry-only baseline")
-    p.add_argument("--voxel-size", type=_pos_float, default=d.voxel_size, help="grouping voxel size (m)")
-    p.add_argument("--merge-cosine", type=float, default=d.merge_cosine,
-                   help="superpoints of one class merge at this mean-feature cosine or more")
-    p.add_argument("--min-points", type=_pos_int, default=d.min_points, help="smallest instance, in points")
-    p.add_argument("--stuff", nargs="+", default=d.stuff, help="classes that are never objects")
+    for name in ("n", "points", "frames"):
+        v = getattr(a, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"synth: --{name} must be >= 1, got {v}")
+    paths = api.synth(a.out, n=a.n, seed=a.seed, points=a.points, frames=a.frames, from_scan=a.from_scan)
+    print(f"synth: {len(paths)} scene(s) -> {', '.join(map(str, paths))}")
+    return 0
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="demo_out", help="output folder")
+    p.add_argument("--steps", type=int, default=None, help="training steps")
+
+
+def _demo_run(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(a.out, steps=a.steps)
+    print(f"demo: wrote {a.out}/")
+    return 0
+
+
+def _read_options() -> type:
+    from .io import ReadOptions
+
+    return ReadOptions
+
+
+def commands() -> list[Command]:
+    """Every subcommand, in ``--help`` order."""
+    return [
+        _train_cmd(),
+        _segment_cmd(),
+        _inspect_cmd(),
+        _encode_cmd(),
+        Command("eval", "score outputs against ground truth", "geopurify eval out/scene0011_00 --gt scans/scene0011_00",
+                _eval_run, _eval_args, _read_options(), flags=_READ_FLAGS, choices={"layout": _layouts},
+                helps={"layout": _SECTION_HELPS["read.layout"],
+                       "reader_options": _SECTION_HELPS["read.reader_options"]}),
+        Command("query", "per-point similarity of a segment output to text phrases",
+                "geopurify query out/scene0011_00 sofa 'a whiteboard' --top 500", _query_run, _query_args),
+        _instances_cmd(),
+        Command("render", "PNG pictures of a segment output",
+                "geopurify render out/scene0011_00 --gt scans/scene0011_00", _render_run, _render_args),
+        Command("view", "interactive web viewer (localhost)", "geopurify view out/scene0011_00 --port 8080",
+                _view_run, _view_args),
+        Command("select", "pick the paper's data-efficient training subset", "geopurify select scans --n 20",
+                _select_run, _select_args),
+        Command("synth", "write synthetic rooms in ScanNet export layout", "geopurify synth rooms --n 3",
+                _synth_run, _synth_args),
+        Command("demo", "synthetic scenes -> train -> segment raw and purified -> eval",
+                "geopurify demo --out demo_out", _demo_run, _demo_args),
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="geopurify", description="Open-vocabulary 3D segmentation with geometry-guided purification.")
+    from . import __version__
+
+    p = _Parser(prog="geopurify", formatter_class=_Formatter,
+                description="Open-vocabulary 3D segmentation with geometry-guided purification.",
+                epilog="example:\n  geopurify segment scans/scene0011_00 --student student --out out/scene0011_00")
+    p.add_argument("--version", action="version", version=f"geopurify {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser)
-
-    t = sub.add_parser("train", help="label-free distillation of the student")
-    t.add_argument("scenes", nargs="+", help="scene folders or files")
-    t.add_argument("--out", required=True, help="output folder for the student")
-    t.add_argument("--teacher", default="geometric", help="geometric (default)|precomputed|sonata|<plugin>")
-    t.add_argument("--teacher-opt", action="append", metavar="KEY=VALUE", help="teacher option, e.g. path=t.npy")
-    t.add_argument("--steps", type=_pos_int, default=None, help="training steps")
-    t.add_argument("--width", type=_pos_int, default=None, help="student width")
-    t.add_argument("--lr", type=_pos_float, default=None)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--voxel-size", type=_pos_float, default=0.02)
-    t.add_argument("--device", default="auto")
-    t.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
-    _add_lift(t)
-    _add_read(t)
-
-    s = sub.add_parser("segment", help="label a scene (purified with --student, raw with --no-purify)")
-    s.add_argument("scene", nargs="?", help="scene folder or file")
-    s.add_argument("--scenes", default=None, help="a text file of scene paths (one per line): batch mode")
-    s.add_argument("--out", required=True, help="output folder (batch mode: one subfolder per scene)")
-    s.add_argument("--student", default=None, help="trained student (folder or .safetensors)")
-    s.add_argument("--no-purify", action="store_true", help="fusion only, no purification")
-    s.add_argument("--voxel-size", type=_pos_float, default=0.02)
-    s.add_argument("-k", "--k", type=_pos_int, default=96, help="neighbours per voxel (K)")
-    s.add_argument("-T", "--steps", type=_nonneg_int, default=18, help="pooling iterations (T)")
-    s.add_argument("--sharpen", type=_pos_float, default=20.0, help="softmax sharpening of cosine affinities")
-    s.add_argument("--knn", choices=["kdtree", "stencil"], default="kdtree",
-                   help="neighbour search: kdtree (exact, default) or stencil (integer grid offsets, as released)")
-    s.add_argument("--no-features", action="store_true", help="skip features.npy (pools class logits only)")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--overwrite", action="store_true", help="redo complete outputs in batch mode")
-    s.add_argument("--memory-limit", default=None, help="refuse scenes estimated above this (e.g. 4G)")
-    _add_lift(s)
-    _add_read(s)
-
-    from .encoders.encode import EncodeConfig
-
-    en = sub.add_parser("encode", help="run a 2D encoder over a scene's frames into features_2d/ (resumable)")
-    en.add_argument("scene", help="scene folder or file")
-    en.add_argument("--encoder", required=True, help="clip|xdecoder|lseg|<plugin>")
-    en.add_argument("--weights", default=None, help="local weights for the encoder (file or folder)")
-    en.add_argument("--encoder-opt", action="append", metavar="KEY=VALUE", help="extra encoder option")
-    en.add_argument("--out", default=None, help="output folder (default SCENE/features_2d)")
-    en.add_argument("--device", default=EncodeConfig.device, help="auto|cpu|cuda|cuda:N")
-    en.add_argument("--batch-size", type=_pos_int, default=EncodeConfig.batch_size, help="frames per model call")
-    en.add_argument("--classes", nargs="+", default=None, help="also write text_embeddings.npz for these classes")
-    en.add_argument("--overwrite", action="store_true", help="replace features written by another encoder")
-    _add_read(en)
-
-    i = sub.add_parser("inspect", help="read a scene without lifting and check it (frames, cameras, poses, features)")
-    i.add_argument("scene", help="scene folder or file")
-    i.add_argument("--voxel-size", type=_pos_float, default=0.02, help="voxel size (m) for the voxel count")
-    i.add_argument("--encoder", default="auto", help="the 2D encoder segment would use (feature files for auto)")
-    i.add_argument("--json", default=None, help="also write the report as JSON here")
-    _add_read(i)
-
-    e = sub.add_parser("eval", help="score outputs against ground truth")
-    e.add_argument("out", help="a segment output folder, or a folder of them")
-    e.add_argument("--gt", required=True, help="the scene (or a folder of scenes) with GT labels")
-    e.add_argument("--protocol", choices=["paper", "openscene"], default="paper",
-                   help="paper: 19 classes, otherfurniture ignored; openscene: all 20 with 'other'")
-    e.add_argument("--label-set", default="scannet20")
-    e.add_argument("--json", default=None, help="JSON output path (default OUT/eval.json)")
-    e.add_argument("--instances", action="store_true",
-                   help="instance AP/AP50/AP25 of OUT/instances.json against the GT instances instead")
-    _add_read(e)
-
-    q = sub.add_parser("query", help="per-point similarity of a segment output to text phrases")
-    q.add_argument("out", help="segment output folder (with features.npy)")
-    q.add_argument("phrases", nargs="+")
-    q.add_argument("--text", default=None, help="text embeddings .npz that holds the phrases")
-    q.add_argument("--encoder", default=None, help="encode phrases with this encoder's text tower")
-    q.add_argument("--weights", default=None)
-    g = q.add_mutually_exclusive_group()
-    g.add_argument("--threshold", type=float, default=None, help="mask: points with similarity >= this")
-    g.add_argument("--top", type=_pos_int, default=None, help="mask: the N most similar points")
-    q.add_argument("--objects", action="store_true",
-                   help="rank the instances of instances.json (run `geopurify instances OUT` first)")
-
-    ins = sub.add_parser("instances", help="object proposals of a segment output: instances.json + instances.ply")
-    ins.add_argument("out", help="segment output folder")
-    _add_instance_options(ins)
-
-    r = sub.add_parser("render", help="PNG pictures of a segment output")
-    r.add_argument("out")
-    r.add_argument("--gt", default=None, help="scene with GT labels, shown beside raw and purified")
-    r.add_argument("--view", choices=["top", "persp", "both"], default="both")
-    r.add_argument("--color", choices=["labels", "rgb"], default="labels",
-                   help="labels (default; render_<view>.png) or the points' RGB (render_rgb_<view>.png)")
-
-    v = sub.add_parser("view", help="interactive web viewer (localhost)")
-    v.add_argument("out")
-    v.add_argument("--port", type=_port, default=8080)
-    v.add_argument("--host", default="127.0.0.1")
-
-    se = sub.add_parser("select", help="pick the paper's data-efficient training subset")
-    se.add_argument("root", help="dataset root: a folder of scene folders with GT labels")
-    se.add_argument("--n", type=_pos_int, default=20)
-    se.add_argument("--gamma", type=float, default=1.0)
-    se.add_argument("--seed", type=int, default=0)
-    se.add_argument("--label-set", default="scannet20")
-    se.add_argument("--out", default="selection", help="output folder (selection.txt, scores.json)")
-
-    sy = sub.add_parser("synth", help="synthetic rooms, or posed views of a labelled scan, in ScanNet export layout")
-    sy.add_argument("out", help="output folder (with --from-scan: the scene folder to write)")
-    sy.add_argument("--from-scan", default=None, metavar="SCAN",
-                    help="render posed RGB-D views and simulated VLM masks of this labelled scan instead")
-    sy.add_argument("--n", type=_pos_int, default=1, help="number of scenes")
-    sy.add_argument("--seed", type=int, default=0)
-    sy.add_argument("--points", type=_pos_int, default=None, help="target points per scene")
-    sy.add_argument("--frames", type=_pos_int, default=None)
-
-    d = sub.add_parser("demo", help="synthetic scenes -> train -> segment raw and purified -> eval")
-    d.add_argument("--out", default="demo_out")
-    d.add_argument("--steps", type=_pos_int, default=None, help="training steps")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    for cmd in commands():
+        sp = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, formatter_class=_Formatter,
+                            epilog=f"example:\n  {cmd.example}")
+        if cmd.args:
+            cmd.args(sp)
+        if cmd.config:
+            add_config_options(sp, cmd.config, cmd)
+        for name, cls in cmd.extra.items():
+            add_config_options(sp, cls, cmd, name + ".", sp.add_argument_group(cmd.groups.get(name, name)))
+        sp.set_defaults(_command=cmd, _extra=tuple(cmd.extra))
     return p
 
 
@@ -264,8 +727,8 @@ def main(argv: list[str] | None = None) -> int:
         if not a.command:
             parser.print_help()
             return 3
-        return _run(a) or 0
-    except SystemExit as exc:  # --help
+        return a._command.run(a) or 0
+    except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if isinstance(exc.code, int) else 0
     except GeoPurifyError as exc:
         if debug:
@@ -287,110 +750,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"geopurify: internal error: {type(exc).__name__}: {exc} (rerun with --debug for a traceback)",
               file=sys.stderr)
         return 1
-
-
-def _run(a) -> int:
-    if a.command == "segment" and a.no_purify == bool(a.student):
-        if not a.no_purify:
-            raise ConfigError("segment: pass --student PATH to purify, or --no-purify for fusion only")
-        raise ConfigError("segment: --student and --no-purify exclude each other")
-    from . import api
-
-    if a.command == "train":
-        cfg = TrainRunConfig(teacher=a.teacher, teacher_options=_kv(a.teacher_opt), voxel_size=a.voxel_size,
-                             steps=a.steps, width=a.width, lr=a.lr, seed=a.seed, device=a.device,
-                             lift=_lift_cfg(a), read=_read_cfg(a))
-        api.train(a.scenes, a.out, cfg, resume=not a.no_resume)
-        return 0
-    if a.command == "segment":
-        cfg = SegmentConfig(purify=not a.no_purify, student=a.student, voxel_size=a.voxel_size, k=a.k,
-                            steps=a.steps, sharpen=a.sharpen, knn=a.knn, save_features=not a.no_features,
-                            device=a.device, overwrite=a.overwrite, memory_limit=a.memory_limit, lift=_lift_cfg(a),
-                            read=_read_cfg(a))
-        if a.scenes:
-            scenes = [ln.strip() for ln in Path(a.scenes).read_text().splitlines() if ln.strip()] \
-                if Path(a.scenes).is_file() else None
-            if scenes is None:
-                from .errors import InputError
-
-                raise InputError(f"{a.scenes}: scene list not found")
-            rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-            status = api.segment_many(scenes, a.out, cfg, rank=rank, world_size=world)
-            failed = [s for s, v in status.items() if v.startswith("failed")]
-            log.info("rank %d: %d done, %d skipped, %d failed", rank,
-                     sum(v == "done" for v in status.values()), sum(v == "skipped" for v in status.values()),
-                     len(failed))
-            return 2 if failed else 0
-        if not a.scene:
-            raise ConfigError("segment: give a SCENE or --scenes LIST")
-        api.segment(a.scene, a.out, cfg)
-        return 0
-    if a.command == "inspect":
-        rep = api.inspect(a.scene, _read_cfg(a), voxel_size=a.voxel_size, encoder=a.encoder)
-        print("\n".join(rep.lines()))
-        if a.json:
-            from .checks import write_report
-
-            write_report(rep, Path(a.json))
-        return 0
-    if a.command == "encode":
-        from .encoders.encode import EncodeConfig
-
-        opts = {**_kv(a.encoder_opt), **({"weights": a.weights} if a.weights else {})}
-        res = api.encode(a.scene, EncodeConfig(encoder=a.encoder, encoder_options=opts, out=a.out, device=a.device,
-                                               batch_size=a.batch_size, classes=a.classes, overwrite=a.overwrite),
-                         read=_read_cfg(a))
-        print(f"{res.out_dir}: {res.written} frames encoded, {res.reused} already there, "
-              f"{sum(res.failed.values())} skipped, {res.seconds:.1f} s")
-        return 0
-    if a.command == "eval" and a.instances:
-        from .eval.instance import format_instance_table
-
-        res = api.evaluate_instances(a.out, a.gt, label_set=a.label_set, read=_read_cfg(a),
-                                     json_path=a.json or Path(a.out) / "eval_instances.json")
-        print(format_instance_table(res))
-        return 0
-    if a.command == "eval":
-        from .eval import format_table
-
-        json_path = a.json or Path(a.out) / "eval.json"
-        res = api.evaluate(a.out, a.gt, protocol=a.protocol, label_set=a.label_set, read=_read_cfg(a),
-                           json_path=json_path)
-        print(format_table(res.scores))
-        return 0
-    if a.command == "query":
-        res = api.query(a.out, a.phrases, text=a.text, encoder=a.encoder, weights=a.weights,
-                        threshold=a.threshold, top=a.top, objects=a.objects)
-        for ph, ranked in res.objects.items():
-            print(f'"{ph}": ' + (", ".join(f"#{m.instance.id} {m.instance.name} {m.score:.3f}" for m in ranked[:5])
-                                 or "no instances"))  # fmt: skip
-        return 0
-    if a.command == "instances":
-        from .instances.config import InstanceConfig
-
-        cfg = InstanceConfig(grouping=a.grouping, voxel_size=a.voxel_size, merge_cosine=a.merge_cosine,
-                             min_points=a.min_points, stuff=list(a.stuff))
-        found = api.instances(a.out, cfg)
-        print(f"{len(found)} instances -> {Path(a.out) / 'instances.json'}")
-        return 0
-    if a.command == "render":
-        api.render(a.out, gt=a.gt, view=a.view, color=a.color)
-        return 0
-    if a.command == "view":
-        api.view(a.out, port=a.port, host=a.host)
-        return 0
-    if a.command == "select":
-        api.select(a.root, a.out, n=a.n, gamma=a.gamma, seed=a.seed, label_set=a.label_set)
-        return 0
-    if a.command == "synth":
-        api.synth(a.out, n=a.n, seed=a.seed, points=a.points, frames=a.frames, from_scan=a.from_scan)
-        return 0
-    if a.command == "demo":
-        from .demo import run_demo
-
-        run_demo(a.out, steps=a.steps)
-        return 0
-    raise ConfigError(f"unknown command {a.command!r}")
 
 
 if __name__ == "__main__":

@@ -1,72 +1,223 @@
-"""Run configurations: one dataclass per command, saved resolved beside every output."""
+"""Run configurations: one dataclass per command, built from the stages' own configs.
+
+Every default is written once, in the dataclass of the stage that uses it (:class:`ReadOptions` in
+io, :class:`LiftConfig` in lifting, :class:`PoolConfig` in pooling, :class:`TrainConfig` in distill);
+each validates itself in ``__post_init__``, so a bad value is refused before any work. The CLI's
+options are generated from these fields (help from the ``Attributes:`` docstrings), and the resolved
+config written to ``run.json`` loads back with :func:`from_dict` / :meth:`SegmentConfig.load`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .distill.config import TrainConfig
+from .errors import ConfigError, InputError
+from .geometry import VOXEL_SIZE
+from .io.registry import ReadOptions
+from .lifting.config import LiftConfig
+from .pooling.config import PoolConfig
+
+C = TypeVar("C")
+
+#: the old name of the read section; the fields are :class:`ReadOptions`'s
+ReadConfig = ReadOptions
 
 
 @dataclass
-class LiftOptions:
-    """How 2D features reach the points (see :mod:`geopurify.lifting`)."""
+class LiftOptions(LiftConfig):
+    """How 2D features reach the points: :class:`LiftConfig`'s fusion options plus their sources.
 
-    encoder: str = "auto"  # "auto": precomputed when features_2d/ exists, else point features
+    Attributes:
+        encoder: 2D encoder (auto: precomputed when features_2d/ exists, else the scene's per-point features).
+        encoder_options: keyword options of the encoder (KEY=VALUE), e.g. prompt_ensemble=1.
+        text: text-embedding .npz (names, embeddings) of the classes; default <scene>/text_embeddings.npz.
+        classes: class names to encode with the encoder's text tower.
+    """
+
+    encoder: str = "auto"
     encoder_options: dict[str, Any] = field(default_factory=dict)
-    fusion: str = "consensus"  # "consensus" (paper, top-3 views) | "mean" (OpenScene)
-    top_views: int = 3
-    depth_tolerance: float = 0.05
-    border: int = 10
-    text: str | None = None  # text-embedding .npz; default <scene>/text_embeddings.npz
-    classes: list[str] | None = None  # class names to encode with the encoder's text tower
+    text: str | None = None
+    classes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.classes is not None:
+            self.classes = list(self.classes)
+            if not self.classes:
+                raise ConfigError("--classes: give at least one class name")
+            bad = [c for c in self.classes if not str(c).strip()]
+            if bad:
+                raise ConfigError("--classes: empty class name")
+            seen: set[str] = set()
+            dup = sorted({c for c in self.classes if c.strip().lower() in seen or seen.add(c.strip().lower())})
+            if dup:
+                raise ConfigError(f"--classes: duplicate class names: {', '.join(dup)}")
+            if self.encoder == "precomputed":
+                raise ConfigError(
+                    "--classes needs an encoder with a text tower (e.g. --encoder clip --weights PATH); "
+                    "precomputed features come with --text FILE.npz or the scene's text_embeddings.npz"
+                )
 
 
-@dataclass
-class ReadConfig:
-    layout: str = "auto"
-    frame_skip: int = 1
-    max_frames: int | None = None
-    depth_scale: float | None = None  # None: the layout's own (ScanNet/YAML 1000, TUM 5000, ...)
-    fuse_voxel_size: float = 0.02
-    labels_tsv: str | None = None
-    reader_options: dict[str, Any] = field(default_factory=dict)
+def check_device(name: str) -> None:
+    """Refuse a device this torch build cannot use (cheap; torch is imported only for non-auto)."""
+    if name == "auto":
+        return
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"--device {name}: this torch build ({torch.__version__}) sees no CUDA GPU; use --device auto or cpu"
+        )
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
+
+
+def check_memory_limit(text: str | None) -> None:
+    from .utils.memory import parse_size
+
+    if text is None:
+        return
+    try:
+        if parse_size(text) <= 0:
+            raise ValueError(text)
+    except ValueError:
+        raise ConfigError(f"--memory-limit {text!r}: expected a size such as 4G, 512M or 1000000") from None
 
 
 @dataclass
 class SegmentConfig:
-    """``geopurify segment``: defaults follow the paper (2 cm voxels, K=96, sharpen 20, T=18)."""
+    """``geopurify segment``: defaults follow the paper (2 cm voxels, K=96, sharpen 20, T=18).
 
-    purify: bool = True
+    Attributes:
+        student: trained student (folder or .safetensors); needed unless purify is off.
+        purify: purify the lifted features with the student's affinities (off: fusion only).
+        voxel_size: voxel edge (m) of the student and the pooling.
+        save_features: write features.npy (off: pool only the C class logits, which gives the same labels).
+        device: auto (CUDA when present), cpu, cuda or cuda:N.
+        overwrite: redo outputs that are already complete (batch mode).
+        memory_limit: refuse scenes estimated above this size (e.g. 4G); default what the OS reports available.
+    """
+
     student: str | None = None
-    voxel_size: float = 0.02
-    k: int = 96
-    sharpen: float = 20.0
-    steps: int = 18
-    knn: str = "kdtree"  # "kdtree" (exact, mean point positions) | "stencil" (integer grid offsets, as released)
+    purify: bool = True
+    voxel_size: float = VOXEL_SIZE
     save_features: bool = True
     device: str = "auto"
     overwrite: bool = False
-    memory_limit: str | None = None  # e.g. "4G"; default: what the OS reports available
+    memory_limit: str | None = None
+    read: ReadOptions = field(default_factory=ReadOptions)
     lift: LiftOptions = field(default_factory=LiftOptions)
-    read: ReadConfig = field(default_factory=ReadConfig)
+    pool: PoolConfig = field(default_factory=PoolConfig)
+
+    def __post_init__(self) -> None:
+        _sections_from_dicts(self)
+        if self.purify and not self.student:
+            raise ConfigError("purification needs a trained student: pass --student PATH, or --no-purify")
+        if not self.purify and self.student:
+            raise ConfigError("--student and --no-purify exclude each other")
+        if not self.voxel_size > 0:
+            raise ConfigError(f"voxel_size must be > 0, got {self.voxel_size}")
+        check_device(self.device)
+        check_memory_limit(self.memory_limit)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SegmentConfig:
+        """The config of a ``run.json`` (or of a JSON file holding just the config)."""
+        return from_dict(cls, load_config_dict(path))
 
 
 @dataclass
 class TrainRunConfig:
-    """``geopurify train``: distillation options are :class:`geopurify.distill.TrainConfig`'s."""
+    """``geopurify train``.
+
+    Attributes:
+        teacher: 3D teacher whose feature similarities the student learns (geometric, precomputed, sonata).
+        teacher_options: keyword options of the teacher (KEY=VALUE), e.g. variant=superpoint.
+    """
 
     teacher: str = "geometric"
     teacher_options: dict[str, Any] = field(default_factory=dict)
-    voxel_size: float = 0.02
-    steps: int | None = None  # None: TrainConfig's default
-    width: int | None = None
-    lr: float | None = None
-    seed: int = 0
-    device: str = "auto"
+    train: TrainConfig = field(default_factory=TrainConfig)
     lift: LiftOptions = field(default_factory=LiftOptions)
-    read: ReadConfig = field(default_factory=ReadConfig)
+    read: ReadOptions = field(default_factory=ReadOptions)
+
+    def __post_init__(self) -> None:
+        _sections_from_dicts(self)
+        check_device(self.train.device)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TrainRunConfig:
+        return from_dict(cls, load_config_dict(path))
 
 
+# --------------------------------------------------------------------------- dict <-> config
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a (nested) config dataclass."""
     return dataclasses.asdict(cfg)
+
+
+def sections(cls: type) -> dict[str, type]:
+    """The fields of ``cls`` that are themselves config dataclasses: name -> class."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING:
+            v = f.default_factory()
+            if dataclasses.is_dataclass(v):
+                out[f.name] = type(v)
+    return out
+
+
+def _sections_from_dicts(cfg: Any) -> None:
+    for name, sub in sections(type(cfg)).items():
+        v = getattr(cfg, name)
+        if isinstance(v, dict):
+            setattr(cfg, name, from_dict(sub, v))
+        elif not isinstance(v, sub):
+            raise ConfigError(f"{type(cfg).__name__}.{name} must be a {sub.__name__}, got {type(v).__name__}")
+
+
+def from_dict(cls: type[C], d: dict[str, Any], where: str = "") -> C:
+    """Build a config dataclass from a (nested) dict; unknown keys are refused with the accepted list."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"config {where or cls.__name__}: expected an object, got {type(d).__name__}")
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"config {where or cls.__name__}: unknown key(s) {', '.join(unknown)}; accepted: {', '.join(names)}"
+        )
+    subs = sections(cls)
+    kw = {k: (from_dict(subs[k], v, f"{where or cls.__name__}.{k}") if k in subs else v) for k, v in d.items()}
+    try:
+        return cls(**kw)
+    except TypeError as exc:
+        raise ConfigError(f"config {where or cls.__name__}: {exc}") from None
+
+
+def load_config_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``config`` object of a run.json (or the whole file when it is a bare config)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "run.json"
+    try:
+        d = json.loads(p.read_text())
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise InputError(f"{p}: not JSON ({exc})") from None
+    if isinstance(d, dict) and "config" in d and isinstance(d["config"], dict):
+        return d["config"]
+    if not isinstance(d, dict):
+        raise InputError(f"{p}: expected a JSON object")
+    return d

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from .config import SegmentConfig, TrainRunConfig
+from .distill import TrainConfig
 from .utils.atomic import write_json
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def run_demo(out: str | Path, steps: int | None = None, n_train: int = 2, seed: 
     train_scenes, test_scene = scenes[:n_train], scenes[n_train]
 
     log.info("training the student on %d scenes", len(train_scenes))
-    api.train([str(s) for s in train_scenes], out / "student", TrainRunConfig(steps=steps))
+    api.train([str(s) for s in train_scenes], out / "student",
+              TrainRunConfig(train=TrainConfig(**({"steps": steps} if steps else {}))))
 
     log.info("segmenting %s without and with purification", test_scene.name)
     api.segment(test_scene, out / "raw", SegmentConfig(purify=False))

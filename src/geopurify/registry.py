@@ -36,7 +36,14 @@ class Registry(Generic[T]):
         self._loaded_entry_points = False
 
     def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering ``factory`` under ``name``; a name taken by another factory is refused."""
+
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
+            old = self._items.get(name)
+            if old is not None and _qualname(old) != _qualname(factory):  # the same one again: a module reload
+                raise ConfigError(
+                    f"{self.kind} {name!r} is registered twice ({_qualname(old)} and {_qualname(factory)})"
+                )
             self._items[name] = factory
             return factory
 
@@ -48,6 +55,7 @@ class Registry(Generic[T]):
         self._loaded_entry_points = True
         for ep in entry_points(group=self.group):
             if ep.name in self._items:
+                log.warning("%s plugin %r (%s) ignored: the name is taken by a built-in", self.kind, ep.name, ep.value)
                 continue
             try:
                 self._items[ep.name] = ep.load()
@@ -65,7 +73,11 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def check_options(self, name: str, options: dict) -> None:
-        """Raise ConfigError naming any option the factory of ``name`` does not accept."""
+        """Raise ConfigError naming any option the factory of ``name`` does not accept, with the accepted list.
+
+        The one rule for options of every registry (readers, encoders, teachers); factories taking
+        ``**kwargs`` accept anything.
+        """
         factory = self.get(name)
         try:
             params = inspect.signature(factory).parameters
@@ -77,7 +89,8 @@ class Registry(Generic[T]):
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ConfigError(
-                f"{self.kind} {name!r} has no option {', '.join(unknown)}; it accepts: {', '.join(accepted)}"
+                f"{self.kind} {name!r} has no option {', '.join(unknown)}; "
+                + (f"it accepts: {', '.join(accepted)}" if accepted else "it takes no options")
             )
 
     def build(self, name: str, **kwargs) -> T:
@@ -87,3 +100,7 @@ class Registry(Generic[T]):
     def __contains__(self, name: str) -> bool:
         self._load_entry_points()
         return name in self._items
+
+
+def _qualname(obj: object) -> str:
+    return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"

@@ -39,7 +39,8 @@ def test_purified_beats_raw_by_a_clear_margin(rooms, student, tmp_path):
     assert pur > raw + 0.04, (raw, pur)
     run = json.loads((tmp_path / "pur" / "run.json").read_text())
     assert set(run["seconds"]) >= {"lift", "student", "knn", "pool", "classify"}
-    assert run["config"]["k"] == 96 and run["config"]["steps"] == 18 and run["config"]["sharpen"] == 20.0
+    pool = run["config"]["pool"]
+    assert pool["k"] == 96 and pool["steps"] == 18 and pool["sharpen"] == 20.0
     feats = np.load(tmp_path / "pur" / "features.npy")
     labels = np.loadtxt(tmp_path / "pur" / "labels.txt", dtype=int)
     assert feats.dtype == np.float16 and feats.shape[0] == labels.shape[0] == run["counts"]["points"]
@@ -63,8 +64,8 @@ def test_student_checkpoint_carries_its_config(student):
     model = geopurify.load(student)
     assert model.config.in_dim == SMALL.feature_dim + 6 and model.config.out_dim == 128
     run = json.loads((student / "run.json").read_text())
-    assert run["train_config"]["anchors"] == 4096 and run["train_config"]["temperature"] == 0.07
-    assert run["train_config"]["macro_negatives"] == 48 and run["train_config"]["micro_negatives"] == 16
+    assert run["config"]["train"]["anchors"] == 4096 and run["config"]["train"]["temperature"] == 0.07
+    assert run["config"]["train"]["macro_negatives"] == 48 and run["config"]["train"]["micro_negatives"] == 16
 
 
 def _gt_scannet20(scene):

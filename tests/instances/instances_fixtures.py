@@ -66,6 +66,7 @@ def segment_output(tmp_path):
     (out / "names.json").write_text(json.dumps(NAMES))
     np.savez(out / "text_embeddings.npz", names=np.array(NAMES), embeddings=text)
     (out / "labels.txt").write_text("\n".join(map(str, cls.tolist())) + "\n")
+    (out / "run.json").write_text(json.dumps({"status": "complete", "command": "segment"}))  # a finished output
     return out, obj
 
 

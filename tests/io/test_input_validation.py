@@ -98,12 +98,13 @@ def test_explicit_depth_scale_wins_even_when_equal_to_the_default(tmp_path):
 
 
 def test_cli_depth_scale_reaches_the_reader(tmp_path):
-    from geopurify.cli import _read_cfg, build_parser
+    from geopurify.cli import build_config, build_parser
+    from geopurify.config import SegmentConfig
 
     a = build_parser().parse_args(["segment", "x", "--no-purify", "--out", "o", "--depth-scale", "1000"])
-    assert _read_cfg(a).depth_scale == 1000.0
+    assert build_config(SegmentConfig, a).read.depth_scale == 1000.0
     a = build_parser().parse_args(["segment", "x", "--no-purify", "--out", "o"])
-    assert _read_cfg(a).depth_scale is None
+    assert build_config(SegmentConfig, a).read.depth_scale is None
 
 
 def test_yaml_depth_scale_and_explicit_override(tmp_path, caplog):

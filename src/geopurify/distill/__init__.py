@@ -1,22 +1,23 @@
 """Label-free distillation: contrastive sampling from a 3D teacher, InfoNCE, training loop, DDP."""
 
-from .config import TrainConfig, TrainScene
-from .ddp import DistInfo, init_from_env
-from .prepare import build_train_scene
-from .sampler import ContrastiveSample, ContrastiveTable, info_nce, sample_contrastive
-from .train import lr_at, step_scenes, train
+from __future__ import annotations
 
-__all__ = [
-    "TrainConfig",
-    "TrainScene",
-    "DistInfo",
-    "init_from_env",
-    "build_train_scene",
-    "ContrastiveSample",
-    "ContrastiveTable",
-    "info_nce",
-    "sample_contrastive",
-    "lr_at",
-    "step_scenes",
-    "train",
-]
+from ..utils.lazy import lazy_exports
+
+_WHERE = {
+    "TrainConfig": "config",
+    "TrainScene": "config",
+    "DistInfo": "ddp",
+    "init_from_env": "ddp",
+    "build_train_scene": "prepare",
+    "student_voxel_inputs": "prepare",
+    "ContrastiveSample": "sampler",
+    "ContrastiveTable": "sampler",
+    "info_nce": "sampler",
+    "sample_contrastive": "sampler",
+    "lr_at": "train",
+    "step_scenes": "train",
+    "train": "train",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__ = sorted(_WHERE)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..geometry import VOXEL_SIZE
 
 
 @dataclass
@@ -54,7 +55,7 @@ class TrainConfig:
     width: int = 32
     out_dim: int = 128
     blocks: int = 3
-    voxel_size: float = 0.02
+    voxel_size: float = VOXEL_SIZE
     device: str = "auto"
     checkpoint_every: int = 20
     log_every: int = 10

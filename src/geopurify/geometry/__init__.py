@@ -1,8 +1,19 @@
 """Shared geometry: voxel grids, normals and nearest-neighbour search."""
 
-from .knn import knn
-from .normals import estimate_normals, mesh_normals
-from .pose import pose_problem
-from .voxel import VoxelGrid, voxelize
+from __future__ import annotations
 
-__all__ = ["VoxelGrid", "voxelize", "estimate_normals", "mesh_normals", "knn", "pose_problem"]
+from ..utils.lazy import lazy_exports
+
+#: voxel edge (m) of the student and the pooling (the paper: 2 cm); written once, here
+VOXEL_SIZE = 0.02
+
+_WHERE = {
+    "knn": "knn",
+    "estimate_normals": "normals",
+    "mesh_normals": "normals",
+    "pose_problem": "pose",
+    "VoxelGrid": "voxel",
+    "voxelize": "voxel",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__ = sorted(_WHERE)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from scipy.spatial import cKDTree
 
 
 def knn(points: np.ndarray, queries: np.ndarray, k: int, tree: cKDTree | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -11,6 +15,8 @@ def knn(points: np.ndarray, queries: np.ndarray, k: int, tree: cKDTree | None = 
 
     The query point itself is included when it is in ``points``.
     """
+    from scipy.spatial import cKDTree  # loaded on first use: importing geometry stays cheap
+
     k = int(min(k, len(points)))
     tree = tree if tree is not None else cKDTree(points)
     dist, idx = tree.query(queries, k=k, workers=-1)

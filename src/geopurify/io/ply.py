@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import estimate_normals, mesh_normals
 
 
 @dataclass
@@ -33,7 +32,11 @@ class PlyData:
         if n is not None and np.isfinite(n).all() and (np.linalg.norm(n, axis=1) > 0.5).all():
             return n
         if self.faces is not None and len(self.faces):
+            from ..geometry import mesh_normals
+
             return mesh_normals(self.points, self.faces)
+        from ..geometry import estimate_normals  # scipy: loaded when needed
+
         return estimate_normals(self.points)
 
 

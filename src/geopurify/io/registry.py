@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..registry import Registry
 from .scene import Scene
 
@@ -43,6 +43,18 @@ class ReadOptions:
     reader_options: dict = field(default_factory=dict)
     before_fusion: Callable[[Scene], None] | None = None
 
+    def __post_init__(self) -> None:
+        if int(self.frame_skip) != self.frame_skip or self.frame_skip < 1:
+            raise ConfigError(f"frame_skip must be a positive integer, got {self.frame_skip!r}")
+        if self.depth_scale is not None and not (0 < self.depth_scale < float("inf")):
+            raise ConfigError(f"depth_scale must be a positive number or None, got {self.depth_scale!r}")
+        if self.max_frames is not None and (int(self.max_frames) != self.max_frames or self.max_frames < 1):
+            raise ConfigError(f"max_frames must be None or a positive integer, got {self.max_frames!r}")
+        if not (0 < self.fuse_voxel_size < float("inf")):
+            raise ConfigError(f"fuse_voxel_size must be a positive number, got {self.fuse_voxel_size!r}")
+        if not isinstance(self.reader_options, dict):
+            raise ConfigError(f"reader_options must be a dict, got {type(self.reader_options).__name__}")
+
 
 class Reader(ABC):
     """One data layout. ``detect`` must be cheap (look at names, not contents)."""
@@ -62,17 +74,19 @@ READERS: Registry[Reader] = Registry("dataset layout", "geopurify.readers")
 _DETECT_ORDER = ["sens", "matterport", "tum", "7scenes", "generic", "pointcept", "scannet", "pointcloud"]
 
 
-def _build(name: str, options: ReadOptions) -> Reader:
-    """Construct a reader, passing the ``reader_options`` (and ``labels_tsv``) its constructor accepts."""
+def _build(name: str, options: ReadOptions, check: bool = True) -> Reader:
+    """Construct a reader with its ``reader_options`` (unknown keys refused, the registry's one rule,
+    when ``check``) and ``labels_tsv`` when its constructor takes it."""
     factory = READERS.get(name)
-    wanted = dict(options.reader_options)
-    if options.labels_tsv:
-        wanted.setdefault("labels_tsv", options.labels_tsv)
+    if check:
+        READERS.check_options(name, options.reader_options)
     try:
         params = inspect.signature(factory).parameters
     except (TypeError, ValueError):
         params = {}
-    kwargs = {k: v for k, v in wanted.items() if k in params}
+    kwargs = {k: v for k, v in options.reader_options.items() if k in params}
+    if options.labels_tsv and "labels_tsv" in params:
+        kwargs.setdefault("labels_tsv", options.labels_tsv)
     return factory(**kwargs)
 
 
@@ -90,9 +104,10 @@ def read_scene(path: str | Path, options: ReadOptions | None = None) -> Scene:
         return _build(options.layout, options).read(path, options)
     names = [n for n in _DETECT_ORDER if n in READERS] + [n for n in READERS.names() if n not in _DETECT_ORDER]
     for name in names:
-        reader = _build(name, options)
+        reader = _build(name, options, check=False)  # candidates get the options they take
         if reader.detect(path):
             log.debug("reading %s as %s", path, name)
+            READERS.check_options(name, options.reader_options)
             return reader.read(path, options)
     raise InputError(
         f"{path}: no reader recognises this layout (known: {', '.join(READERS.names())}); "

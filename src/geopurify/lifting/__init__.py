@@ -1,26 +1,24 @@
 """Lifting: project points into posed frames, test visibility, fuse the 2D features they see."""
 
-from .lift import LiftConfig, LiftedFeatures, frame_view, lift
-from .projection import (
-    PointProjector,
-    Projection,
-    camera_points,
-    check_pose,
-    project_camera,
-    project_points,
-    visible_mask,
-)
+from __future__ import annotations
 
-__all__ = [
-    "LiftConfig",
-    "LiftedFeatures",
-    "PointProjector",
-    "Projection",
-    "camera_points",
-    "check_pose",
-    "frame_view",
-    "lift",
-    "project_camera",
-    "project_points",
-    "visible_mask",
-]
+from ..utils.lazy import lazy_exports
+
+_WHERE = {
+    "FUSIONS": "config",
+    "LiftConfig": "config",
+    "LiftedFeatures": "lift",
+    "frame_view": "lift",
+    "lift": "lift",
+    "PointProjector": "projection",
+    "Projection": "projection",
+    "camera_points": "projection",
+    "check_pose": "projection",
+    "project_camera": "projection",
+    "project_points": "projection",
+    "visible_mask": "projection",
+    "Lifted": "scene",
+    "lift_scene": "scene",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__ = sorted(_WHERE)

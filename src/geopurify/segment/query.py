@@ -138,3 +138,55 @@ def match_phrase(phrase: str, names: list[str]) -> int | None:
         if cand and cand in norm:
             return norm.index(cand)
     return None
+
+
+#: names that mean the same class (eval's name matching and the phrase lookup)
+CLASS_ALIASES = {"other": "otherfurniture", "other furniture": "otherfurniture", "fridge": "refrigerator"}
+
+
+def norm_name(name: str) -> str:
+    """A class name or prompt reduced to the bare name ("a chair in a scene" -> "chair"), with aliases."""
+    n = normalize_phrase(name)
+    return CLASS_ALIASES.get(n, n)
+
+
+def phrase_slug(phrase: str, index: int) -> str:
+    """A file-name stem for a phrase ("A red chair!" -> "a_red_chair"), ``q<index>`` when nothing is left."""
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")[:60] or f"q{index}"
+
+
+def phrase_embeddings(out_dir, run: dict, phrases: list[str], text: str | None = None,
+                      encoder: str | None = None, weights: str | None = None) -> np.ndarray:
+    """(Q, D) float32 embeddings of the phrases: an encoder's text tower, or lookup by class name in a
+    text-embedding file (default ``out_dir/text_embeddings.npz``).
+
+    Without ``encoder`` and ``text``, the encoder recorded in ``run`` (run.json) is used when it has a
+    text tower.
+    """
+    from pathlib import Path
+
+    from ..encoders import build_encoder, load_text_embeddings
+
+    opts: dict = {"weights": weights} if weights else {}
+    if not encoder and not text:
+        lift_cfg = (run.get("config") or {}).get("lift") or {} if isinstance(run, dict) else {}
+        if lift_cfg.get("encoder") not in (None, "auto", "precomputed"):
+            encoder = lift_cfg["encoder"]
+            opts = {**lift_cfg.get("encoder_options", {}), **opts}
+    if encoder:
+        return np.asarray(build_encoder(encoder, **opts).encode_text(list(phrases)), np.float32)
+    src = Path(text) if text else Path(out_dir) / "text_embeddings.npz"
+    if not src.is_file():
+        raise ConfigError(f"{out_dir}: no text embeddings to encode phrases; pass --text FILE or --encoder NAME")
+    te = load_text_embeddings(src)
+    lookup = {norm_name(n): i for i, n in enumerate(te.names)}
+    rows = []
+    for ph in phrases:
+        i = lookup.get(norm_name(ph))
+        if i is None:
+            raise ConfigError(
+                f"phrase {ph!r} is not in {src} (which holds: {', '.join(te.names[:12])}...); "
+                "free-form phrases need a text encoder: --encoder clip --weights PATH"
+            )
+        rows.append(te.embeddings[i])
+    return np.stack(rows).astype(np.float32)

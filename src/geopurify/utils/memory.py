@@ -28,12 +28,14 @@ def peak_rss_bytes() -> int:
     return int(r if sys.platform == "darwin" else r * 1024)
 
 
-def estimate_segment_bytes(n_points: int, dim: int, n_classes: int, k: int, purify: bool, save_features: bool) -> int:
+def estimate_segment_bytes(n_points: int, dim: int, n_classes: int, k: int, purify: bool, save_features: bool,
+                           n_voxels: int | None = None) -> int:
     """Rough peak bytes of ``segment`` for a scene (float32 working arrays).
 
     Lifting holds the (N, D) fused features plus about one more (N, D) buffer; purification adds the CSR
-    affinity (N x K values and indices, an upper bound with voxels <= points) and the pooled columns
-    (D when features are saved, else the C class logits), twice for the propagation's ping-pong.
+    affinity (V x min(K, V - 1) values and indices; V = points when the voxel count is not given) and the
+    pooled columns (D when features are saved, else the C class logits), twice for the propagation's
+    ping-pong.
 
     >>> estimate_segment_bytes(1_000_000, 64, 20, 96, purify=True, save_features=False) // 2**20
     1815
@@ -42,8 +44,9 @@ def estimate_segment_bytes(n_points: int, dim: int, n_classes: int, k: int, puri
     if not purify:
         return lift + n_points * dim * 2
     cols = dim if save_features else n_classes
-    csr = n_points * k * (4 + 8)
-    pool = 3 * n_points * cols * 4
+    v = n_points if n_voxels is None else n_voxels
+    csr = v * max(min(k, v - 1), 0) * (4 + 8)
+    pool = 3 * v * cols * 4
     return lift + csr + pool + (n_points * dim * 2 if save_features else 0)
 
 
@@ -56,3 +59,16 @@ def parse_size(text: str) -> int:
     text = text.strip().upper().removesuffix("B").removesuffix("I")
     mult = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(text[-1:], 1)
     return int(float(text[:-1] if mult > 1 else text) * mult)
+
+
+def check_fits(need: int, what: str, hint: str, limit: str | None = None) -> None:
+    """Refuse up front (InputError) when ``need`` bytes exceed ``limit`` (a size such as 4G), else
+    ``$GEOPURIFY_MEMORY_LIMIT``, else what the OS reports available."""
+    from ..errors import InputError
+
+    limit = limit or os.environ.get("GEOPURIFY_MEMORY_LIMIT")
+    have = parse_size(limit) if limit else available_bytes()
+    if have is not None and need > have:
+        raise InputError(
+            f"{what} need about {need / 2**30:.1f} GiB but {have / 2**30:.1f} GiB is available; try {hint}"
+        )

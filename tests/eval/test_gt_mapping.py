@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from geopurify.api import gt_indices, name_mapping
 from geopurify.errors import InputError
+from geopurify.eval.gt import gt_indices, name_mapping
 from geopurify.io import Scene
 from geopurify.labels import get_label_set
 

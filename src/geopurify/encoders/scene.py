@@ -1,0 +1,74 @@
+"""Which encoder and which class text a scene gets (the ``--encoder auto`` and ``--text`` rules)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .base import Encoder, TextEmbeddings
+from .text import load_text_embeddings
+
+
+def encoder_for_scene(scene, name: str = "auto", options: dict[str, Any] | None = None,
+                      classes: list[str] | None = None) -> Encoder | None:
+    """The 2D encoder for ``scene``, or None when the scene carries per-point features.
+
+    ``auto``: ``precomputed`` when the scene folder has ``features_2d/``, else the per-point features.
+    """
+    from . import build_encoder
+
+    if name == "auto":
+        root = scene.root if scene.root is not None and Path(scene.root).is_dir() else None
+        if root is not None and (root / "features_2d").is_dir():
+            name = "precomputed"
+        elif scene.point_features is not None:
+            return None
+        else:
+            raise ConfigError(
+                f"{scene.name}: no features_2d/ folder and no per-point features; choose a 2D encoder "
+                "with --encoder (clip, xdecoder, lseg) and its --weights"
+            )
+    if name == "precomputed":
+        return build_encoder(name, scene=scene, **dict(options or {}))
+    from .encode import scene_encoder
+
+    return scene_encoder(scene, name, dict(options or {}), classes)  # reads what `geopurify encode` wrote
+
+
+def class_text(scene, text: str | None = None, classes: list[str] | None = None,
+               encoder: Encoder | None = None) -> TextEmbeddings:
+    """Class names and (C, D) embeddings: ``text`` (a file), ``classes`` through the encoder's text tower,
+    or the scene's ``text_embeddings.npz``.
+
+    Raises:
+        ConfigError: ``classes`` with an encoder that has no text tower, or no source of class text.
+    """
+    if text:
+        return load_text_embeddings(Path(text))
+    # --classes, else the encoder's own vocabulary (xdecoder's; the classes `geopurify encode` embedded)
+    classes = list(classes or []) or list(getattr(encoder, "classes", None) or [])
+    if classes:
+        if encoder is None:
+            raise ConfigError(f"{scene.name}: --classes needs a 2D encoder with a text tower (--encoder clip ...)")
+        try:
+            emb = encoder.encode_text(list(classes))
+        except NotImplementedError:
+            raise ConfigError(
+                f"{scene.name}: encoder {encoder.name!r} has no text tower, so --classes cannot be encoded; "
+                "pass --text FILE.npz, or --encoder clip --weights PATH"
+            ) from None
+        return TextEmbeddings(names=list(classes), embeddings=np.asarray(emb, np.float32))
+    if scene.root is not None:
+        root = Path(scene.root)
+        root = root if root.is_dir() else root.parent
+        # the second is where `geopurify encode` writes them
+        for cand in (root / "text_embeddings.npz", root / "features_2d" / "text_embeddings.npz"):
+            if cand.is_file():
+                return load_text_embeddings(cand)
+    raise ConfigError(
+        f"{scene.name}: no class text embeddings; pass --text FILE.npz (names, embeddings) "
+        "or --classes with an encoder that has a text tower (e.g. --encoder clip --weights PATH)"
+    )

@@ -1,0 +1,72 @@
+"""Ground truth of a scene as indices into a label set, and predictions mapped onto it by class name."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.scene import Scene
+from ..labels import get_label_set, raw_to_index
+from ..segment.query import norm_name
+from .metrics import confusion
+
+
+def name_mapping(pred_names: list[str], target_names: list[str]) -> np.ndarray:
+    """(P,) int64 index of each predicted class name in ``target_names`` (by normalised name), -1 if absent."""
+    lookup = {norm_name(n): i for i, n in enumerate(target_names)}
+    return np.array([lookup.get(norm_name(n), -1) for n in pred_names], dtype=np.int64)
+
+
+def gt_indices(scene: Scene, label_set: str) -> np.ndarray:
+    """Scene GT as (N,) int64 indices into ``label_set``; -1 = ignore."""
+    if scene.labels is None and "scannet200_raw" not in scene.meta:
+        raise InputError(f"{scene.root or scene.name}: scene has no ground-truth labels")
+    if scene.label_set == label_set:
+        return scene.labels.astype(np.int64)
+    if scene.label_set is None:
+        raise InputError(f"{scene.root or scene.name}: unknown label set of the ground truth")
+    if label_set == "scannet200" and "scannet200_raw" in scene.meta:  # .sens + aggregation + segs
+        return raw_to_index(get_label_set("scannet200"), np.asarray(scene.meta["scannet200_raw"]))
+    if f"labels_{label_set}" in scene.meta:  # e.g. a Pointcept folder with both segment20 and segment200
+        return np.asarray(scene.meta[f"labels_{label_set}"], np.int64)
+    if label_set.startswith("matterport") and "matterport_category_raw" in scene.meta \
+            and "category_mapping" in scene.meta:  # a Matterport region: OpenScene's name-based sets
+        from ..labels import matterport_category_map, matterport_to_index, read_labels_tsv
+
+        lut = matterport_category_map(read_labels_tsv(scene.meta["category_mapping"]), label_set)
+        return matterport_to_index(np.asarray(scene.meta["matterport_category_raw"]), lut)
+    if scene.label_set == "nyu40" and label_set in ("scannet20", "nyu40", "matterport21"):
+        return raw_to_index(get_label_set(label_set), scene.labels)  # these sets use NYU40 ids
+    raise InputError(
+        f"{scene.root or scene.name}: ground truth is in {scene.label_set}, which does not map to {label_set}; "
+        f"pass --label-set {scene.label_set}"
+    )
+
+
+def prediction_confusion(pred: np.ndarray, pred_names: list[str], gt: np.ndarray,
+                         target_names: list[str]) -> np.ndarray:
+    """(C + 1, C + 1) int64 confusion of predictions (indices into ``pred_names``) against GT indices.
+
+    The extra last class collects predictions of classes outside the label set: wrong, never ignored;
+    it has no GT points, so the means leave it out.
+    """
+    C = len(target_names)
+    if len(pred) != len(gt):
+        raise InputError(f"{len(pred)} predicted labels but the ground truth has {len(gt)} points")
+    mapped = name_mapping(pred_names, target_names)
+    ok = (pred >= 0) & (pred < len(mapped))
+    p = np.full(len(pred), C, np.int64)
+    p[ok] = mapped[pred[ok]]
+    p[p < 0] = C
+    return confusion(gt, p, C + 1)
+
+
+def gt_colors(gt: np.ndarray, gt_names: list[str], pred_names: list[str], palette: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 GT shown in the prediction's palette (matched by class name); unmatched dark grey."""
+    back = name_mapping(gt_names, pred_names)
+    col = np.full((len(gt), 3), 40, np.uint8)
+    ok = gt >= 0
+    gi = back[np.where(ok, gt, 0)]
+    ok &= gi >= 0
+    col[ok] = palette[gi[ok]]
+    return col

@@ -1,0 +1,421 @@
+"""The segment output folder as one type: which files it owns, how it is written, how it is read.
+
+Layout (written by ``geopurify segment``; ``eval``, ``render`` and ``query`` add their files):
+
+=========================  ==========================================================================
+``labels.txt``             N lines, one class index per point (into ``names.json``).
+``labels.ply``             the points coloured by class, vertex property ``label``.
+``features.npy``           (N, D) float16 per-point features (absent with ``--no-features``).
+``raw_labels.txt``         fusion-only labels of a purified run.
+``points.npy``             (N, 3) float32; ``colors.npy`` (N, 3) uint8.
+``names.json``             the C class names (a list, or ``{"names": [...], "colors": [...]}``).
+``text_embeddings.npz``    ``names`` (C,), ``embeddings`` (C, D) float32.
+``run.json``               written last: ``"status": "complete"`` marks a finished output.
+``eval.json``              written by ``eval``; ``render_*.png`` by ``render``; ``query/`` by ``query``.
+=========================  ==========================================================================
+
+Writing (:func:`open_writer`): the folder is checked first (not a file, not inside an input, writable),
+then locked (a second concurrent writer is refused), then every file the folder owns from an earlier
+run is removed (``run.json`` first), so a rerun never leaves stale files under a new ``run.json``.
+Every file is written atomically and ``run.json`` last.
+
+Reading (:func:`read_output`): a validated :class:`SegmentOutput`; an incomplete folder (a killed or
+running ``segment``) is refused unless ``allow_incomplete``, and then warned about loudly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+from .utils.atomic import atomic_open, write_json, write_npy, write_text
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+EVAL_FILE = "eval.json"
+LOCK_FILE = ".geopurify.lock"
+#: files a segment output owns; a rerun removes them all before writing
+OWNED_FILES = (
+    RUN_FILE, "labels.txt", "labels.ply", "features.npy", "raw_labels.txt", "points.npy", "colors.npy",
+    "names.json", "text_embeddings.npz", EVAL_FILE, "eval_instances.json", "instances.json", "instances.ply",
+)
+OWNED_GLOBS = ("render_*.png", ".*.tmp")
+QUERY_DIR = "query"
+_NAME_MAX = 255  # bytes per path component on every common file system
+
+
+class OutputBusyError(ConfigError):
+    """Another process is writing into the same output folder."""
+
+
+# --------------------------------------------------------------------------- path checks
+def check_out_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), what: str = "--out") -> Path:
+    """Refuse, before any work, an output path that cannot hold a folder of results.
+
+    Refused (ConfigError, exit 3): a component over 255 bytes, an existing file or a dangling symlink,
+    a folder equal to or inside one of ``inputs``, a location this user cannot write.
+    """
+    out = Path(out)
+    for part in out.parts:
+        if len(os.fsencode(part)) > _NAME_MAX:
+            raise ConfigError(f"{what} {str(out)[:80]}...: a path component is longer than {_NAME_MAX} bytes")
+    if out.is_symlink() and not out.exists():
+        raise ConfigError(f"{what} {out}: a dangling symbolic link (to {os.readlink(out)})")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{what} {out}: exists and is not a folder")
+    res = out.resolve()
+    for inp in inputs:
+        if inp is None:
+            continue
+        ip = Path(inp).resolve()
+        # a folder input is refused as the output or its parent; a file input's own folder is refused
+        inside = (res == ip or ip in res.parents) if ip.is_dir() else res == ip.parent
+        if inside:
+            raise ConfigError(f"{what} {out}: is the input {inp} or inside it; write the output somewhere else")
+    probe = res
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what} {out}: cannot write there ({probe} is not a writable folder)")
+    return out
+
+
+def check_out_file(path: str | os.PathLike, what: str = "--json") -> Path:
+    """Refuse, before any work, an output file path that is a folder or cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a folder; give a file name")
+    check_out_path(path.parent, what=what)
+    return path
+
+
+# --------------------------------------------------------------------------- lock
+@contextlib.contextmanager
+def locked(out_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold the output folder's lock; a second writer gets :class:`OutputBusyError` at once.
+
+    The lock is an ``flock`` on ``.geopurify.lock``, so the kernel drops it when a writer is killed.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not POSIX: no lock
+            pass
+        except BlockingIOError:
+            raise OutputBusyError(
+                f"{out_dir}: another geopurify process is writing into this folder; wait for it or use another --out"
+            ) from None
+        yield out_dir
+    finally:
+        os.close(fd)
+
+
+def is_locked(out_dir: str | os.PathLike) -> bool:
+    """Whether some process holds the folder's write lock now."""
+    path = Path(out_dir) / LOCK_FILE
+    if not path.is_file():
+        return False
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- write
+class OutputWriter:
+    """Writes one segment output. Use through :func:`open_writer`; files land atomically, run.json last."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.written: list[str] = []
+
+    def path(self, name: str) -> Path:
+        self.written.append(name)
+        return self.out_dir / name
+
+    def text(self, name: str, text: str) -> None:
+        write_text(self.path(name), text)
+
+    def labels(self, name: str, labels: np.ndarray) -> None:
+        """(N,) int labels as one integer per line."""
+        self.text(name, "\n".join(map(str, np.asarray(labels).tolist())) + "\n")
+
+    def npy(self, name: str, array: np.ndarray) -> None:
+        write_npy(self.path(name), array)
+
+    def json(self, name: str, obj: Any) -> None:
+        write_json(self.path(name), obj)
+
+    def text_embeddings(self, names: list[str], embeddings: np.ndarray) -> None:
+        with atomic_open(self.path("text_embeddings.npz"), "wb") as f:
+            np.savez(f, names=np.array(names), embeddings=np.asarray(embeddings, np.float32))
+
+    def finish(self, run: dict[str, Any]) -> None:
+        """Write ``run.json`` (``status: complete``): the folder is complete from now on."""
+        self.json(RUN_FILE, {"status": "complete", **run})
+
+
+def clear_owned(out_dir: Path) -> list[str]:
+    """Remove every file an output owns (run.json first, so the folder reads incomplete at once)."""
+    removed = []
+    for name in OWNED_FILES:
+        p = out_dir / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            removed.append(name)
+    for pattern in OWNED_GLOBS:
+        for p in sorted(out_dir.glob(pattern)):
+            if p.is_file():
+                p.unlink()
+                removed.append(p.name)
+    qdir = out_dir / QUERY_DIR
+    if qdir.is_dir():
+        for p in qdir.iterdir():
+            if p.is_file():
+                p.unlink()
+        with contextlib.suppress(OSError):
+            qdir.rmdir()
+        removed.append(QUERY_DIR + "/")
+    return removed
+
+
+@contextlib.contextmanager
+def open_writer(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[OutputWriter]:
+    """Check, lock and clear ``out_dir``, then yield a writer. Call ``writer.finish(run)`` last."""
+    out_dir = check_out_path(out_dir, inputs)
+    with locked(out_dir):
+        removed = clear_owned(out_dir)
+        if removed:
+            log.debug("%s: removed files of an earlier run: %s", out_dir, ", ".join(removed))
+        yield OutputWriter(out_dir)
+
+
+# --------------------------------------------------------------------------- read
+@dataclass
+class SegmentOutput:
+    """A validated segment output folder.
+
+    labels (N,) int64 into ``names``; raw_labels (N,) int64 or None; points (N, 3) float32;
+    colors (N, 3) uint8; features (N, D) float16 memory-mapped, or None; run: the run.json dict.
+    """
+
+    path: Path
+    names: list[str]
+    labels: np.ndarray
+    points: np.ndarray
+    colors: np.ndarray
+    raw_labels: np.ndarray | None = None
+    features: np.ndarray | None = None
+    class_colors: np.ndarray | None = None
+    run: dict[str, Any] = field(default_factory=dict)
+    complete: bool = True
+
+    @property
+    def num_points(self) -> int:
+        return len(self.points)
+
+    @property
+    def text_path(self) -> Path:
+        return self.path / "text_embeddings.npz"
+
+
+def read_run(out_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The run.json of a folder, or None when absent or unreadable."""
+    p = Path(out_dir) / RUN_FILE
+    try:
+        run = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return run if isinstance(run, dict) else None
+
+
+def is_complete(out_dir: str | os.PathLike) -> bool:
+    """An output folder is complete when its run.json says so (written last) and no writer holds it."""
+    run = read_run(out_dir)
+    return bool(run and run.get("status") == "complete") and not is_locked(out_dir)
+
+
+def is_output(path: str | os.PathLike) -> bool:
+    """Whether ``path`` looks like a segment output (complete or not)."""
+    p = Path(path)
+    return (p / "labels.txt").is_file() or (p / RUN_FILE).is_file()
+
+
+def _read_labels(path: Path, n: int | None) -> np.ndarray:
+    try:
+        lab = np.loadtxt(path, dtype=np.int64, ndmin=1)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable ({exc})") from None
+    if lab.ndim != 1 or (n is not None and len(lab) != n):
+        raise InputError(f"{path}: {lab.shape[0]} labels but points.npy has {n} points")
+    return lab
+
+
+def _read_names(path: Path) -> tuple[list[str], np.ndarray | None]:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable JSON ({exc})") from None
+    colors = None
+    if isinstance(obj, dict):
+        names, colors = obj.get("names"), obj.get("colors")
+    else:
+        names = obj
+    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
+        raise InputError(f"{path}: expected a list of class-name strings (or {{'names': [...]}})")
+    if colors is not None:
+        colors = np.asarray(colors)
+        if colors.shape != (len(names), 3) or colors.min() < 0 or colors.max() > 255:
+            raise InputError(f"{path}: 'colors' must be {len(names)} [r, g, b] triples in 0..255")
+        colors = colors.astype(np.uint8)
+    return names, colors
+
+
+def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable ({exc})") from None
+
+
+def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, features: bool = False) -> SegmentOutput:
+    """Read and cross-check a segment output folder.
+
+    Args:
+        allow_incomplete: read a folder without a complete run.json (a killed or running segment),
+            with a warning, instead of refusing it.
+        features: require ``features.npy`` (``query`` needs it).
+
+    Raises:
+        InputError: not an output, incomplete (without ``allow_incomplete``), or files that disagree.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise InputError(f"{out}: not a folder (expected a geopurify segment output)")
+    run = read_run(out)
+    complete = bool(run and run.get("status") == "complete") and not is_locked(out)
+    if not complete:
+        why = "a segment is writing it now" if is_locked(out) else "no complete run.json: a killed or failed segment"
+        if not allow_incomplete:
+            raise InputError(f"{out}: incomplete output ({why}); rerun segment, or pass --allow-incomplete")
+        log.warning("%s: INCOMPLETE output (%s); reading it anyway because of --allow-incomplete", out, why)
+    for req in ("points.npy", "labels.txt"):
+        if not (out / req).is_file():
+            raise InputError(f"{out / req}: missing (written by `geopurify segment`)")
+    points = _load_npy(out / "points.npy")
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise InputError(f"{out / 'points.npy'}: expected (N, 3) points, got {points.shape}")
+    points = points.astype(np.float32, copy=False)
+    n = len(points)
+    if run and "counts" in run and run["counts"].get("points") not in (None, n):
+        raise InputError(f"{out}: run.json counts {run['counts']['points']} points but points.npy has {n}")
+    if (out / "colors.npy").is_file():
+        colors = _load_npy(out / "colors.npy")
+        if colors.shape != (n, 3) or colors.dtype != np.uint8:
+            raise InputError(f"{out / 'colors.npy'}: expected ({n}, 3) uint8, got {colors.shape} {colors.dtype}")
+    else:
+        colors = np.full((n, 3), 160, np.uint8)
+    labels = _read_labels(out / "labels.txt", n)
+    raw = _read_labels(out / "raw_labels.txt", n) if (out / "raw_labels.txt").is_file() else None
+    feats = None
+    if (out / "features.npy").is_file():
+        feats = _load_npy(out / "features.npy", mmap=True)
+        if feats.ndim != 2 or feats.shape[0] != n:
+            raise InputError(f"{out / 'features.npy'}: expected ({n}, D), got {feats.shape}")
+    elif features:
+        raise InputError(f"{out}: no features.npy (segment without --no-features to query)")
+    names, class_colors = None, None
+    if (out / "names.json").is_file():
+        names, class_colors = _read_names(out / "names.json")
+    elif (out / "text_embeddings.npz").is_file():
+        from .encoders.text import load_text_embeddings
+
+        names = list(load_text_embeddings(out / "text_embeddings.npz").names)
+    top = int(max(labels.max(initial=-1), -1 if raw is None else raw.max(initial=-1)))
+    if names is None:
+        if complete:
+            raise InputError(f"{out / 'names.json'}: missing (written by `geopurify segment`)")
+        names = [f"class {i}" for i in range(top + 1)]
+    if top >= len(names):
+        raise InputError(f"{out}: label {top} but only {len(names)} class names")
+    return SegmentOutput(out, names, labels, points, colors, raw, feats, class_colors, run or {}, complete)
+
+
+# --------------------------------------------------------------------------- batches
+def batch_names(scenes: list[str]) -> dict[str, str]:
+    """Output folder name per scene of a batch: the scene's folder name, with as many parent folders
+    prepended (joined by ``_``) as it takes to make the names unique.
+
+    Raises:
+        ConfigError: the same scene listed twice.
+    """
+    paths = {s: Path(str(s).rstrip("/")) for s in scenes}
+    resolved: dict[Path, str] = {}
+    for s, p in paths.items():
+        r = p.resolve()
+        if r in resolved:
+            raise ConfigError(f"scene list: {s} and {resolved[r]} are the same scene")
+        resolved[r] = s
+    if len(paths) != len(scenes):
+        dup = sorted({s for s in scenes if scenes.count(s) > 1})
+        raise ConfigError(f"scene list: listed more than once: {', '.join(dup)}")
+
+    def name(p: Path, depth: int) -> str:
+        if depth == 1:
+            return p.name
+        parts = [x for x in p.resolve().parts if x != os.sep]
+        if depth > len(parts):
+            raise ConfigError(f"scene list: cannot give {p} an output name of its own; rename its folder")
+        return "_".join(parts[-depth:])
+
+    out: dict[str, str] = {}
+    depth = {s: 1 for s in scenes}
+    while True:
+        names = {s: name(paths[s], depth[s]) for s in scenes}
+        clash = {s for s in scenes if list(names.values()).count(names[s]) > 1}
+        if not clash:
+            out = names
+            break
+        for s in clash:
+            depth[s] += 1
+    return out
+
+
+def same_run(out_dir: str | os.PathLike, scene: str, config: dict[str, Any]) -> bool:
+    """Whether ``out_dir`` holds a complete output of ``scene`` made with ``config`` (run.json compared)."""
+    run = read_run(out_dir)
+    if not run or run.get("status") != "complete" or is_locked(out_dir):
+        return False
+    try:
+        same_scene = Path(run.get("scene", "")).resolve() == Path(scene).resolve()
+    except (OSError, TypeError):
+        return False
+    mine = {k: v for k, v in config.items() if k != "overwrite"}
+    theirs = {k: v for k, v in (run.get("config") or {}).items() if k != "overwrite"}
+    if same_scene and mine != theirs:
+        log.info("%s: complete but made with another config; redoing it", out_dir)
+    return same_scene and mine == theirs
