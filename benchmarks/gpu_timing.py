@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_timing_") as tmp:
         work = Path(tmp)
         room = api.synth(work / "rooms", n=1, seed=11, points=a.points, frames=a.frames)[0]
-        cfg = TrainRunConfig(device="cpu")
+        cfg = TrainRunConfig(train=TrainConfig(device="cpu"))
         scene, _ = api.prepare_training_scene(room, cfg, build_teacher(cfg.teacher, **cfg.teacher_options))
         # an untrained student of the default architecture: the time does not depend on the weights
         # --tiny: a small student too (the dry run checks that this runs, not how fast)

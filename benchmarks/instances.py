@@ -31,6 +31,7 @@ import numpy as np
 
 from geopurify import api
 from geopurify.config import SegmentConfig, TrainRunConfig
+from geopurify.distill import TrainConfig
 from geopurify.encoders import load_text_embeddings
 from geopurify.eval.instance import InstanceEvaluator, predictions, thing_classes
 from geopurify.instances import InstanceConfig, find_instances
@@ -62,7 +63,8 @@ def prepare(work: Path, steps: int | None, evaluated: list[str]) -> dict[str, di
         student = work / f"student_{other}"
         if not (student / "student.safetensors").is_file():
             log.info("distilling a student on %s (label-free)", other)
-            api.train([str(paths[other]["scene"])], student, TrainRunConfig(steps=steps))
+            tcfg = TrainRunConfig(train=TrainConfig(**({"steps": steps} if steps else {})))
+            api.train([str(paths[other]["scene"])], student, tcfg)
         for kind, cfg in (("raw", SegmentConfig(purify=False)), ("purified", SegmentConfig(student=str(student)))):
             out = work / "out" / kind / name
             if not api.is_complete(out):

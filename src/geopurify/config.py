@@ -91,7 +91,7 @@ def check_memory_limit(text: str | None) -> None:
     try:
         if parse_size(text) <= 0:
             raise ValueError(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ConfigError(f"--memory-limit {text!r}: expected a size such as 4G, 512M or 1000000") from None
 
 

@@ -82,6 +82,10 @@ def check_out_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] =
         inside = (res == ip or ip in res.parents) if ip.is_dir() else res == ip.parent
         if inside:
             raise ConfigError(f"{what} {out}: is the input {inp} or inside it; write the output somewhere else")
+    if is_locked(out):  # cheap: refuse a second writer before its work, not after
+        raise OutputBusyError(
+            f"{out}: another geopurify process is writing into this folder; wait for it or use another --out"
+        )
     probe = res
     while not probe.exists():
         probe = probe.parent

@@ -14,12 +14,12 @@ from geopurify.cli import main
 
 def _no_lift(monkeypatch):
     """Make any lifting fail loudly: the checks under test must refuse before it."""
-    import geopurify.api as api
+    import geopurify.lifting as lifting
 
     def boom(*a, **k):
         raise AssertionError("lifting started")
 
-    monkeypatch.setattr(api, "lift_scene", boom)
+    monkeypatch.setattr(lifting, "lift_scene", boom)
 
 
 def test_inspect_prints_what_a_user_needs(tmp_path, capsys):

@@ -37,5 +37,5 @@ def make_output(out: Path, n_floor: int = 6000, n_chair: int = 3000, seed: int =
     np.savetxt(out / "raw_labels.txt", raw, fmt="%d")
     (out / "names.json").write_text(json.dumps(NAMES))
     np.savez(out / "text_embeddings.npz", names=np.array(NAMES), embeddings=np.eye(2, d, dtype=np.float32))
-    (out / "run.json").write_text(json.dumps({"scene": "toy"}))
+    (out / "run.json").write_text(json.dumps({"scene": "toy", "status": "complete"}))
     return out
