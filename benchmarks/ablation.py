@@ -91,16 +91,20 @@ def render_rooms() -> list[Path]:
 def load_rooms(paths: list[Path]) -> list[Room]:
     from geopurify import api
     from geopurify.config import SegmentConfig
+    from geopurify.distill import voxel_inputs
+    from geopurify.encoders.scene import class_text, encoder_for_scene
+    from geopurify.eval.gt import gt_indices
+    from geopurify.lifting import lift_scene
 
     cfg = SegmentConfig(purify=False)
     rooms = []
     for p in paths:
         sc = api.load_scene(p, cfg.read)
-        enc = api.make_encoder(sc, cfg.lift)
-        text = api.resolve_text(sc, cfg.lift, enc)
-        lifted = api.lift_scene(sc, cfg.lift, text, enc)
-        grid, inputs, vf = api.voxel_inputs(sc, lifted.features, 0.02)
-        gt = api.gt_indices(api.load_scene(SCANS / p.name, cfg.read), "scannet20")
+        enc = encoder_for_scene(sc, cfg.lift.encoder, cfg.lift.encoder_options, cfg.lift.classes)
+        text = class_text(sc, cfg.lift.text, cfg.lift.classes, enc)
+        lifted = lift_scene(sc, enc, text, cfg.lift)
+        grid, inputs, vf = voxel_inputs(sc, lifted.features, 0.02)
+        gt = gt_indices(api.load_scene(SCANS / p.name, cfg.read), "scannet20")
         onehot = np.zeros((len(gt), 21), np.float32)
         onehot[np.arange(len(gt)), np.where(gt < 0, 20, gt)] = 1
         vn = grid.reduce(sc.normals)

@@ -36,6 +36,7 @@ from geopurify.encoders import load_text_embeddings
 from geopurify.eval.instance import InstanceEvaluator, predictions, thing_classes
 from geopurify.instances import InstanceConfig, find_instances
 from geopurify.labels import get_label_set
+from geopurify.outputs import is_complete
 from geopurify.utils.atomic import write_json, write_text
 
 log = logging.getLogger("bench.instances")
@@ -67,7 +68,7 @@ def prepare(work: Path, steps: int | None, evaluated: list[str]) -> dict[str, di
             api.train([str(paths[other]["scene"])], student, tcfg)
         for kind, cfg in (("raw", SegmentConfig(purify=False)), ("purified", SegmentConfig(student=str(student)))):
             out = work / "out" / kind / name
-            if not api.is_complete(out):
+            if not is_complete(out):
                 api.segment(paths[name]["scene"], out, cfg)
             paths[name][kind] = out
     return paths

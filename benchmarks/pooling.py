@@ -64,14 +64,17 @@ def prepare(scene: Path, student_path: Path | None, folder: Path) -> dict:
 
     from geopurify import api
     from geopurify.config import SegmentConfig
+    from geopurify.distill import voxel_inputs
+    from geopurify.encoders.scene import class_text, encoder_for_scene
+    from geopurify.lifting import lift_scene
     from geopurify.student import AffinityNet, StudentConfig, load, save
 
     cfg = SegmentConfig()
     sc = api.load_scene(scene, cfg.read)
-    enc = api.make_encoder(sc, cfg.lift)
-    text = api.resolve_text(sc, cfg.lift, enc)
-    lifted = api.lift_scene(sc, cfg.lift, text, enc)
-    grid, inputs, vfeat = api.voxel_inputs(sc, lifted.features, cfg.voxel_size)
+    enc = encoder_for_scene(sc, cfg.lift.encoder, cfg.lift.encoder_options, cfg.lift.classes)
+    text = class_text(sc, cfg.lift.text, cfg.lift.classes, enc)
+    lifted = lift_scene(sc, enc, text, cfg.lift)
+    grid, inputs, vfeat = voxel_inputs(sc, lifted.features, cfg.voxel_size)
     if student_path is None:
         torch.manual_seed(0)
         student_path = folder / "student.safetensors"

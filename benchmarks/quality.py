@@ -77,19 +77,24 @@ def prepare_room(path: Path, voxel_size: float = 0.02, k: int = 96) -> Room:
     """Lift (consensus and mean), voxelise and find the kNN graph of one scene folder."""
     from geopurify import api
     from geopurify.config import SegmentConfig
+    from geopurify.distill import voxel_inputs
+    from geopurify.encoders.scene import class_text, encoder_for_scene
+    from geopurify.eval.gt import gt_indices
+    from geopurify.lifting import lift_scene
     from geopurify.pooling import PoolConfig, neighbors
     from geopurify.segment import classify
 
     cfg = SegmentConfig(purify=False)
     scene = api.load_scene(path, cfg.read)
-    enc = api.make_encoder(scene, cfg.lift)
-    text = api.resolve_text(scene, cfg.lift, enc)
+    enc = encoder_for_scene(scene, cfg.lift.encoder, cfg.lift.encoder_options, cfg.lift.classes)
+    text = class_text(scene, cfg.lift.text, cfg.lift.classes, enc)
     T = text.normalized()
-    lifted = api.lift_scene(scene, cfg.lift, text, enc)
+    lifted = lift_scene(scene, enc, text, cfg.lift)
     mean_opts = dataclasses.replace(cfg.lift, fusion="mean")
-    lifted_mean = api.lift_scene(scene, mean_opts, text, api.make_encoder(scene, mean_opts))
-    grid, inputs, vfeat = api.voxel_inputs(scene, lifted.features, voxel_size)
-    gt = api.gt_indices(scene, "scannet20")
+    enc_mean = encoder_for_scene(scene, mean_opts.encoder, mean_opts.encoder_options, mean_opts.classes)
+    lifted_mean = lift_scene(scene, enc_mean, text, mean_opts)
+    grid, inputs, vfeat = voxel_inputs(scene, lifted.features, voxel_size)
+    gt = gt_indices(scene, "scannet20")
     from geopurify.labels import get_label_set
 
     names = list(text.names)

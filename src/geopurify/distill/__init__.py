@@ -11,6 +11,7 @@ _WHERE = {
     "init_from_env": "ddp",
     "build_train_scene": "prepare",
     "student_voxel_inputs": "prepare",
+    "voxel_inputs": "prepare",
     "ContrastiveSample": "sampler",
     "ContrastiveTable": "sampler",
     "info_nce": "sampler",

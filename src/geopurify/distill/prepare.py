@@ -24,6 +24,13 @@ def student_voxel_inputs(scene: Scene, grid: VoxelGrid, lifted: np.ndarray) -> t
     return student_inputs(vf, grid.reduce(scene.colors), normals), vf
 
 
+def voxel_inputs(scene: Scene, lifted: np.ndarray, voxel_size: float = VOXEL_SIZE):
+    """The voxel grid of ``scene``, per-voxel student inputs ``(V, D + 6)`` and mean features ``(V, D)``."""
+    grid = voxelize(scene.points, voxel_size)
+    inputs, vf = student_voxel_inputs(scene, grid, lifted)
+    return grid, inputs, vf
+
+
 def build_train_scene(
     scene: Scene, lifted: np.ndarray, teacher: Teacher | None = None, voxel_size: float = VOXEL_SIZE,
     grid: VoxelGrid | None = None,
