@@ -246,10 +246,12 @@ def procedural_rooms(seeds: list[int], points: int | None = None) -> list[Path]:
 def train_student(scenes: list[Path], out: Path, variant: str, steps: int):
     from geopurify import api, load
     from geopurify.config import TrainRunConfig
+    from geopurify.distill import TrainConfig
 
     if not (out / "student.safetensors").is_file():
         api.train([str(s) for s in scenes], out, TrainRunConfig(teacher="geometric",
-                  teacher_options={"variant": variant}, steps=steps), resume=False)  # fmt: skip
+                  teacher_options={"variant": variant}, train=TrainConfig(**({"steps": steps} if steps else {}))),
+                  resume=False)  # fmt: skip
     return load(out)
 
 

@@ -72,12 +72,13 @@ def compare(root: Path, train: list[Path], test: list[Path], steps: int = STEPS,
 
     from geopurify import api
     from geopurify.config import SegmentConfig, TrainRunConfig
+    from geopurify.distill import TrainConfig
     from geopurify.pooling.baselines import untrained_student
     from geopurify.student import load, save
 
     trained = root / "student"
     if not (trained / "student.safetensors").is_file():
-        api.train([str(p) for p in train], trained, TrainRunConfig(steps=steps), resume=False)
+        api.train([str(p) for p in train], trained, TrainRunConfig(train=TrainConfig(steps=steps)), resume=False)
     model = load(trained)
     cfg = model.config
     untrained = untrained_student(cfg.in_dim, cfg.width, cfg.out_dim, cfg.blocks, seed=0)
