@@ -26,10 +26,3 @@ class Teacher(ABC):
 
 
 TEACHERS: Registry[Teacher] = Registry("teacher", "geopurify.teachers")
-
-
-def build_teacher(name: str = "geometric", **options) -> Teacher:
-    """Build a registered teacher: ``geometric`` (default), ``precomputed``, ``sonata``."""
-    from . import geometric, precomputed, sonata  # noqa: F401  (register the built-ins)
-
-    return TEACHERS.build(name, **options)
