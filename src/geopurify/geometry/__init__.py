@@ -8,6 +8,10 @@ from ..utils.lazy import lazy_exports
 VOXEL_SIZE = 0.02
 
 _WHERE = {
+    "Projection": "camera",
+    "camera_points": "camera",
+    "project_camera": "camera",
+    "project_points": "camera",
     "knn": "knn",
     "estimate_normals": "normals",
     "mesh_normals": "normals",

@@ -248,7 +248,7 @@ def consistency_mask(
 
     points (M, 3) world metres. The band is ``max(voxel_size, tolerance * depth)``.
     """
-    from ..lifting.projection import camera_points, project_camera  # the one pinhole projection
+    from ..geometry.camera import camera_points, project_camera  # the one pinhole projection
 
     support = np.zeros(len(points), dtype=np.int32)
     violate = np.zeros(len(points), dtype=np.int32)
