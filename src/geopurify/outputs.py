@@ -269,7 +269,8 @@ def is_output(path: str | os.PathLike) -> bool:
     return (p / "labels.txt").is_file() or (p / RUN_FILE).is_file()
 
 
-def _read_labels(path: Path, n: int | None) -> np.ndarray:
+def read_labels(path: Path, n: int | None) -> np.ndarray:
+    """One class index per line of ``path``: ``(N,) int64``, checked against ``n`` points when given."""
     try:
         lab = np.loadtxt(path, dtype=np.int64, ndmin=1)
     except (OSError, ValueError) as exc:
@@ -279,7 +280,8 @@ def _read_labels(path: Path, n: int | None) -> np.ndarray:
     return lab
 
 
-def _read_names(path: Path) -> tuple[list[str], np.ndarray | None]:
+def read_names(path: Path) -> tuple[list[str], np.ndarray | None]:
+    """``names.json``: the class names and, when stored, their ``(C, 3) uint8`` colours."""
     try:
         obj = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -343,8 +345,8 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
             raise InputError(f"{out / 'colors.npy'}: expected ({n}, 3) uint8, got {colors.shape} {colors.dtype}")
     else:
         colors = np.full((n, 3), 160, np.uint8)
-    labels = _read_labels(out / "labels.txt", n)
-    raw = _read_labels(out / "raw_labels.txt", n) if (out / "raw_labels.txt").is_file() else None
+    labels = read_labels(out / "labels.txt", n)
+    raw = read_labels(out / "raw_labels.txt", n) if (out / "raw_labels.txt").is_file() else None
     feats = None
     if (out / "features.npy").is_file():
         feats = _load_npy(out / "features.npy", mmap=True)
@@ -354,7 +356,7 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
         raise InputError(f"{out}: no features.npy (segment without --no-features to query)")
     names, class_colors = None, None
     if (out / "names.json").is_file():
-        names, class_colors = _read_names(out / "names.json")
+        names, class_colors = read_names(out / "names.json")
     elif (out / "text_embeddings.npz").is_file():
         from .encoders.text import load_text_embeddings
 

@@ -53,8 +53,8 @@ def test_load_output_optional_files_and_names_with_colours(tmp_path):
     "mutate, match",
     [
         (lambda o: (o / "points.npy").unlink(), "points.npy: missing"),
-        (lambda o: np.savetxt(o / "labels.txt", np.zeros(5), fmt="%d"), "labels.txt: 5 labels for 9000"),
-        (lambda o: (o / "labels.txt").write_text("1\nchair\n"), "labels.txt: not one integer"),
+        (lambda o: np.savetxt(o / "labels.txt", np.zeros(5), fmt="%d"), "labels.txt: 5 labels but points.npy has 9000"),
+        (lambda o: (o / "labels.txt").write_text("1\nchair\n"), "labels.txt: unreadable"),
         (lambda o: np.save(o / "colors.npy", np.zeros((9000, 3))), "colors.npy"),
         (lambda o: np.save(o / "features.npy", np.zeros((10, 8), np.float16)), "features.npy"),
         (lambda o: (o / "names.json").write_text('["floor"]'), "label 1 but only 1 class names"),

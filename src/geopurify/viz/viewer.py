@@ -40,6 +40,7 @@ import numpy as np
 from ..encoders.base import TextEmbeddings
 from ..encoders.text import load_text_embeddings
 from ..errors import InputError, missing_dependency
+from ..outputs import read_labels, read_names
 from ..segment.query import match_phrase, normalize_phrase
 from .ply import heatmap_colors, label_colors, palette
 
@@ -89,36 +90,6 @@ class OutputBundle:
         return int(len(self.points))
 
 
-def _read_labels(path: Path, n: int) -> np.ndarray:
-    try:
-        labels = np.loadtxt(path, dtype=np.int64, ndmin=1)
-    except ValueError as exc:
-        raise InputError(f"{path}: not one integer per line ({exc})") from None
-    if labels.shape != (n,):
-        raise InputError(f"{path}: {labels.size} labels for {n} points")
-    return labels
-
-
-def _read_names(path: Path) -> tuple[list[str], np.ndarray | None]:
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable JSON ({exc})") from None
-    colors = None
-    if isinstance(obj, dict):
-        names, colors = obj.get("names"), obj.get("colors")
-    else:
-        names = obj
-    if not isinstance(names, list) or not all(isinstance(s, str) for s in names):
-        raise InputError(f"{path}: expected a list of class-name strings (or {{'names': [...]}})")
-    if colors is not None:
-        colors = np.asarray(colors)
-        if colors.shape != (len(names), 3) or colors.min() < 0 or colors.max() > 255:
-            raise InputError(f"{path}: 'colors' must be {len(names)} [r, g, b] triples in 0..255")
-        colors = colors.astype(np.uint8)
-    return names, colors
-
-
 def load_output(out_dir: str | os.PathLike) -> OutputBundle:
     """Read a segmentation output folder (layout in the module docstring).
 
@@ -139,8 +110,8 @@ def load_output(out_dir: str | os.PathLike) -> OutputBundle:
     colors = np.load(out / "colors.npy", allow_pickle=False)
     if colors.shape != (n, 3) or colors.dtype != np.uint8:
         raise InputError(f"{out / 'colors.npy'}: expected ({n}, 3) uint8, got {colors.shape} {colors.dtype}")
-    labels = _read_labels(out / "labels.txt", n)
-    raw = _read_labels(out / "raw_labels.txt", n) if (out / "raw_labels.txt").is_file() else None
+    labels = read_labels(out / "labels.txt", n)
+    raw = read_labels(out / "raw_labels.txt", n) if (out / "raw_labels.txt").is_file() else None
 
     features = None
     if (out / "features.npy").is_file():
@@ -155,7 +126,7 @@ def load_output(out_dir: str | os.PathLike) -> OutputBundle:
 
     names, class_colors = (None, None)
     if (out / "names.json").is_file():
-        names, class_colors = _read_names(out / "names.json")
+        names, class_colors = read_names(out / "names.json")
     elif text is not None:
         names = list(text.names)
     top = int(max(labels.max(initial=-1), -1 if raw is None else raw.max(initial=-1)))
