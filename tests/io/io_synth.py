@@ -74,3 +74,12 @@ def write_rgb(path, rgb: np.ndarray):
     from PIL import Image
 
     Image.fromarray(rgb).save(path)
+
+
+def rot_to_quat(R):
+    """(3,3) -> (qx, qy, qz, qw), a naive reference independent of the reader's formula."""
+    w = np.sqrt(max(0.0, 1 + R[0, 0] + R[1, 1] + R[2, 2])) / 2
+    x = np.copysign(np.sqrt(max(0.0, 1 + R[0, 0] - R[1, 1] - R[2, 2])) / 2, R[2, 1] - R[1, 2])
+    y = np.copysign(np.sqrt(max(0.0, 1 - R[0, 0] + R[1, 1] - R[2, 2])) / 2, R[0, 2] - R[2, 0])
+    z = np.copysign(np.sqrt(max(0.0, 1 - R[0, 0] - R[1, 1] + R[2, 2])) / 2, R[1, 0] - R[0, 1])
+    return np.array([x, y, z, w])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from io_synth import K_SYN, poses_circle, render_box, wall_distance, write_png16, write_rgb
+from io_synth import K_SYN, poses_circle, render_box, rot_to_quat, wall_distance, write_png16, write_rgb
 
 from geopurify.errors import ConfigError, InputError
 from geopurify.io import ReadOptions, read_scene
@@ -13,13 +13,6 @@ from geopurify.io.poses import PosePairing, pair_poses, read_pose_files, read_tr
 OPTS = ReadOptions(fuse_voxel_size=0.05)
 
 
-def rot_to_quat(R):
-    """(3,3) -> (qx, qy, qz, qw), a naive reference independent of the reader's formula."""
-    w = np.sqrt(max(0.0, 1 + R[0, 0] + R[1, 1] + R[2, 2])) / 2
-    x = np.copysign(np.sqrt(max(0.0, 1 + R[0, 0] - R[1, 1] - R[2, 2])) / 2, R[2, 1] - R[1, 2])
-    y = np.copysign(np.sqrt(max(0.0, 1 - R[0, 0] + R[1, 1] - R[2, 2])) / 2, R[0, 2] - R[2, 0])
-    z = np.copysign(np.sqrt(max(0.0, 1 - R[0, 0] - R[1, 1] + R[2, 2])) / 2, R[1, 0] - R[0, 1])
-    return np.array([x, y, z, w])
 
 
 def tum_lines(poses, t0=100.0, dt=0.1):

@@ -139,8 +139,8 @@ def superpixels(rgb: np.ndarray, spacing: float, colour_weight: float, rng: np.r
     return lab.reshape(h, w).astype(np.int64)
 
 
-def _shift(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
-    """out[y, x] = a[y + dy, x + dx] (``fill`` outside)."""
+def shift_image(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
+    """``(H, W)`` image shifted: out[y, x] = a[y + dy, x + dx] (``fill`` outside)."""
     out = np.full_like(a, fill)
     H, W = a.shape
     ys, yd = (slice(dy, H), slice(0, H - dy)) if dy >= 0 else (slice(0, H + dy), slice(-dy, H))
@@ -153,7 +153,7 @@ def _adjacency(mask: np.ndarray, width: int = 2) -> tuple[np.ndarray, np.ndarray
     """Pairs (a, b, count) of different mask ids touching within ``width`` pixels (a < b)."""
     pairs = []
     for dy, dx in ((0, width), (width, 0)):
-        m2 = _shift(mask, dy, dx, -1)
+        m2 = shift_image(mask, dy, dx, -1)
         ok = (mask >= 0) & (m2 >= 0) & (mask != m2)
         a, b = mask[ok], m2[ok]
         pairs.append(np.column_stack([np.minimum(a, b), np.maximum(a, b)]))
@@ -225,7 +225,7 @@ def simulate_view(instance: np.ndarray, depth: np.ndarray, rgb: np.ndarray, read
             for dx in range(-r, r + 1):
                 if (dy == 0 and dx == 0) or dy * dy + dx * dx > r * r:
                     continue
-                nd, nm = _shift(dep, dy, dx, 1e6), _shift(mask, dy, dx, -1)
+                nd, nm = shift_image(dep, dy, dx, 1e6), shift_image(mask, dy, dx, -1)
                 wins = (nm >= 0) & (nm != mask) & (nd < dep - (0.05 + 0.03 * dep)) & (nd < best_d)
                 best_d = np.where(wins, nd, best_d)
                 best_m = np.where(wins, nm, best_m)

@@ -23,6 +23,7 @@ from ..labels import nyu40_to_scannet20
 from . import config as C
 from .config import SCANNET20_NAMES, TEXT_GROUPS, SyntheticConfig
 from .layout import Layout
+from .masks import shift_image
 from .mesh import Mesh
 from .render import Render
 
@@ -141,16 +142,6 @@ class MaskOutput:
     mask_label: np.ndarray
 
 
-def _shift(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
-    """out[y, x] = a[y + dy, x + dx] (``fill`` outside)."""
-    out = np.full_like(a, fill)
-    H, W = a.shape
-    ys, yd = (slice(dy, H), slice(0, H - dy)) if dy >= 0 else (slice(0, H + dy), slice(-dy, H))
-    xs, xd = (slice(dx, W), slice(0, W - dx)) if dx >= 0 else (slice(0, W + dx), slice(-dx, W))
-    out[yd, xd] = a[ys, xs]
-    return out
-
-
 def simulate_masks(layout: Layout, errors: VLMErrors, text: np.ndarray, view: Render, config: SyntheticConfig,
                    rng: np.random.Generator) -> MaskOutput:  # fmt: skip
     """Masks and embeddings for one frame from its render at the feature resolution."""
@@ -195,7 +186,7 @@ def simulate_masks(layout: Layout, errors: VLMErrors, text: np.ndarray, view: Re
             for dx in range(-r, r + 1):
                 if (dy == 0 and dx == 0) or dy * dy + dx * dx > r * r:
                     continue
-                nd, nr = _shift(depth, dy, dx, 1e6), _shift(region, dy, dx, -1)
+                nd, nr = shift_image(depth, dy, dx, 1e6), shift_image(region, dy, dx, -1)
                 n_struct = np.where(nr >= 0, is_struct[np.maximum(nr, 0)], True)
                 wins = (
                     (nr >= 0)
