@@ -33,6 +33,7 @@ from geopurify import api
 from geopurify.config import SegmentConfig, TrainRunConfig
 from geopurify.distill import TrainConfig
 from geopurify.encoders import load_text_embeddings
+from geopurify.eval.gt import name_mapping
 from geopurify.eval.instance import InstanceEvaluator, predictions, thing_classes
 from geopurify.instances import InstanceConfig, find_instances
 from geopurify.labels import get_label_set
@@ -111,9 +112,9 @@ def main() -> None:
             counts.append(len(res))
             gt_dir = SCANS / name
             inst = np.load(gt_dir / "instance.npy")
-            ev20.add(np.load(gt_dir / "segment20.npy"), inst, predictions(res, api.name_mapping(res.names, s20.names)))
+            ev20.add(np.load(gt_dir / "segment20.npy"), inst, predictions(res, name_mapping(res.names, s20.names)))
             ev200.add(np.load(gt_dir / "segment200.npy"), inst,
-                      predictions(res, api.name_mapping(res.names, s200.names)))  # fmt: skip
+                      predictions(res, name_mapping(res.names, s200.names)))  # fmt: skip
         r20, r200 = ev20.result(s20.names), ev200.result(s200.names, split=s200.split)
         results[variant] = {"features": kind, "grouping": cfg.grouping, "scannet20": r20.to_dict(),
                             "scannet200": r200.to_dict(), "seconds_per_scene": seconds, "cpu_seconds_per_scene": cpu,

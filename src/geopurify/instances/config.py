@@ -10,6 +10,8 @@ from ..errors import ConfigError
 #: Grouping rules: ``features`` (superpoints cut and merged where purified features and geometry agree)
 #: and ``geometry`` (the baseline: connected components of geometric superpoints, classified afterwards).
 GROUPINGS = ("features", "geometry")
+#: Room planes that :attr:`InstanceConfig.stuff_planes` can name.
+PLANES = ("floor", "wall")
 
 
 @dataclass
@@ -32,6 +34,12 @@ class InstanceConfig:
         temperature: softmax temperature over the class cosines; an instance's confidence is the
             mean probability of its class over its voxels.
         stuff: class names that are never objects (matched after prompt normalisation).
+        stuff_planes: room planes found from geometry alone (no labels, no features) whose voxels are
+            stuff before grouping, whatever their features say: ``floor`` and/or ``wall`` (see
+            :mod:`geopurify.instances.planes`); empty: only the features decide. ``wall`` is off by
+            default: windows, doors and pictures lie in the wall's plane and lose points to it.
+        plane_band: metres; a voxel within this distance of such a plane (with its normal along the
+            plane's) is on it.
     """
 
     grouping: str = "features"
@@ -46,6 +54,8 @@ class InstanceConfig:
     min_points: int = 100
     temperature: float = 0.05
     stuff: list[str] = field(default_factory=lambda: ["wall", "floor", "ceiling"])
+    stuff_planes: list[str] = field(default_factory=lambda: ["floor"])
+    plane_band: float = 0.05
 
     def __post_init__(self) -> None:
         self.validate()
@@ -54,7 +64,7 @@ class InstanceConfig:
         """Raise :class:`ConfigError` naming the first bad option."""
         if self.grouping not in GROUPINGS:
             raise ConfigError(f"instances: unknown grouping {self.grouping!r}; choose one of {', '.join(GROUPINGS)}")
-        for name in ("voxel_size", "max_edge", "temperature"):
+        for name in ("voxel_size", "max_edge", "temperature", "plane_band"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"instances: {name} must be a positive number, got {v!r}")
@@ -70,3 +80,7 @@ class InstanceConfig:
             raise ConfigError(f"instances: merge_cosine must be in [-1, 1], got {self.merge_cosine!r}")
         if isinstance(self.stuff, str) or not all(isinstance(s, str) for s in self.stuff):
             raise ConfigError(f"instances: stuff must be a list of class names, got {self.stuff!r}")
+        if isinstance(self.stuff_planes, str) or any(p not in PLANES for p in self.stuff_planes):
+            raise ConfigError(
+                f"instances: stuff_planes must be a list of {', '.join(PLANES)}, got {self.stuff_planes!r}"
+            )

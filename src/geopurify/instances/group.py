@@ -30,6 +30,7 @@ from ..teachers.geometric import rgb_to_lab
 from ..teachers.superpoints import felzenszwalb
 from .boxes import Box, axis_aligned_box, oriented_box
 from .config import InstanceConfig
+from .planes import PlaneOptions, room_planes
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,14 @@ def find_instances(
         vn = pca_normals(grid.centers, nbrs[0])
     else:
         vn = np.tile(np.float32([0, 0, 1]), (v, 1))
+    on_plane = np.zeros(v, bool)
+    planes = []
+    if cfg.stuff_planes and v >= 3:
+        opt = PlaneOptions(band=cfg.plane_band)
+        planes, on_plane = room_planes(grid.centers, vn, cfg.voxel_size, opt, walls="wall" in cfg.stuff_planes,
+                                       floor="floor" in cfg.stuff_planes, edges=edges)  # fmt: skip
+        # no superpoint spans a plane and what stands on it: the plane's voxels group among themselves
+        edges = edges[on_plane[edges[:, 0]] == on_plane[edges[:, 1]]]
     a, b = edges[:, 0], edges[:, 1]
     w = 1.0 - np.abs(np.einsum("ij,ij->i", vn[a], vn[b]))
     if colors is not None and cfg.color_weight > 0:
@@ -222,6 +231,8 @@ def find_instances(
     sp_f = _unit(_segment_mean(vf, sp, counts, n_sp))
     sp_cls = (sp_f @ tu.T).argmax(axis=1)
     thing = ~is_stuff[sp_cls]
+    if on_plane.any():
+        thing[np.unique(sp[on_plane])] = False
 
     # superpoint adjacency, then the merge rule
     sa, sb = sp[a], sp[b]
@@ -275,6 +286,8 @@ def find_instances(
         "edges": int(len(edges)),
         "superpoints": n_sp,
         "thing_superpoints": int(thing.sum()),
+        "planes": [{"kind": p.kind, "area_m2": round(p.area, 2)} for p in planes],
+        "plane_voxels": int(on_plane.sum()),
         "instances": len(instances),
         "seconds": {"graph": round(t_graph - t0, 4), "superpoints": round(t_sp - t_graph, 4),
                     "group": round(t1 - t_sp, 4), "total": round(t1 - t0, 4)},  # fmt: skip
