@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from geopurify.distill import ContrastiveSample, info_nce, sample_contrastive
@@ -182,3 +183,46 @@ def test_local_positives_come_from_the_spatial_pool():
     g = torch.Generator().manual_seed(0)
     glob = sample_contrastive(teacher, centers, 50, 4, 4, 10, generator=g)
     assert not torch.equal(glob.positives, s.positives)  # the scene-wide positive is elsewhere
+
+
+def _brute_force_rows(teacher, ids, k):
+    """Reference: full (A, V) similarities; positive = argmax, macro = the k smallest, own column excluded."""
+    tn = torch.nn.functional.normalize(teacher, dim=1)
+    sim = tn[ids] @ tn.T
+    rows = torch.arange(len(ids))
+    sim[rows, ids] = -torch.inf
+    pos = sim.argmax(dim=1)
+    sim[rows, ids] = torch.inf
+    return sim, pos, torch.sort(sim, dim=1, stable=True).indices[:, :k]
+
+
+@pytest.mark.parametrize("duplicates", [False, True])
+def test_tiled_two_level_scan_equals_brute_force(monkeypatch, duplicates):
+    """Small groups and tiles (several tiles, padding, pruned groups): the same positives and macro
+    negatives as a full argmax / sort; with duplicate teacher rows (ties) the same similarity values."""
+    from geopurify.distill import sampler
+
+    monkeypatch.setattr(sampler, "GROUP", 4)
+    monkeypatch.setattr(sampler, "TILE", 16)
+    rng = np.random.default_rng(11)
+    v, k = 301, 8  # 301 columns: padded to 304, 19 tiles, 76 groups of which 8 are kept per row
+    base = rng.standard_normal((40 if duplicates else v, 6)).astype(np.float32)
+    teacher = torch.from_numpy(base[rng.integers(0, 40, v)] if duplicates else base)
+    centers = rng.uniform(0, 1, (v, 3)).astype(np.float32)
+    ids = torch.from_numpy(rng.permutation(v)[:100])
+    pos, macro, micro = sampler.contrastive_rows(teacher, centers, ids, k, 3, 12, chunk=32)
+    sim, ref_pos, ref_macro = _brute_force_rows(teacher, ids, k)
+    got = torch.gather(sim, 1, macro)
+    assert bool((got[:, 1:] >= got[:, :-1]).all())  # ascending
+    torch.testing.assert_close(got, torch.gather(sim, 1, ref_macro), rtol=0, atol=1e-6)
+    assert bool((macro != ids[:, None]).all()) and all(len(set(r)) == k for r in macro.tolist())
+    torch.testing.assert_close(sim.gather(1, pos[:, None]), sim.gather(1, ref_pos[:, None]), rtol=0, atol=1e-6)
+    assert bool((pos != ids).all())
+    d = ((centers[ids.numpy()][:, None] - centers[None]) ** 2).sum(-1)
+    for i, a in enumerate(ids.tolist()):  # micro: the 3 least similar of the 12 spatial nearest
+        nn12 = [j for j in np.argsort(d[i], kind="stable").tolist() if j != a][:12]
+        assert set(micro[i].tolist()) <= set(nn12)
+        np.testing.assert_allclose(np.sort(sim[i, micro[i]].numpy()), np.sort(sim[i, nn12].numpy())[:3], atol=1e-6)
+    if not duplicates:  # no ties: the very same voxels
+        assert torch.equal(pos, ref_pos)
+        assert torch.equal(macro, ref_macro)
