@@ -131,7 +131,11 @@ def _info_nce_reference(embeddings, sample, temperature=0.07):
     return torch.nn.functional.cross_entropy(logits, torch.zeros(len(cand), dtype=torch.long))
 
 
-def test_info_nce_value_and_gradients_match_the_fancy_index_reference():
+@pytest.mark.parametrize("chunk", [128, 7])
+def test_info_nce_value_and_gradients_match_the_fancy_index_reference(chunk, monkeypatch):
+    from geopurify.distill import sampler
+
+    monkeypatch.setattr(sampler, "LOSS_CHUNK", chunk)  # 7: anchors in many pieces, the last one short
     g = torch.Generator().manual_seed(5)
     v, a = 300, 120  # candidates repeat across anchors: the backward must accumulate them
     s = ContrastiveSample(

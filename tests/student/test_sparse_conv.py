@@ -48,8 +48,11 @@ def test_kernel_map_pairs_are_real_neighbours():
         assert kmap.in_idx[k].numel() == expect
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_forward_and_backward_match_dense_conv3d(seed):
+@pytest.mark.parametrize("seed,row_block", [(0, 4096), (1, 4096), (0, 5)])
+def test_forward_and_backward_match_dense_conv3d(seed, row_block, monkeypatch):
+    from geopurify.student import sparse_conv
+
+    monkeypatch.setattr(sparse_conv, "ROW_BLOCK", row_block)  # 5: every offset in several pieces
     shape = (6, 5, 7)
     _, coords = _random_sites(shape, seed=seed)
     g = torch.Generator().manual_seed(10 + seed)

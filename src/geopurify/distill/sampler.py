@@ -293,11 +293,47 @@ def info_nce(embeddings: torch.Tensor, sample: ContrastiveSample, temperature: f
     Returns a scalar tensor.
     """
     e = F.normalize(embeddings, dim=1)
-    anc = torch.index_select(e, 0, sample.anchors)  # (A, E)
     cand = torch.cat([sample.positives[:, None], sample.macro, sample.micro], dim=1)  # (A, 1+M+m)
-    # index_select's backward is one index_add; e[cand]'s (index_put with accumulate) sorts every
-    # index first and was a quarter of a CPU training step. Same gradients up to summation order.
-    gathered = torch.index_select(e, 0, cand.reshape(-1)).view(*cand.shape, e.shape[1])  # (A, 1+M+m, E)
-    logits = torch.bmm(gathered, anc.unsqueeze(2)).squeeze(2) / temperature
-    target = torch.zeros(anc.shape[0], dtype=torch.long, device=e.device)
+    logits = _PairDots.apply(e, sample.anchors, cand) / temperature
+    target = torch.zeros(cand.shape[0], dtype=torch.long, device=e.device)
     return F.cross_entropy(logits, target)
+
+
+#: anchors per piece of :class:`_PairDots` ((LOSS_CHUNK * (1+M+m), E) gathered rows at a time)
+LOSS_CHUNK = 128
+
+
+class _PairDots(torch.autograd.Function):
+    """(A, K) dots ``e[anchors[a]] . e[cand[a, j]]`` of ``e`` (V, E), in pieces of LOSS_CHUNK anchors.
+
+    Plain autograd kept the (A, K, E) gathered rows (136 MB at the defaults) for the backward and
+    accumulated into them through ``index_put``; here each piece is gathered again in the backward
+    while it is in cache, and the gradient is added with ``scatter_add_`` (measured ~2.5x faster for
+    the loss's forward + backward on a CPU). Same values and gradients up to summation order.
+    """
+
+    @staticmethod
+    def forward(ctx, e: torch.Tensor, anchors: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        a, k = cand.shape
+        out = torch.empty(a, k, 1, dtype=e.dtype, device=e.device)
+        for s in range(0, a, LOSS_CHUNK):
+            c = cand[s : s + LOSS_CHUNK]
+            rows = e.index_select(0, c.reshape(-1)).view(c.shape[0], k, e.shape[1])
+            torch.bmm(rows, e.index_select(0, anchors[s : s + LOSS_CHUNK]).unsqueeze(2), out=out[s : s + c.shape[0]])
+        ctx.save_for_backward(e, anchors, cand)
+        return out.squeeze(2)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        e, anchors, cand = ctx.saved_tensors
+        a, k = cand.shape
+        dim = e.shape[1]
+        grad_e = torch.zeros_like(e)
+        for s in range(0, a, LOSS_CHUNK):
+            c, anc, g = cand[s : s + LOSS_CHUNK], anchors[s : s + LOSS_CHUNK], grad[s : s + LOSS_CHUNK]
+            rows = e.index_select(0, c.reshape(-1)).view(c.shape[0], k, dim)
+            grad_anc = torch.bmm(g.unsqueeze(1), rows).squeeze(1)  # (n, E)
+            grad_rows = (g.unsqueeze(2) * e.index_select(0, anc).unsqueeze(1)).view(-1, dim)  # (n*K, E)
+            grad_e.scatter_add_(0, c.reshape(-1, 1).expand(-1, dim), grad_rows)
+            grad_e.scatter_add_(0, anc.unsqueeze(1).expand(-1, dim), grad_anc)
+        return grad_e, None, None
