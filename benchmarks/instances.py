@@ -20,6 +20,7 @@ training and lifting; cached in ``--work`` for reruns).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import platform
@@ -44,10 +45,21 @@ log = logging.getLogger("bench.instances")
 REPO = Path(__file__).resolve().parents[1]
 SCANS = REPO.parent / "shared" / "data" / "scannet-scene0011-pointcept"
 NAMES = ("scene0011_00", "scene0011_01")
+#: one change of this grouping undone at a time, and all of them (commit d253506's grouping, "earlier")
+CHANGES = {
+    "no floor plane": {"stuff_planes": []},
+    "no size term": {"size_prior": 0.0},
+    "no bridge cuts": {"split_width": 0.0},
+    "feature-weighted superpoints": {"feature_weight": 1.0},
+    "earlier grouping": {"stuff_planes": [], "size_prior": 0.0, "split_width": 0.0, "feature_weight": 1.0},
+    "walls as stuff too": {"stuff_planes": ["floor", "wall"]},
+}
 VARIANTS = {
     "raw fusion (features grouping)": ("raw", InstanceConfig()),
     "purified (features grouping)": ("purified", InstanceConfig()),
     "geometry-only superpoints (raw classes)": ("raw", InstanceConfig(grouping="geometry")),
+    **{f"{who}, {change}": (kind, InstanceConfig(**kw))
+       for change, kw in CHANGES.items() for who, kind in (("raw fusion", "raw"), ("purified", "purified"))},
 }
 
 
@@ -94,7 +106,7 @@ def main() -> None:
     for variant, (kind, cfg) in VARIANTS.items():
         ev20 = InstanceEvaluator(len(s20.names), thing_classes(s20.names))
         ev200 = InstanceEvaluator(len(s200.names), thing_classes(s200.names))
-        seconds, cpu, counts = [], [], []
+        seconds, cpu, counts, per_scan = [], [], [], []
         for name in evaluated:
             out = paths[name][kind]
             pts = np.load(out / "points.npy")
@@ -112,11 +124,16 @@ def main() -> None:
             counts.append(len(res))
             gt_dir = SCANS / name
             inst = np.load(gt_dir / "instance.npy")
-            ev20.add(np.load(gt_dir / "segment20.npy"), inst, predictions(res, name_mapping(res.names, s20.names)))
+            sem20, pred20 = np.load(gt_dir / "segment20.npy"), predictions(res, name_mapping(res.names, s20.names))
+            ev20.add(sem20, inst, pred20)
+            one = InstanceEvaluator(len(s20.names), thing_classes(s20.names))
+            one.add(sem20, inst, pred20)
+            per_scan.append(one.result(s20.names).to_dict())
             ev200.add(np.load(gt_dir / "segment200.npy"), inst,
                       predictions(res, name_mapping(res.names, s200.names)))  # fmt: skip
         r20, r200 = ev20.result(s20.names), ev200.result(s200.names, split=s200.split)
-        results[variant] = {"features": kind, "grouping": cfg.grouping, "scannet20": r20.to_dict(),
+        results[variant] = {"features": kind, "config": dataclasses.asdict(cfg), "scannet20": r20.to_dict(),
+                            "scannet20_per_scan": per_scan,
                             "scannet200": r200.to_dict(), "seconds_per_scene": seconds, "cpu_seconds_per_scene": cpu,
                             "load_average": os.getloadavg()[0], "instances": counts,
                             "scans": evaluated, "steps": a.steps,
@@ -142,8 +159,9 @@ def report(results: dict) -> str:
         d = r["scannet20"]
         secs = ", ".join(f"{s:.2f}" for s in r["seconds_per_scene"])
         cpu = ", ".join(f"{s:.2f}" for s in r["cpu_seconds_per_scene"])
-        rows.append([variant, _p(d["ap50"]), _p(d["ap"]), _p(d["ap25"]), " / ".join(map(str, r["instances"])), secs,
-                     cpu, f"{r['load_average']:.1f}"])
+        scans = " / ".join(_p(x["ap50"]) for x in r["scannet20_per_scan"])
+        rows.append([variant, _p(d["ap50"]), scans, _p(d["ap"]), _p(d["ap25"]), " / ".join(map(str, r["instances"])),
+                     secs, cpu, f"{r['load_average']:.1f}"])
         e = r["scannet200"]
         parts = [_p(e["splits"].get(k, {}).get("ap50")) for k in ("head", "common", "tail")]
         rows200.append([variant, _p(e["ap50"]), *parts, _p(e["ap"])])
@@ -160,8 +178,13 @@ def report(results: dict) -> str:
         "process's CPU time (user + sys, all threads), with the 1-minute load average while it ran (others' "
         "jobs): with a load well above 2 the wall clock mostly measures waiting for a core.",
         "",
-        markdown_table(["instances from", "AP50", "AP", "AP25", "instances per scan", "wall s per scan",
-                        "CPU s per scan", "load"], rows),
+        markdown_table(["instances from", "AP50", "AP50 per scan", "AP", "AP25", "instances per scan",
+                        "wall s per scan", "CPU s per scan", "load"], rows),
+        "",
+        "Per class (ScanNet-20 AP50, pooled): " + "; ".join(
+            f"{c}: " + " / ".join(_p(results[v]["scannet20"]["per_class"][c]["ap50"]) for v in list(results)[:3])
+            for c, d in first["scannet20"]["per_class"].items() if d["ap50"] is not None
+        ) + " (raw / purified / geometry-only).",
         "",
         "ScanNet200 (the features' vocabulary is ScanNet-20, so only the ScanNet200 classes that share a name "
         "can be predicted; the rest score 0):",

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from instances_fixtures import CHAIR, FLOOR, NAMES, SOFA, TABLE, WALL, room, segment_output
+from instances_fixtures import CHAIR, FLOOR, NAMES, SOFA, TABLE, WALL, box_surface, room, segment_output
 
 from geopurify.errors import ConfigError, InputError
 from geopurify.instances import (
@@ -117,6 +117,8 @@ def test_bad_options_and_inputs():
         InstanceConfig(voxel_size=0)
     with pytest.raises(ConfigError, match="min_points"):
         InstanceConfig(min_points=0)
+    with pytest.raises(ConfigError, match="size_prior"):
+        InstanceConfig(size_prior=-0.1)
     pts, feats, text, _, _ = room()
     with pytest.raises(InputError):
         find_instances(pts, feats[:10], text, NAMES)
@@ -172,3 +174,31 @@ def test_eval_instances_against_pointcept_gt(tmp_path, capsys):
     assert d["ap50"] == pytest.approx(1.0) and d["ap25"] == pytest.approx(1.0)
     np.save(gt / "instance.npy", obj[:10])
     assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 2
+
+
+def test_a_fragment_ranks_below_whole_objects():
+    """A piece of chair 1 cut off by a scan hole, with features surer than any whole chair's: the size term
+    ranks it last, so the chairs' AP50 is perfect; by class probability alone it ranks first."""
+    from geopurify.eval.instance import InstanceEvaluator, predictions
+
+    pts, feats, text, cls, obj = room()
+    piece = box_surface([2.6, 1.2, 0.02], [2.76, 1.36, 0.12])
+    pts = np.concatenate([pts, piece]).astype(np.float32)
+    feats = np.concatenate([feats, np.tile(text[CHAIR], (len(piece), 1))])
+    cls = np.concatenate([cls, np.full(len(piece), CHAIR)])
+    obj = np.concatenate([obj, np.full(len(piece), 1)])  # the GT counts it as part of chair 1
+
+    def chair_ap50(cfg):
+        res = find_instances(pts, feats, text, NAMES, cfg)
+        chairs = [i for i in res.instances if i.name == "chair"]
+        assert len(chairs) == 3
+        ev = InstanceEvaluator(len(NAMES), [CHAIR, TABLE, SOFA])
+        ev.add(cls, obj, predictions(res, np.arange(len(NAMES))))
+        frag = min(chairs, key=lambda i: len(i.points))
+        assert np.isin(frag.points, np.arange(len(pts) - len(piece), len(pts))).all()
+        return ev.result(NAMES).per_class["chair"]["ap50"], frag.id, [i.id for i in chairs]
+
+    ap, frag, chairs = chair_ap50(InstanceConfig())
+    assert ap == pytest.approx(1.0) and frag == max(chairs)
+    ap0, frag0, chairs0 = chair_ap50(InstanceConfig(size_prior=0))
+    assert ap0 < 0.9 and frag0 == min(chairs0)

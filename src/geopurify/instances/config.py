@@ -30,9 +30,18 @@ class InstanceConfig:
         feature_weight: weight of the feature distance ``1 - cos`` in the edge weights (``features`` only).
         merge_cosine: adjacent superpoints of one class merge when their mean features have at least
             this cosine (``features`` only).
+        split_width: metres; a grouped component is cut where, seen from above, it is only a bridge
+            narrower than about twice this between two object-sized bodies (see
+            :mod:`geopurify.instances.split`); 0 = no cuts (``features`` only).
+        split_min_area: square metres of floor-plane footprint each body must keep after the erosion.
+        split_balance: the smallest body must keep at least this share of the largest's footprint
+            (repeated objects of one kind are cut apart; a large and a small side stay one object).
         min_points: smallest instance, in points (ScanNet's evaluation ignores regions under 100).
         temperature: softmax temperature over the class cosines; an instance's confidence is the
-            mean probability of its class over its voxels.
+            mean probability of its class over its voxels, times the size term below.
+        size_prior: square metres; the confidence is multiplied by ``A / (A + size_prior)``, ``A`` the
+            instance's surface (voxels x voxel area): a fragment, whose class is as sure as its whole
+            object's, ranks below the whole (AP ranks by confidence). 0 = class probability alone.
         stuff: class names that are never objects (matched after prompt normalisation).
         stuff_planes: room planes found from geometry alone (no labels, no features) whose voxels are
             stuff before grouping, whatever their features say: ``floor`` and/or ``wall`` (see
@@ -49,10 +58,14 @@ class InstanceConfig:
     fh_c: float = 0.05
     min_superpoint: int = 10
     color_weight: float = 0.5
-    feature_weight: float = 1.0
+    feature_weight: float = 0.1
     merge_cosine: float = 0.9
+    split_width: float = 0.1
+    split_min_area: float = 0.05
+    split_balance: float = 0.5
     min_points: int = 100
     temperature: float = 0.05
+    size_prior: float = 0.25
     stuff: list[str] = field(default_factory=lambda: ["wall", "floor", "ceiling"])
     stuff_planes: list[str] = field(default_factory=lambda: ["floor"])
     plane_band: float = 0.05
@@ -68,7 +81,8 @@ class InstanceConfig:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ConfigError(f"instances: {name} must be a positive number, got {v!r}")
-        for name in ("fh_c", "color_weight", "feature_weight"):
+        for name in ("fh_c", "color_weight", "feature_weight", "size_prior", "split_width", "split_min_area",
+                     "split_balance"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
                 raise ConfigError(f"instances: {name} must be >= 0, got {v!r}")
@@ -76,6 +90,8 @@ class InstanceConfig:
             v = getattr(self, name)
             if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
                 raise ConfigError(f"instances: {name} must be a positive integer, got {v!r}")
+        if self.split_balance > 1:
+            raise ConfigError(f"instances: split_balance must be in [0, 1], got {self.split_balance!r}")
         if not (isinstance(self.merge_cosine, int | float) and -1.0 <= self.merge_cosine <= 1.0):
             raise ConfigError(f"instances: merge_cosine must be in [-1, 1], got {self.merge_cosine!r}")
         if isinstance(self.stuff, str) or not all(isinstance(s, str) for s in self.stuff):

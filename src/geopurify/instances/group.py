@@ -4,13 +4,17 @@ Data flow (per scene, on voxels of ``config.voxel_size``):
 
 1. a graph over the voxels: mesh edges when there are faces, else the ``neighbours`` nearest voxels,
    cut where an edge is longer than ``max_edge`` voxel sizes (gaps separate objects);
-2. Felzenszwalb superpoints on that graph, with edge weights ``1 - |n_i . n_j|`` (normals),
+2. the floor (and optionally the walls) found from geometry alone (:mod:`geopurify.instances.planes`):
+   edges between them and the rest are cut and their superpoints are stuff whatever the features say;
+   Felzenszwalb superpoints on that graph, with edge weights ``1 - |n_i . n_j|`` (normals),
    a Lab colour distance and, for ``grouping="features"``, the feature distance ``1 - cos(f_i, f_j)``;
 3. each superpoint is classified by its mean feature; stuff superpoints (wall, floor, ceiling) are dropped;
 4. adjacent superpoints merge: ``features``: same class and mean-feature cosine >= ``merge_cosine``;
-   ``geometry`` (baseline): always (connected components of the non-stuff superpoints);
+   ``geometry`` (baseline): always (connected components of the non-stuff superpoints); ``features``
+   components joined only by a thin bridge in the floor plane are cut (:mod:`geopurify.instances.split`);
 5. components with at least ``min_points`` points are instances, classified by their mean feature over the
-   thing classes, with confidence = their voxels' mean softmax probability of that class.
+   thing classes, with confidence = their voxels' mean softmax probability of that class times a size
+   term ``A / (A + size_prior)`` (``A`` their surface in square metres).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ..teachers.superpoints import felzenszwalb
 from .boxes import Box, axis_aligned_box, oriented_box
 from .config import InstanceConfig
 from .planes import PlaneOptions, room_planes
+from .split import split_thin
 
 log = logging.getLogger(__name__)
 
@@ -237,15 +242,20 @@ def find_instances(
     # superpoint adjacency, then the merge rule
     sa, sb = sp[a], sp[b]
     cross = sa != sb
-    pairs = np.unique(np.sort(np.stack([sa[cross], sb[cross]], axis=1), axis=1), axis=0)
-    pairs = pairs[thing[pairs[:, 0]] & thing[pairs[:, 1]]]
+    key = np.unique(np.minimum(sa[cross], sb[cross]) * n_sp + np.maximum(sa[cross], sb[cross]))
+    pairs = np.stack([key // n_sp, key % n_sp], axis=1)
+    ok = thing[pairs[:, 0]] & thing[pairs[:, 1]]
     if cfg.grouping == "features":
         same = sp_cls[pairs[:, 0]] == sp_cls[pairs[:, 1]]
         cos = np.einsum("ij,ij->i", sp_f[pairs[:, 0]], sp_f[pairs[:, 1]])
-        pairs = pairs[same & (cos >= cfg.merge_cosine)]
+        ok &= same & (cos >= cfg.merge_cosine)
+    pairs = pairs[ok]
     comp = _components(n_sp, pairs)
     comp[~thing] = -1
     voxel_comp = comp[sp]
+    if cfg.grouping == "features" and cfg.split_width > 0:
+        voxel_comp = split_thin(voxel_comp, grid.centers, cfg.voxel_size, cfg.split_width, cfg.split_min_area,
+                                cfg.split_balance)  # fmt: skip
 
     # instances: components big enough, classified over the thing classes
     logits = (vf @ tu.T) / cfg.temperature
@@ -274,6 +284,9 @@ def find_instances(
         mean_f = (vf[vox] * wv[:, None]).sum(axis=0)
         label = int(thing_idx[np.argmax(tu[thing_idx] @ mean_f)])
         conf = float((prob[vox, label] * wv).sum() / wv.sum())
+        if cfg.size_prior > 0:
+            area = len(vox) * cfg.voxel_size**2
+            conf *= area / (area + cfg.size_prior)
         pts = np.sort(pts_sorted[s : s + m])
         xyz = points[pts]
         found.append((conf, label, pts, axis_aligned_box(xyz), oriented_box(xyz)))
