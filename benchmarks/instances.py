@@ -35,7 +35,7 @@ from geopurify.config import SegmentConfig, TrainRunConfig
 from geopurify.distill import TrainConfig
 from geopurify.encoders import load_text_embeddings
 from geopurify.eval.gt import name_mapping
-from geopurify.eval.instance import InstanceEvaluator, predictions, thing_classes
+from geopurify.eval.instance import InstanceEvaluator, PredictedInstances, predictions, thing_classes
 from geopurify.instances import InstanceConfig, find_instances
 from geopurify.labels import get_label_set
 from geopurify.outputs import is_complete
@@ -60,7 +60,56 @@ VARIANTS = {
     "geometry-only superpoints (raw classes)": ("raw", InstanceConfig(grouping="geometry")),
     **{f"{who}, {change}": (kind, InstanceConfig(**kw))
        for change, kw in CHANGES.items() for who, kind in (("raw fusion", "raw"), ("purified", "purified"))},
+    # the changes that reach the baseline (bridge cuts and superpoint feature weights do not)
+    **{f"geometry-only, {change}": ("raw", InstanceConfig(grouping="geometry", **CHANGES[change]))
+       for change in ("no floor plane", "no size term", "earlier grouping")},
 }
+#: variants also scored with an oracle ranking (diagnostic: each prediction's confidence replaced by its IoU
+#: with the best GT instance of its class, so AP50 shows what the masks allow under a perfect ranking)
+ORACLE = ("raw fusion (features grouping)", "purified (features grouping)")
+
+
+def oracle_scores(pred, sem: np.ndarray, inst: np.ndarray) -> np.ndarray:
+    """(P,) best IoU of each prediction with a GT instance of its class (uses GT: diagnostics only)."""
+    ids, comp = np.unique(np.where(inst >= 0, inst, -1), return_inverse=True)
+    size = np.bincount(comp, minlength=len(ids))
+    cls = np.full(len(ids), -1)
+    for k, g in enumerate(ids):
+        lab = sem[(inst == g) & (sem >= 0)]
+        cls[k] = np.bincount(lab).argmax() if g >= 0 and len(lab) else -1
+    out = []
+    for lab, m in zip(pred.labels, pred.masks):
+        inter = np.bincount(comp[m], minlength=len(ids))
+        iou = inter / np.maximum(len(m) + size - inter, 1)
+        iou[(cls != lab) | (ids < 0)] = 0
+        out.append(float(iou.max()) if len(iou) else 0.0)
+    return np.array(out)
+
+
+def semantic(paths: dict, evaluated: list[str]) -> dict:
+    """Point accuracy and thing-class mIoU (ScanNet-20) of the raw and purified features' argmax, per scan."""
+    s20 = get_label_set("scannet20")
+    things = thing_classes(s20.names)
+    out = {}
+    for name in evaluated:
+        sem = np.load(SCANS / name / "segment20.npy")
+        ok = sem >= 0
+        for kind in ("raw", "purified"):
+            o = paths[name][kind]
+            te = load_text_embeddings(o / "text_embeddings.npz")
+            f = np.load(o / "features.npy", mmap_mode="r")
+            t = te.embeddings / np.linalg.norm(te.embeddings, axis=1, keepdims=True)
+            pred = np.concatenate([(np.asarray(f[i : i + 65536], np.float32) @ t.T).argmax(axis=1)
+                                   for i in range(0, len(f), 65536)])  # fmt: skip
+            pred = name_mapping(list(te.names), s20.names)[pred]
+            ious = []
+            for c in things:
+                union = ((pred == c) | (sem == c))[ok].sum()
+                if (sem == c).any():
+                    ious.append(((pred == c) & (sem == c)).sum() / max(union, 1))
+            acc = float((pred[ok] == sem[ok]).mean())
+            out[f"{name} {kind}"] = {"accuracy": acc, "thing_miou": float(np.mean(ious))}
+    return out
 
 
 def prepare(work: Path, steps: int | None, evaluated: list[str]) -> dict[str, dict[str, Path]]:
@@ -107,6 +156,7 @@ def main() -> None:
         ev20 = InstanceEvaluator(len(s20.names), thing_classes(s20.names))
         ev200 = InstanceEvaluator(len(s200.names), thing_classes(s200.names))
         seconds, cpu, counts, per_scan = [], [], [], []
+        ev_oracle = InstanceEvaluator(len(s20.names), thing_classes(s20.names))
         for name in evaluated:
             out = paths[name][kind]
             pts = np.load(out / "points.npy")
@@ -129,6 +179,9 @@ def main() -> None:
             one = InstanceEvaluator(len(s20.names), thing_classes(s20.names))
             one.add(sem20, inst, pred20)
             per_scan.append(one.result(s20.names).to_dict())
+            if variant in ORACLE:
+                ev_oracle.add(sem20, inst, PredictedInstances(pred20.labels, oracle_scores(pred20, sem20, inst),
+                                                              pred20.masks))  # fmt: skip
             ev200.add(np.load(gt_dir / "segment200.npy"), inst,
                       predictions(res, name_mapping(res.names, s200.names)))  # fmt: skip
         r20, r200 = ev20.result(s20.names), ev200.result(s200.names, split=s200.split)
@@ -139,19 +192,23 @@ def main() -> None:
                             "scans": evaluated, "steps": a.steps,
                             "points": [int(len(np.load(paths[n][kind] / "points.npy", mmap_mode="r")))
                                        for n in evaluated]}
+        if variant in ORACLE:
+            results[variant]["oracle_ranking_ap50"] = ev_oracle.result(s20.names).ap50
         log.info("%s: AP50 %.1f AP %.1f AP25 %.1f, %s s", variant, 100 * r20.ap50, 100 * r20.ap, 100 * r20.ap25,
                  [round(s, 2) for s in seconds])  # fmt: skip
-    write_json(Path(a.out).with_suffix(".json"), {"results": results, "platform": platform.platform(),
+    sem = semantic(paths, evaluated)
+    write_json(Path(a.out).with_suffix(".json"), {"results": results, "semantic": sem,
+                                                  "platform": platform.platform(),
                                                   "python": platform.python_version()})  # fmt: skip
-    write_text(Path(a.out), report(results))
-    print(report(results))
+    write_text(Path(a.out), report(results, sem))
+    print(report(results, sem))
 
 
 def _p(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
-def report(results: dict) -> str:
+def report(results: dict, sem: dict | None = None) -> str:
     from common import markdown_table
 
     rows, rows200 = [], []
@@ -185,6 +242,13 @@ def report(results: dict) -> str:
             f"{c}: " + " / ".join(_p(results[v]["scannet20"]["per_class"][c]["ap50"]) for v in list(results)[:3])
             for c, d in first["scannet20"]["per_class"].items() if d["ap50"] is not None
         ) + " (raw / purified / geometry-only).",
+        "",
+        "Diagnostics (use the GT; not methods): AP50 with each prediction ranked by its IoU with the best GT "
+        "instance of its class (what the masks allow under a perfect ranking): "
+        + "; ".join(f"{v}: {_p(results[v].get('oracle_ranking_ap50'))}" for v in ORACLE if v in results)
+        + ". Semantic quality of the features themselves (argmax over the class texts, ScanNet-20 points): "
+        + "; ".join(f"{k}: accuracy {_p(d['accuracy'])}, thing-class mIoU {_p(d['thing_miou'])}"
+                    for k, d in (sem or {}).items()) + ".",
         "",
         "ScanNet200 (the features' vocabulary is ScanNet-20, so only the ScanNet200 classes that share a name "
         "can be predicted; the rest score 0):",
