@@ -77,3 +77,13 @@ def test_plane_options_are_validated():
         InstanceConfig(stuff_planes="floor")
     with pytest.raises(ConfigError, match="plane_band"):
         InstanceConfig(plane_band=0)
+
+
+def test_a_scan_without_a_floor_keeps_its_lowest_level_surface():
+    # a table alone: its top is the lowest large level surface, but its legs stand below it
+    top = box_surface([0.0, 0.0, 0.70], [1.2, 0.8, 0.75])
+    legs = [box_surface([x, y, 0.0], [x + 0.05, y + 0.05, 0.7]) for x in (0.0, 1.15) for y in (0.0, 0.75)]
+    pts = np.concatenate([top, *legs]).astype(np.float32)
+    g, e, vn = scan_voxels(pts)
+    planes, mask = room_planes(g.centers, vn, 0.03, PlaneOptions(), edges=e)
+    assert not [p for p in planes if p.kind == "floor"] and not mask.any()

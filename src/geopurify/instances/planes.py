@@ -6,7 +6,9 @@ that bound the room are found without labels or features:
 
 * floor: the lowest height, among the voxels whose normal is near vertical, that holds at least
   ``floor_support`` of them (a histogram over height), refined by a least-squares plane through those
-  voxels (a slightly tilted scan stays level);
+  voxels (a scan tilted by up to ``max_tilt`` degrees stays level with it), kept when at most
+  ``wall_behind`` of the scan lies more than ``behind_margin`` below it (a scan without a floor: the
+  lowest level surface of a table has its legs below it);
 * walls: RANSAC over the voxels with a near-horizontal normal (a hypothesis is one voxel's position and
   normal); a plane counts as a wall when its inliers cover at least ``wall_area`` square metres and
   almost nothing of the scan lies behind it (at most ``wall_behind`` of the voxels further than
@@ -45,6 +47,7 @@ class PlaneOptions:
     band: float = 0.05
     angle: float = 25.0
     floor_support: float = 0.05
+    max_tilt: float = 5.0
     wall_area: float = 1.5
     wall_behind: float = 0.02
     behind_margin: float = 0.15
@@ -79,10 +82,13 @@ def find_floor(centers: np.ndarray, normals: np.ndarray, voxel_size: float, opt:
     b = full[0]
     near = flat[(z >= edges[b] - opt.band) & (z <= edges[b + 1] + opt.band)]
     n, d = _fit_plane(centers[near])
-    if abs(n[2]) < cos:  # the fit tilted away (too few or scattered voxels): keep the level estimate
+    if abs(n[2]) < np.cos(np.radians(opt.max_tilt)):  # the fit tilted away (a narrow strip): keep it level
         n, d = np.array([0.0, 0.0, 1.0]), float(np.median(centers[near, 2]))
     if n[2] < 0:
         n, d = -n, -d
+    # a floor bounds the scan from below (a scan of a table alone has legs under its lowest level surface)
+    if (centers @ n - d < -opt.behind_margin).mean() > opt.wall_behind:
+        return None
     return Plane("floor", n.astype(np.float32), d, len(near), len(near) * voxel_size**2)
 
 
