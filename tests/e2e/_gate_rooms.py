@@ -7,9 +7,10 @@ every view of the whole room). The 2 cm voxels, normals and K = 96 neighbourhood
 scan; thinning the scans to every 12th-16th point instead made K = 96 span decimetres.
 Training rooms: ``TRAIN_BOXES`` of scene0011_00 (3 m x 3 m). Held-out rooms: ``TEST_BOXES`` of
 scene0011_01, three disjoint 2.5 m x 2.5 m boxes (18k-44k points each) holding the kitchen (cabinet,
-counter, refrigerator, door, window) and the dining table and chairs; nine classes in all. scene0011_01 is a separate scan of the same
-room, with its own world frame, camera path, sensor noise and VLM draws; no point of it is seen in
-training (the physical room is the same, so this is held out by scan, not by room).
+counter, refrigerator, door, window) and the dining table and chairs; nine classes in all.
+scene0011_01 is a separate scan of the same room, with its own world frame, camera path, sensor noise
+and VLM draws; no point of it is seen in training (the physical room is the same, so this is held out
+by scan, not by room).
 Procedural branch: training rooms seeds 40-41, held-out rooms seeds 50-52.
 """
 
