@@ -69,7 +69,7 @@ def prepare(scene: Path, student_path: Path | None, folder: Path) -> dict:
     from geopurify.lifting import lift_scene
     from geopurify.student import AffinityNet, StudentConfig, load, save
 
-    cfg = SegmentConfig()
+    cfg = SegmentConfig(purify=False)  # read and lift options only; the student comes below
     sc = api.load_scene(scene, cfg.read)
     enc = encoder_for_scene(sc, cfg.lift.encoder, cfg.lift.encoder_options, cfg.lift.classes)
     text = class_text(sc, cfg.lift.text, cfg.lift.classes, enc)
