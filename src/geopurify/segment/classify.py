@@ -85,5 +85,10 @@ def classify(features: ArrayLike, text: ArrayLike, chunk: int = DEFAULT_CHUNK) -
     f, t = prepare(features, text, "classify")
     out = torch.empty(f.shape[0], dtype=torch.int64, device=f.device)
     for s in range(0, f.shape[0], chunk):
-        out[s : s + chunk] = _cosine_chunk(f[s : s + chunk], t, "classify").argmax(dim=1)
+        fc = f[s : s + chunk].to(torch.float32)
+        if not bool(torch.isfinite(fc).all()):
+            raise InputError("classify: features contain NaN or infinite values")
+        # A row's norm is a positive scale of all its C scores, so the argmax needs no normalising
+        # (zero rows score 0 everywhere: class 0, as with cosines). Same labels up to float rounding.
+        out[s : s + chunk] = (fc @ t.T).argmax(dim=1)
     return _like(out, features)

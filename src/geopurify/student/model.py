@@ -139,6 +139,12 @@ def student_inputs(lifted: np.ndarray, colors: np.ndarray, normals: np.ndarray) 
             f"student_inputs: shapes lifted {lifted.shape}, colors {colors.shape}, normals {normals.shape}"
             " do not match (V, D), (V, 3), (V, 3)"
         )
-    norm = np.linalg.norm(lifted, axis=1, keepdims=True)
-    unit = lifted / np.maximum(norm, 1e-12)
-    return np.concatenate([unit, colors * 2.0 - 1.0, normals], axis=1).astype(np.float32)
+    # One preallocated output and an einsum norm: np.linalg.norm's (V, D) temporary, the concatenate
+    # and a final astype copy were ~1 s of a 66k-voxel, 512-d segment (three passes over 136 MB).
+    d = lifted.shape[1]
+    out = np.empty((lifted.shape[0], d + 6), dtype=np.float32)
+    norm = np.sqrt(np.einsum("ij,ij->i", lifted, lifted))
+    np.divide(lifted, np.maximum(norm, 1e-12)[:, None], out=out[:, :d])
+    out[:, d : d + 3] = colors * 2.0 - 1.0
+    out[:, d + 3 :] = normals
+    return out
