@@ -19,7 +19,16 @@ scored on one scan is trained on the other (two folds; ``--train-fraction`` trai
 of the other scan only, for time), so no student sees the scan it is scored on.
 Procedural rooms: students train on ``--procedural-train`` rooms and are scored on other seeds.
 
-Writes ``benchmarks/results/quality.md`` and ``quality.json``. :func:`prepare_room` and :func:`score_methods`
+``--scannet200``: after (or, with its students already trained, instead of) the table, segment each real
+scan raw and with its fold's trained ``combined`` student (``api.segment``, the defaults) and score the
+ScanNet-20 predictions against the scans' ScanNet200 labels (``segment200.npy``) by class name
+(``api.evaluate(label_set="scannet200")``): head / common / tail mIoU and f-mIoU. The simulator only
+writes the 20 ScanNet classes' text and mask embeddings, so every ScanNet200 class outside those 20
+(e.g. "kitchen cabinets", "office chair") is never predicted: the figures compare raw with purified on
+the same footing, they are not ScanNet200 results of an open-vocabulary model.
+
+Writes ``benchmarks/results/quality.md`` and ``quality.json`` (``quality_scannet200.md`` / ``.json``).
+:func:`prepare_room` and :func:`score_methods`
 are meant for reuse (ablations iterate on the same table).
 """
 
@@ -267,6 +276,9 @@ def main() -> None:
     ap.add_argument("--train-fraction", type=float, default=1.0,
                     help="train real-scan students on this middle fraction of the other scan (1 = all of it)")
     ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--scannet200", action="store_true",
+                    help="also score raw vs purified (combined teacher) against the real scans' ScanNet200 labels")
+    ap.add_argument("--scannet200-only", action="store_true", help="only that (students trained by an earlier run)")
     ap.add_argument("--work", type=Path, default=WORK, help="where rooms, students and outputs are kept")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -275,6 +287,9 @@ def main() -> None:
     WORK = a.work
     WORK.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if a.scannet200_only:
+        scannet200_rows(a.steps, a.train_fraction, a.frames)
+        return
     groups: dict[str, dict] = {}
     setups = []
     if not a.no_real and (SHARED / REAL_SCANS[0] / "coord.npy").is_file():
@@ -307,6 +322,51 @@ def main() -> None:
             add_student_rows(groups[gname]["rows"], rooms, {f"trained student (geometric/{v})": models})
             write_tables(groups, a, train_seconds, t0)
             log.info("%s: teacher %s done", gname, v)
+    if a.scannet200 and not a.no_real:
+        scannet200_rows(a.steps, a.train_fraction, a.frames)
+
+
+def scannet200_rows(steps: int, fraction: float, n_frames: int | None, variant: str = "combined") -> dict:
+    """Raw vs purified (fold students of ``variant``) on the real scans, scored on their ScanNet200 labels."""
+    from geopurify import api
+    from geopurify.config import SegmentConfig
+
+    real = real_rooms(n_frames)
+    train = real_train_rooms(fraction, n_frames) if fraction < 1 else real
+    out: dict[str, dict] = {}
+    for tag in ("raw", "purified"):
+        for i, scene in enumerate(real):
+            other = train[1 - i]
+            student = WORK / "students" / f"{variant}_{steps}_{other.name}"
+            if tag == "purified" and not (student / "student.safetensors").is_file():
+                raise SystemExit(f"{student}: not trained yet (run quality.py --teachers {variant} first)")
+            cfg = SegmentConfig(purify=False) if tag == "raw" else SegmentConfig(student=str(student))
+            api.segment(scene, WORK / "s200" / tag / scene.name, dataclasses.replace(cfg, save_features=False,
+                                                                                    overwrite=True))  # fmt: skip
+        row = {}
+        for lset in ("scannet20", "scannet200"):
+            sc = api.evaluate(WORK / "s200" / tag, SHARED, label_set=lset).scores
+            row[lset] = {"miou": sc.miou, "fmiou": sc.fmiou, "split": dict(sc.split_miou or {})}
+        out[tag] = row
+        log.info("scannet200 %s: %s", tag, row)
+    lines = ["| labels | ScanNet-20 mIoU | ScanNet200 mIoU | head | common | tail | ScanNet200 f-mIoU |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:.1f}"
+
+    for tag, row in out.items():
+        s200 = row["scannet200"]
+        sp = s200["split"] or {}
+        lines.append(f"| {tag} | {pct(row['scannet20']['miou'])} | {pct(s200['miou'])} | {pct(sp.get('head'))} | "
+                     f"{pct(sp.get('common'))} | {pct(sp.get('tail'))} | {pct(s200['fmiou'])} |")  # fmt: skip
+    text = (f"Real scans {', '.join(REAL_SCANS)} summed; purified = fold students (geometric/{variant}, {steps} "
+            f"steps, trained on the other scan); ScanNet-20 predictions mapped to ScanNet200 by name "
+            f"({time.strftime('%Y-%m-%d %H:%M')})\n\n" + "\n".join(lines) + "\n")
+    (HERE / "results" / "quality_scannet200.md").write_text(text)
+    (HERE / "results" / "quality_scannet200.json").write_text(json.dumps(out, indent=1))
+    print(text, flush=True)
+    return out
 
 
 def add_student_rows(rows: dict, rooms: list[Room], students: dict[str, list], steps: int = 18) -> None:
