@@ -201,15 +201,16 @@ def _brute_force_rows(teacher, ids, k):
 
 
 @pytest.mark.parametrize("duplicates", [False, True])
-def test_tiled_two_level_scan_equals_brute_force(monkeypatch, duplicates):
+@pytest.mark.parametrize("group,tile", [(4, 16), (16, 32)])  # 16: also the sub-group level (2 columns)
+def test_tiled_two_level_scan_equals_brute_force(monkeypatch, duplicates, group, tile):
     """Small groups and tiles (several tiles, padding, pruned groups): the same positives and macro
     negatives as a full argmax / sort; with duplicate teacher rows (ties) the same similarity values."""
     from geopurify.distill import sampler
 
-    monkeypatch.setattr(sampler, "GROUP", 4)
-    monkeypatch.setattr(sampler, "TILE", 16)
+    monkeypatch.setattr(sampler, "GROUP", group)
+    monkeypatch.setattr(sampler, "TILE", tile)
     rng = np.random.default_rng(11)
-    v, k = 301, 8  # 301 columns: padded to 304, 19 tiles, 76 groups of which 8 are kept per row
+    v, k = 301, 8  # 301 columns, padded to whole groups and split into tiles; 8 groups kept per row
     base = rng.standard_normal((40 if duplicates else v, 6)).astype(np.float32)
     teacher = torch.from_numpy(base[rng.integers(0, 40, v)] if duplicates else base)
     centers = rng.uniform(0, 1, (v, 3)).astype(np.float32)
