@@ -472,9 +472,11 @@ def render(out_dir: str | Path, gt: str | Path | None = None, view: str = "both"
 
 def view(out_dir: str | Path, port: int = 8080, host: str = "127.0.0.1") -> None:
     """Serve the interactive viewer until interrupted."""
+    from .instances import JSON_FILE, read_instances
     from .viz.viewer import serve
 
-    serve(Path(out_dir), port=port, host=host, block=True)
+    found = read_instances(out_dir) if (Path(out_dir) / JSON_FILE).is_file() else None
+    serve(Path(out_dir), port=port, host=host, block=True, instances=found)
 
 
 # --------------------------------------------------------------------------- select / synth

@@ -689,7 +689,7 @@ def commands() -> list[Command]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .version import __version__
 
     p = _Parser(prog="geopurify", formatter_class=_Formatter,
                 description="Open-vocabulary 3D segmentation with geometry-guided purification.",

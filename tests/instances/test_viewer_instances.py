@@ -19,7 +19,7 @@ def test_viewer_instances_mode_and_boxes(tmp_path):
     assert segs.shape == (12 * len(found), 2, 3) and cols.shape == segs.shape
     # every box corner is a corner of its instance's oriented box
     np.testing.assert_allclose(segs[0, 0], found.instances[0].obb.corners()[0], atol=1e-5)
-    v = serve(out, port=0, block=False)
+    v = serve(out, port=0, block=False, instances=found)
     try:
         assert MODE_INSTANCES in v.modes()
         v.set_mode(MODE_INSTANCES)

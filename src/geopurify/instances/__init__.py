@@ -16,7 +16,7 @@ _LAZY = {
     "Box": "boxes", "axis_aligned_box": "boxes", "oriented_box": "boxes",
     "Instance": "group", "InstanceSet": "group", "find_instances": "group", "stuff_mask": "group",
     "voxel_graph": "group",
-    "JSON_FILE": "output", "PLY_FILE": "output", "instance_colors": "output", "instances_from_output": "output",
+    "JSON_FILE": "output", "PLY_FILE": "output", "instances_from_output": "output",
     "read_instances": "output", "write_instances": "output",
     "ObjectMatch": "query", "instance_features": "query", "rank_objects": "query",
     "write_object_ranking": "query",
@@ -24,9 +24,13 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    if name == "instance_colors":  # the colouring rule is viz's; kept here for callers of instances
+        from ..viz.ply import instance_colors
+
+        return instance_colors
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["GROUPINGS", "InstanceConfig", *_LAZY]
+__all__ = ["GROUPINGS", "InstanceConfig", "instance_colors", *_LAZY]

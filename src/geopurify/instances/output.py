@@ -22,16 +22,6 @@ PLY_FILE = "instances.ply"
 FORMAT = "geopurify.instances/1"
 
 
-def instance_colors(point_instance: np.ndarray) -> np.ndarray:
-    """(N, 3) uint8: a distinct colour per instance id, grey for -1 (no object)."""
-    from ..viz.ply import palette
-
-    ids = np.asarray(point_instance)
-    n = int(ids.max()) + 1 if ids.size and ids.max() >= 0 else 0
-    pal = np.concatenate([palette(max(n, 1)), np.full((1, 3), 90, np.uint8)])
-    return pal[np.where(ids >= 0, ids, len(pal) - 1)]
-
-
 def write_instances(out_dir: str | Path, result: InstanceSet, points: np.ndarray,
                     config: InstanceConfig | None = None) -> Path:  # fmt: skip
     """Write ``instances.json`` (every instance with its points and boxes) and ``instances.ply``.
@@ -39,7 +29,7 @@ def write_instances(out_dir: str | Path, result: InstanceSet, points: np.ndarray
     The PLY holds the points coloured by instance with vertex properties ``instance`` (int, -1 none) and
     ``label`` (class index, -1 none). Returns the JSON path.
     """
-    from ..viz.ply import write_ply
+    from ..viz.ply import instance_colors, write_ply
 
     out_dir = Path(out_dir)
     pi = result.point_instance()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from .sets import LabelSet, get_label_set, matterport_aliases
+from .sets import LabelSet, as_int_ids, get_label_set, matterport_aliases
 
 __all__ = [
     "LabelTable",
@@ -44,20 +44,6 @@ def _as_label_set(label_set: LabelSet | str) -> LabelSet:
     return label_set if isinstance(label_set, LabelSet) else get_label_set(label_set)
 
 
-def _as_int_array(raw: np.ndarray | Sequence[int], what: str) -> np.ndarray:
-    arr = np.asarray(raw)
-    if arr.dtype.kind in "iub":
-        return arr.astype(np.int64, copy=False)
-    if arr.dtype.kind == "f":
-        finite = np.isfinite(arr)
-        if not finite.all() or not np.array_equal(arr, np.round(arr)):
-            raise InputError(f"{what}: labels must be whole numbers, got non-integer floats")
-        return arr.astype(np.int64)
-    if arr.size == 0:
-        return arr.astype(np.int64)
-    raise InputError(f"{what}: labels must be integers, got dtype {arr.dtype}")
-
-
 def raw_to_index(label_set: LabelSet | str, raw: np.ndarray | Sequence[int]) -> np.ndarray:
     """Map raw dataset ids to class indices of ``label_set``.
 
@@ -67,16 +53,10 @@ def raw_to_index(label_set: LabelSet | str, raw: np.ndarray | Sequence[int]) -> 
             accepted (PLY files often store labels as float).
 
     Returns:
-        int64 array, same shape as ``raw``: index ``i`` where ``raw == label_set.ids[i]``, else -1.
+        int64 array, same shape as ``raw``: index ``i`` where ``raw == label_set.ids[i]``, else -1
+        (:meth:`LabelSet.to_index`).
     """
-    ls = _as_label_set(label_set)
-    arr = _as_int_array(raw, f"labels for {ls.name}")
-    ids = np.asarray(ls.ids, dtype=np.int64)
-    order = np.argsort(ids, kind="stable")
-    sorted_ids = ids[order]
-    pos = np.clip(np.searchsorted(sorted_ids, arr), 0, len(sorted_ids) - 1)
-    hit = sorted_ids[pos] == arr
-    return np.where(hit, order[pos], -1).astype(np.int64)
+    return _as_label_set(label_set).to_index(raw)
 
 
 def nyu40_to_scannet20(raw: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -212,6 +192,6 @@ def matterport_category_map(table: LabelTable, label_set: LabelSet | str = "matt
 
 def matterport_to_index(category_ids: np.ndarray, lut: np.ndarray) -> np.ndarray:
     """(N,) Matterport ``category_id`` (``-1`` = unlabelled) -> (N,) int64 class index via ``lut``."""
-    ids = _as_int_array(category_ids, "Matterport category ids")
+    ids = as_int_ids(category_ids, "Matterport category ids")
     inside = (ids >= 0) & (ids < len(lut))
     return np.where(inside, lut[np.clip(ids, 0, len(lut) - 1)], -1).astype(np.int64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import colorsys
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -85,11 +86,38 @@ class LabelSet:
         except ValueError:
             raise InputError(f"label set {self.name!r} has no class named {name!r}") from None
 
-    def to_index(self, raw: np.ndarray) -> np.ndarray:
-        """Raw ids -> (N,) int64 class indices, -1 for ids outside the set; see :func:`raw_to_index`."""
-        from .mapping import raw_to_index
+    def to_index(self, raw: np.ndarray | Sequence[int]) -> np.ndarray:
+        """Map raw dataset ids to class indices of this set.
 
-        return raw_to_index(self, raw)
+        Args:
+            raw: (N,) integer raw ids (any shape works; the output has the same shape). Integral floats
+                are accepted (PLY files often store labels as float).
+
+        Returns:
+            int64 array, same shape as ``raw``: index ``i`` where ``raw == self.ids[i]``, else -1.
+        """
+        arr = as_int_ids(raw, f"labels for {self.name}")
+        ids = np.asarray(self.ids, dtype=np.int64)
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        pos = np.clip(np.searchsorted(sorted_ids, arr), 0, len(sorted_ids) - 1)
+        hit = sorted_ids[pos] == arr
+        return np.where(hit, order[pos], -1).astype(np.int64)
+
+
+def as_int_ids(raw: np.ndarray | Sequence[int], what: str) -> np.ndarray:
+    """Raw label ids as int64 (same shape); integral floats accepted, anything else refused (InputError)."""
+    arr = np.asarray(raw)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all() or not np.array_equal(arr, np.round(arr)):
+            raise InputError(f"{what}: labels must be whole numbers, got non-integer floats")
+        return arr.astype(np.int64)
+    if arr.size == 0:
+        return arr.astype(np.int64)
+    raise InputError(f"{what}: labels must be integers, got dtype {arr.dtype}")
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,7 +32,7 @@ def versions() -> dict[str, str]:
     import scipy
     import torch
 
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "geopurify": __version__,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .ply import heatmap_colors, label_colors, palette, write_ply
+from .ply import heatmap_colors, instance_colors, label_colors, palette, write_ply
 from .render import Panel, render_panels, render_png
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "palette",
     "heatmap_colors",
     "label_colors",
+    "instance_colors",
     "render_png",
     "render_panels",
     "Panel",
@@ -25,8 +26,8 @@ def serve(*args, **kwargs):
     return _serve(*args, **kwargs)
 
 
-def load_output(out_dir):
+def load_output(out_dir, instances=None):
     """Read a segmentation output folder; see :func:`geopurify.viz.viewer.load_output`."""
     from .viewer import load_output as _load
 
-    return _load(out_dir)
+    return _load(out_dir, instances)

@@ -206,3 +206,10 @@ def label_colors(labels: np.ndarray, table: np.ndarray, unlabelled: tuple[int, i
     ext = np.concatenate([table, np.asarray([unlabelled], dtype=np.uint8)])
     idx = np.where((labels >= 0) & (labels < len(table)), labels, len(table))
     return ext[idx]
+
+
+def instance_colors(point_instance: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8: a distinct colour per instance id (``palette``), grey for -1 (no object)."""
+    ids = np.asarray(point_instance).reshape(-1)
+    n = int(ids.max()) + 1 if ids.size and ids.max() >= 0 else 0
+    return label_colors(ids, palette(n), unlabelled=(90, 90, 90))

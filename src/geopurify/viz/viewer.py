@@ -15,7 +15,8 @@ Output-folder bundle (written by ``geopurify segment``; :func:`load_output` read
                            matched against these names when no text encoder is given.
 ``run.json``               optional run record (shown in the GUI title: scene name, counts).
 ``instances.json``         optional object instances (``geopurify instances``): an "instances" colour
-                           mode and their oriented boxes (a checkbox shows or hides them).
+                           mode and their oriented boxes (a checkbox shows or hides them). The
+                           caller reads it (``geopurify view`` does) and passes the InstanceSet.
 =========================  ==========================================================================
 
 Class names fall back to ``text_embeddings.npz``'s names, then to ``class 0..C-1``; class colours
@@ -42,7 +43,7 @@ from ..encoders.text import load_text_embeddings
 from ..errors import InputError, missing_dependency
 from ..outputs import read_labels, read_names
 from ..segment.query import match_phrase, normalize_phrase
-from .ply import heatmap_colors, label_colors, palette
+from .ply import heatmap_colors, instance_colors, label_colors, palette
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +84,18 @@ class OutputBundle:
     features: np.ndarray | None = None
     text: TextEmbeddings | None = None
     run: dict[str, Any] = field(default_factory=dict)
-    instances: Any = None  # geopurify.instances.InstanceSet from instances.json, or None
+    instances: Any = None  # a geopurify.instances.InstanceSet (from instances.json), or None
 
     @property
     def num_points(self) -> int:
         return int(len(self.points))
 
 
-def load_output(out_dir: str | os.PathLike) -> OutputBundle:
+def load_output(out_dir: str | os.PathLike, instances: Any = None) -> OutputBundle:
     """Read a segmentation output folder (layout in the module docstring).
+
+    ``instances``: the folder's :class:`~geopurify.instances.InstanceSet` (``read_instances(out_dir)``),
+    checked against the points; None shows no objects.
 
     Raises:
         InputError: a required file is missing, or a file's shape disagrees with points.npy.
@@ -143,13 +147,8 @@ def load_output(out_dir: str | os.PathLike) -> OutputBundle:
             run = json.loads((out / "run.json").read_text())
         except ValueError as exc:
             raise InputError(f"{out / 'run.json'}: unreadable JSON ({exc})") from None
-    instances = None
-    if (out / "instances.json").is_file():
-        from ..instances import read_instances
-
-        instances = read_instances(out)
-        if instances.num_points != n:
-            raise InputError(f"{out / 'instances.json'}: instances of {instances.num_points} points, not {n}")
+    if instances is not None and instances.num_points != n:
+        raise InputError(f"{out / 'instances.json'}: instances of {instances.num_points} points, not {n}")
     return OutputBundle(out, points, colors, labels, names, class_colors, raw, features, text, run, instances)
 
 
@@ -183,8 +182,6 @@ _BOX_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0
 def box_segments(instances) -> tuple[np.ndarray, np.ndarray]:
     """Line segments (12 I, 2, 3) float32 of the instances' oriented boxes and their colours (12 I, 2, 3) uint8
     (each box in its instance's colour, as in the instances mode)."""
-    from ..instances import instance_colors
-
     edges = np.array(_BOX_EDGES)
     segs = np.concatenate([i.obb.corners()[edges] for i in instances.instances]).astype(np.float32)
     cols = instance_colors(np.array([i.id for i in instances.instances]))
@@ -232,8 +229,6 @@ class ViewerServer:
         if mode == MODE_QUERY and self._scores is not None:
             return heatmap_colors(self._scores)
         if mode == MODE_INSTANCES and b.instances is not None:
-            from ..instances import instance_colors
-
             return instance_colors(b.instances.point_instance())[idx]
         raise InputError(f"viewer: mode {mode!r} is not available for {b.out_dir}")
 
@@ -435,6 +430,7 @@ def serve(
     text_encoder: TextEncoder | None = None,
     block: bool = True,
     max_points: int = 2_000_000,
+    instances: Any = None,
 ) -> ViewerServer:
     """Start the viewer on ``http://host:port`` for a segmentation output folder.
 
@@ -446,8 +442,9 @@ def serve(
             phrases are matched against the class names of ``text_embeddings.npz``.
         block: serve until Ctrl-C (True) or return the running server at once (False).
         max_points: show at most this many points (a fixed random subset) to keep the browser fluid.
+        instances: the objects of ``instances.json`` (an InstanceSet) for the instances mode, or None.
     """
-    bundle = load_output(out_dir)
+    bundle = load_output(out_dir, instances)
     try:
         import viser
     except ImportError:
