@@ -1,21 +1,144 @@
-"""Building lazy :class:`Frame` objects and dropping frames with unusable poses (shared by readers)."""
+"""What every reader does with the frames it finds: one selection rule, one set of checks, lazy Frames.
+
+A reader lists its frames in its own order and describes each as a :class:`FrameCandidate`;
+:func:`assemble_frames` picks them with :func:`select_frames` (``frame_skip``, then ``max_frames``) and
+checks each the same way (pose, image files, image headers and intrinsics), counting what it skips
+with ``scene.skip(reason)``.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..geometry import pose_problem
-from .images import image_size, load_color
+from .images import image_size, load_color, load_depth
 from .poses import matrix_pose, read_numbers
+from .registry import ReadOptions
 from .scene import Frame, Scene
 
 log = logging.getLogger(__name__)
+
+DepthLoader = Callable[[Path, "tuple[int, int] | None"], np.ndarray]
+
+
+def natural_key(s: str) -> list:
+    """Sort key that orders the numbers in names by value (``frame-2`` before ``frame-10``)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
+
+
+def native_scale(options: ReadOptions, native: float) -> float:
+    """Depth units per metre: ``options.depth_scale`` when the user gave one (not None), else the layout's own."""
+    return float(options.depth_scale) if options.depth_scale is not None else float(native)
+
+
+def _depth_file(path: Path, hw: tuple[int, int] | None, scale: float, invalid: int | None) -> np.ndarray:
+    d = load_depth(path, scale, hw)
+    if invalid is not None:  # a raw value that marks no depth (7-Scenes: 65535)
+        d[d >= (invalid - 0.5) / scale] = 0
+    return d
+
+
+def depth_file_loader(scale: float, invalid: int | None = None) -> DepthLoader:
+    """``f(path, (H, W) | None) -> (H, W) float32`` metres of a 16-bit depth image in ``scale`` units per
+    metre (raw ``invalid`` -> 0); picklable, so frames can cross process boundaries."""
+    return functools.partial(_depth_file, scale=scale, invalid=invalid)
+
+
+def select_frames(n: int, options: ReadOptions) -> list[int]:
+    """The frame-selection rule of every reader: indices into ``n`` frames in the reader's order.
+
+    Every ``frame_skip``-th frame from the first, then, when more than ``max_frames`` remain, that many
+    of them evenly spaced (the first and the last kept). Frames with bad poses or missing images are
+    dropped after this, so a skip never shifts which frames are picked.
+
+    >>> select_frames(10, ReadOptions(frame_skip=3)), select_frames(10, ReadOptions(max_frames=3))
+    ([0, 3, 6, 9], [0, 4, 9])
+    """
+    ids = list(range(0, n, max(1, options.frame_skip)))
+    if options.max_frames and len(ids) > options.max_frames:
+        ids = [ids[i] for i in np.linspace(0, len(ids) - 1, options.max_frames).round().astype(int)]
+    return ids
+
+
+@dataclass
+class FrameCandidate:
+    """One frame as a reader found it, before :func:`assemble_frames` checks it.
+
+    Attributes:
+        frame_id: the frame's id (``features_2d/<id>.npz``).
+        pose: (4, 4) camera-to-world, OpenCV axes, or the text file that holds it.
+        where: where the pose came from, named when it is unusable (default: the pose file).
+        color, depth: the image files; None where the reader found none (skipped as missing_color /
+            missing_depth).
+        K_color, K_depth: (3, 3) intrinsics (``K_depth`` None: ``K_color``), validated against the images.
+        depth_loader: ``f(path, (H, W) | None) -> (H, W) float32`` metres.
+        build: for frames not stored as image files (a ``.sens`` stream): ``f(pose) -> Frame``, used
+            instead of the files and intrinsics.
+    """
+
+    frame_id: str
+    pose: np.ndarray | Path
+    where: str = ""
+    color: Path | None = None
+    depth: Path | None = None
+    K_color: np.ndarray | None = None
+    K_depth: np.ndarray | None = None
+    depth_loader: DepthLoader | None = None
+    build: Callable[[np.ndarray], Frame] | None = None
+
+
+def assemble_frames(scene: Scene, n: int, options: ReadOptions,
+                    candidate: Callable[[int], FrameCandidate | str]) -> list[Frame]:
+    """The frames of a reader: the candidates :func:`select_frames` picks, each checked the same way.
+
+    ``candidate(i)`` describes the i-th of the ``n`` frames (called only for the picked ones), or
+    returns the reason to skip it (a string; the reader has said why). Then, in this order: an
+    unreadable or non-rigid pose is skipped as ``bad_pose``, a missing colour or depth file as
+    ``missing_color`` / ``missing_depth``, an unreadable first image header as ``bad_color``
+    (:func:`make_frame`); each skip is warned about and counted with ``scene.skip``.
+
+    Raises:
+        InputError: intrinsics that do not fit the images.
+    """
+    frames: list[Frame] = []
+    sizes: dict = {}
+    for i in select_frames(n, options):
+        c = candidate(i)
+        if isinstance(c, str):
+            scene.skip(c)
+            continue
+        if isinstance(c.pose, Path):
+            pose = read_pose(scene, c.frame_id, c.pose)
+            if pose is None:
+                continue
+        elif not check_pose(scene, c.pose, c.frame_id, c.where):
+            continue
+        else:
+            pose = c.pose
+        if c.build is not None:
+            frames.append(c.build(pose))
+            continue
+        missing = next(((reason, p) for reason, p in (("missing_color", c.color), ("missing_depth", c.depth))
+                        if p is None or not p.is_file()), None)
+        if missing is not None:
+            log.warning("skipping frame %s: %s (%s)", c.frame_id, *missing)
+            scene.skip(missing[0])
+            continue
+        K_depth = c.K_color if c.K_depth is None else c.K_depth
+        frame = make_frame(c.frame_id, c.color, c.depth, pose, c.K_color, K_depth, c.depth_loader, sizes)
+        if frame is None:
+            scene.skip("bad_color")
+            continue
+        frames.append(frame)
+    return frames
 
 
 def check_intrinsics(K: np.ndarray, hw: tuple[int, int], what: str) -> None:

@@ -22,7 +22,6 @@ the paper: those whose centre lies in the region's bounding box, or failing that
 from __future__ import annotations
 
 import csv
-import functools
 import logging
 import re
 from pathlib import Path
@@ -30,11 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .frames import check_pose, depth_intrinsics
-from .images import image_size, load_color, load_depth
+from .frames import FrameCandidate, assemble_frames, depth_file_loader, native_scale, select_frames
 from .ply import read_ply
 from .registry import READERS, Reader, ReadOptions
-from .rgbd import OPENGL_TO_OPENCV, native_scale
+from .rgbd import OPENGL_TO_OPENCV
 from .scene import Frame, Scene
 
 log = logging.getLogger(__name__)
@@ -219,39 +217,17 @@ class MatterportReader(Reader):
         finite = np.isfinite(poses).all(axis=(1, 2))
         centres = np.where(finite[:, None], poses[:, :3, 3], np.inf)
         lo, hi = scene.points.min(axis=0), scene.points.max(axis=0)
-        chosen = select_cameras(centres, lo, hi, self.nearest_cameras)
-        chosen = chosen[finite[chosen]]
-        step = max(1, options.frame_skip)
-        chosen = chosen[::step]
-        if options.max_frames and len(chosen) > options.max_frames:
-            chosen = chosen[np.linspace(0, len(chosen) - 1, options.max_frames).round().astype(int)]
+        chosen = select_cameras(centres, lo, hi, self.nearest_cameras)  # a non-finite pose: bad_pose below
         scale = native_scale(options, 4000.0)
-        scene.meta.update(cameras_in_house=len(scans), cameras_selected=len(chosen), depth_scale=scale)
-        frames = []
-        hw = None
-        for i in chosen:
-            depth_name, color_name, K, _ = scans[i]
-            fid = Path(color_name).stem
-            pose = poses[i]
-            if not check_pose(scene, pose, fid, f"{conf} scan {depth_name}"):
-                continue
-            cpath, dpath = color_dir / color_name, depth_dir / depth_name
-            if hw is None:  # from the first image header; later images are checked against it on load
-                chw, dhw = image_size(cpath), image_size(dpath)
-                hw = (chw, dhw) if chw and dhw else None
-            chw, dhw = hw if hw else (None, None)
-            Kd = depth_intrinsics(K, K, chw, dhw, f"{conf} scan {color_name}") if chw and dhw else K
-            frames.append(
-                Frame(
-                    frame_id=fid,
-                    K_color=K,
-                    K_depth=Kd,
-                    camera_to_world=pose,
-                    color_size=chw or (1024, 1280),
-                    depth_size=dhw or (1024, 1280),
-                    load_color=functools.partial(load_color, cpath, chw),
-                    load_depth=functools.partial(load_depth, dpath, scale, dhw),
-                    source=str(cpath),
-                )
-            )
+        loader = depth_file_loader(scale)
+
+        def candidate(j: int) -> FrameCandidate:
+            depth_name, color_name, K, _ = scans[chosen[j]]
+            return FrameCandidate(Path(color_name).stem, poses[chosen[j]], f"{conf} scan {depth_name}",
+                                  color=color_dir / color_name, depth=depth_dir / depth_name, K_color=K,
+                                  depth_loader=loader)
+
+        frames = assemble_frames(scene, len(chosen), options, candidate)
+        scene.meta.update(cameras_in_house=len(scans), cameras_selected=len(select_frames(len(chosen), options)),
+                          depth_scale=scale)
         return frames

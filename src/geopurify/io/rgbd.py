@@ -43,18 +43,16 @@ Generic (``"generic"``): ``geopurify.yaml`` in the folder, or the YAML path itse
 
 from __future__ import annotations
 
-import functools
 import glob
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from .frames import check_pose, make_frame, read_pose
+from .frames import FrameCandidate, assemble_frames, depth_file_loader, native_scale, natural_key
 from .fusion import fuse_depth
-from .images import intrinsics_3x3, load_depth, read_matrix
+from .images import intrinsics_3x3, read_matrix
 from .ply import find_mesh, read_ply
 from .poses import PosePairing, associate, name_index, pair_poses, quat_to_pose, read_pose_files
 from .registry import READERS, Reader, ReadOptions
@@ -70,30 +68,6 @@ TUM_INTRINSICS = {  # fx, fy, cx, cy of the TUM RGB-D cameras (vision.in.tum.de 
     "ros_default": (525.0, 525.0, 319.5, 239.5),
 }
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
-
-
-def natural_key(s: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
-
-
-def native_scale(options: ReadOptions, native: float) -> float:
-    """``options.depth_scale`` when the user gave one (not None), else the layout's own scale."""
-    return float(options.depth_scale) if options.depth_scale is not None else float(native)
-
-
-def select_indices(n: int, options: ReadOptions) -> list[int]:
-    """Frame indices after ``frame_skip`` then ``max_frames`` (evenly spaced)."""
-    ids = list(range(0, n, max(1, options.frame_skip)))
-    if options.max_frames and len(ids) > options.max_frames:
-        ids = [ids[i] for i in np.linspace(0, len(ids) - 1, options.max_frames).round().astype(int)]
-    return ids
-
-
-def load_depth_invalid(path: Path, depth_scale: float, hw: tuple[int, int] | None, invalid: int) -> np.ndarray:
-    """Like :func:`load_depth` but a raw value of ``invalid`` (e.g. 65535) becomes 0."""
-    d = load_depth(path, depth_scale, hw)
-    d[d >= (invalid - 0.5) / depth_scale] = 0
-    return d
 
 
 def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_kwargs) -> None:
@@ -152,28 +126,16 @@ class SevenScenesReader(Reader):
         K = self._intrinsics(path, seqs)
         scale = native_scale(options, 1000.0)
         scene = _empty_scene(path.name, path, "7scenes")
-        sizes: dict = {}
-        loader = functools.partial(_seven_depth, scale=scale)
-        for i in select_indices(len(entries), options):
+        loader = depth_file_loader(scale, invalid=65535)
+
+        def candidate(i: int) -> FrameCandidate:
             fid, _, stem = entries[i]
-            pose_path = Path(f"{stem}.pose.txt")
-            pose = read_pose(scene, fid, pose_path)
-            if pose is None:
-                continue
-            color = next(
-                (Path(f"{stem}.color{e}") for e in (".png", ".jpg") if Path(f"{stem}.color{e}").is_file()), None
-            )
-            depth = Path(f"{stem}.depth.png")
-            if color is None or not depth.is_file():
-                reason = "missing_color" if color is None else "missing_depth"
-                log.warning("skipping frame %s: %s (%s)", fid, reason, stem)
-                scene.skip(reason)
-                continue
-            frame = make_frame(fid, color, depth, pose, K, K, loader, sizes)
-            if frame is None:
-                scene.skip("bad_color")
-                continue
-            scene.frames.append(frame)
+            color = next((Path(f"{stem}.color{e}") for e in (".png", ".jpg") if Path(f"{stem}.color{e}").is_file()),
+                         Path(f"{stem}.color.png"))
+            return FrameCandidate(fid, Path(f"{stem}.pose.txt"), color=color, depth=Path(f"{stem}.depth.png"),
+                                  K_color=K, depth_loader=loader)
+
+        scene.frames = assemble_frames(scene, len(entries), options, candidate)
         geometry_for(scene, find_mesh(path), options)
         scene.meta["depth_scale"] = scale
         return scene
@@ -189,10 +151,6 @@ class SevenScenesReader(Reader):
                     raise InputError(f"{f}: cannot read intrinsics ({exc})") from None
         log.info("%s: no camera-intrinsics.txt, using the 7-Scenes default (585, 585, 320, 240)", path)
         return SEVEN_SCENES_K.copy()
-
-
-def _seven_depth(path: Path, hw: tuple[int, int] | None, scale: float) -> np.ndarray:
-    return load_depth_invalid(path, scale, hw, 65535)
 
 
 # --------------------------------------------------------------------------- TUM RGB-D
@@ -257,27 +215,16 @@ class TumReader(Reader):
         K = self._intrinsics(path)
         scale = native_scale(options, 5000.0)
         scene = _empty_scene(path.name, path, "tum")
-        sizes: dict = {}
-        loader = functools.partial(_plain_depth, scale=scale)
-        for i in select_indices(len(t_rgb), options):
-            fid = f"{t_rgb[i]:.6f}"
+        loader = depth_file_loader(scale)
+
+        def candidate(i: int) -> FrameCandidate | str:
             if di[i] < 0 or pi[i] < 0:
-                scene.skip("no_match")
-                continue
-            pose = quat_to_pose(gt_arr[pi[i], :3], gt_arr[pi[i], 3:])
-            if not check_pose(scene, pose, fid, f"{path / 'groundtruth.txt'} at t={t_gt[pi[i]]:.4f}"):
-                continue
-            color, depth = path / rgb[i][0], path / dep[di[i]][0]
-            if not color.is_file() or not depth.is_file():
-                reason = "missing_color" if not color.is_file() else "missing_depth"
-                log.warning("skipping frame %s: %s", fid, reason)
-                scene.skip(reason)
-                continue
-            frame = make_frame(fid, color, depth, pose, K, K, loader, sizes)
-            if frame is None:
-                scene.skip("bad_color")
-                continue
-            scene.frames.append(frame)
+                return "no_match"  # counted; one warning below
+            return FrameCandidate(f"{t_rgb[i]:.6f}", quat_to_pose(gt_arr[pi[i], :3], gt_arr[pi[i], 3:]),
+                                  f"{path / 'groundtruth.txt'} at t={t_gt[pi[i]]:.4f}", color=path / rgb[i][0],
+                                  depth=path / dep[di[i]][0], K_color=K, depth_loader=loader)
+
+        scene.frames = assemble_frames(scene, len(t_rgb), options, candidate)
         if scene.skipped_frames.get("no_match"):
             log.warning("%s: %d frames had no depth/pose within %.3f s", path, scene.skipped_frames["no_match"],
                         self.max_time_diff)
@@ -301,10 +248,6 @@ class TumReader(Reader):
         log.info("%s: using TUM intrinsics %s", path, cam)
         fx, fy, cx, cy = TUM_INTRINSICS[cam]
         return np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float64)
-
-
-def _plain_depth(path: Path, hw: tuple[int, int] | None, scale: float) -> np.ndarray:
-    return load_depth(path, scale, hw)
 
 
 # --------------------------------------------------------------------------- generic YAML
@@ -395,30 +338,24 @@ class GenericYamlReader(Reader):
         paired = pair_poses([c.stem for c in colors], track, pairing, str(cfg_path))
         depth_of = pair_depth(colors, depths, str(cfg_path))
         scene = _empty_scene(str(cfg.get("name") or base.name), base, "generic")
-        sizes: dict = {}
-        loader = functools.partial(_plain_depth, scale=scale)
-        for i in select_indices(len(colors), options):
-            fid = colors[i].stem
+        loader = depth_file_loader(scale)
+
+        def candidate(i: int) -> FrameCandidate | str:
             j = int(paired.pose[i])
             if j < 0:
-                scene.skip("no_pose")
-                continue
+                return "no_pose"  # counted; one warning below
             if depth_of[i] is None:
-                log.warning("skipping frame %s: no depth image pairs with %s", fid, colors[i])
-                scene.skip("missing_depth")
-                continue
-            pose, where = track.poses[j], track.sources[j]
+                log.warning("skipping frame %s: no depth image pairs with %s", colors[i].stem, colors[i])
+                return "missing_depth"
+            pose = track.poses[j]
             if convention == "world_to_camera" and np.isfinite(pose).all() and abs(np.linalg.det(pose)) > 1e-12:
                 pose = np.linalg.inv(pose)
             if camera == "opengl":
                 pose = pose @ OPENGL_TO_OPENCV
-            if not check_pose(scene, pose, fid, where):
-                continue
-            frame = make_frame(fid, colors[i], depth_of[i], pose, K, Kd, loader, sizes)
-            if frame is None:
-                scene.skip("bad_color")
-                continue
-            scene.frames.append(frame)
+            return FrameCandidate(colors[i].stem, pose, track.sources[j], color=colors[i], depth=depth_of[i],
+                                  K_color=K, K_depth=Kd, depth_loader=loader)
+
+        scene.frames = assemble_frames(scene, len(colors), options, candidate)
         if scene.skipped_frames.get("no_pose"):
             log.warning("%s: %d frames have no pose (pairing %s over %d poses)", cfg_path,
                         scene.skipped_frames["no_pose"], paired.mode, len(track))

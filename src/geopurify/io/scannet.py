@@ -16,24 +16,19 @@ as for the other RGB-D layouts. Frame ids (``<id>``) are the pose files' stems.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
-from .frames import make_frame, read_pose
-from .images import intrinsics_3x3, load_depth, read_matrix
+from .frames import FrameCandidate, assemble_frames, depth_file_loader, native_scale, natural_key
+from .images import intrinsics_3x3, read_matrix
 from .ply import find_mesh, read_ply
 from .registry import READERS, Reader, ReadOptions
-from .rgbd import geometry_for, native_scale
+from .rgbd import geometry_for
 from .scene import Frame, Scene
 
 log = logging.getLogger(__name__)
-
-
-def _natural_key(s: str):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 
 def find_labels(folder: Path) -> Path | None:
@@ -126,38 +121,14 @@ class ScanNetExportReader(Reader):
             K_depth = intrinsics_3x3(read_matrix(K_depth_file)) if K_depth_file.is_file() else K_color
         except (OSError, ValueError) as exc:
             raise InputError(f"{path / 'intrinsic'}: cannot read intrinsics ({exc})") from None
-        ids = sorted((p.stem for p in pose_dir.glob("*.txt")), key=_natural_key)
-        ids = ids[:: max(1, options.frame_skip)]
-        if options.max_frames and len(ids) > options.max_frames:
-            ids = [ids[i] for i in np.linspace(0, len(ids) - 1, options.max_frames).round().astype(int)]
-        frames: list[Frame] = []
-        sizes: dict = {}
+        ids = sorted((p.stem for p in pose_dir.glob("*.txt")), key=natural_key)
+        depth_loader = depth_file_loader(native_scale(options, 1000.0))
 
-        scale = native_scale(options, 1000.0)
+        def candidate(i: int) -> FrameCandidate:
+            fid = ids[i]
+            color = next((color_dir / f"{fid}{ext}" for ext in (".jpg", ".png", ".jpeg")
+                          if (color_dir / f"{fid}{ext}").is_file()), color_dir / f"{fid}.jpg")
+            return FrameCandidate(fid, pose_dir / f"{fid}.txt", color=color, depth=depth_dir / f"{fid}.png",
+                                  K_color=K_color, K_depth=K_depth, depth_loader=depth_loader)
 
-        def depth_loader(p: Path, hw: tuple[int, int] | None) -> np.ndarray:
-            return load_depth(p, scale, hw)
-
-        for fid in ids:
-            color_path = next((color_dir / f"{fid}{ext}" for ext in (".jpg", ".png", ".jpeg")
-                               if (color_dir / f"{fid}{ext}").is_file()), color_dir / f"{fid}.jpg")
-            depth_path = depth_dir / f"{fid}.png"
-            pose_path = pose_dir / f"{fid}.txt"
-            pose = read_pose(scene, fid, pose_path)
-            if pose is None:
-                continue
-            if not color_path.is_file():
-                log.warning("skipping frame %s: colour image missing (%s)", fid, color_path)
-                scene.skip("missing_color")
-                continue
-            if not depth_path.is_file():
-                log.warning("skipping frame %s: depth image missing (%s)", fid, depth_path)
-                scene.skip("missing_depth")
-                continue
-            # sizes come from the first readable frame's headers; later frames are checked on load
-            frame = make_frame(fid, color_path, depth_path, pose, K_color, K_depth, depth_loader, sizes)
-            if frame is None:
-                scene.skip("bad_color")
-                continue
-            frames.append(frame)
-        return frames
+        return assemble_frames(scene, len(ids), options, candidate)

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FrameError, InputError
-from .frames import check_pose, depth_intrinsics
+from .frames import FrameCandidate, assemble_frames, depth_intrinsics
 from .registry import READERS, Reader, ReadOptions
-from .rgbd import geometry_for, select_indices
+from .rgbd import geometry_for
 from .scannet import find_labels, read_gt_labels
 from .scene import Frame, Scene
 
@@ -253,25 +253,24 @@ class SensReader(Reader):
         K_depth = depth_intrinsics(K_color, K_depth, h.color_size, h.depth_size, str(sens))
         z = np.zeros((0, 3), np.float32)
         scene = Scene(name=name, points=z, colors=z.copy(), root=folder)
-        for i in select_indices(h.num_frames, options):
+
+        def candidate(i: int) -> FrameCandidate:
             fid = str(i)
-            if not check_pose(scene, idx.poses[i], fid, f"{sens} frame {i}"):
-                continue
-            scene.frames.append(
-                Frame(
-                    frame_id=fid,
-                    K_color=K_color,
-                    K_depth=K_depth,
-                    camera_to_world=idx.poses[i],
-                    color_size=h.color_size,
-                    depth_size=h.depth_size,
-                    load_color=_SensFrameLoader(sens, h, int(idx.color_offset[i]), int(idx.color_bytes[i]),
-                                                "color", fid),
-                    load_depth=_SensFrameLoader(sens, h, int(idx.depth_offset[i]), int(idx.depth_bytes[i]),
-                                                "depth", fid),
+
+            def build(pose: np.ndarray) -> Frame:
+                return Frame(
+                    frame_id=fid, K_color=K_color, K_depth=K_depth, camera_to_world=pose,
+                    color_size=h.color_size, depth_size=h.depth_size,
+                    load_color=_SensFrameLoader(sens, h, int(idx.color_offset[i]), int(idx.color_bytes[i]), "color",
+                                                fid),
+                    load_depth=_SensFrameLoader(sens, h, int(idx.depth_offset[i]), int(idx.depth_bytes[i]), "depth",
+                                                fid),
                     source=f"{sens}#{i}",
                 )
-            )
+
+            return FrameCandidate(fid, idx.poses[i], f"{sens} frame {i}", build=build)
+
+        scene.frames = assemble_frames(scene, h.num_frames, options, candidate)
         if scene.skipped_frames.get("bad_pose"):
             log.warning("%s: dropped %d frames with invalid poses", sens, scene.skipped_frames["bad_pose"])
         mesh = folder / f"{name}_vh_clean_2.ply"
