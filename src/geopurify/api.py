@@ -431,9 +431,7 @@ def instances(out_dir: str | Path, config=None):
     """Object proposals of a segment output folder; writes ``instances.json`` and ``instances.ply`` into it."""
     from .instances import instances_from_output
 
-    read_output(out_dir)  # refuses an incomplete output
-    with locked(out_dir):
-        return instances_from_output(out_dir, config)
+    return instances_from_output(read_output(out_dir), config)
 
 
 def render(out_dir: str | Path, gt: str | Path | None = None, view: str = "both",

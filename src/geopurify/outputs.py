@@ -11,7 +11,8 @@ Layout (written by ``geopurify segment``; ``eval``, ``render`` and ``query`` add
 ``names.json``             the C class names (a list, or ``{"names": [...], "colors": [...]}``).
 ``text_embeddings.npz``    ``names`` (C,), ``embeddings`` (C, D) float32.
 ``run.json``               written last: ``"status": "complete"`` marks a finished output.
-``eval.json``              written by ``eval``; ``render_*.png`` by ``render``; ``query/`` by ``query``.
+``eval.json``              written by ``eval``; ``render_*.png`` by ``render``; ``query/`` by ``query``;
+``instances.json``         and ``instances.ply`` by ``instances`` (:mod:`geopurify.instances.output`).
 =========================  ==========================================================================
 
 Writing (:func:`open_writer`): the folder is checked first (not a file, not inside an input, writable),
@@ -43,11 +44,14 @@ log = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 EVAL_FILE = "eval.json"
+EVAL_INSTANCES_FILE = "eval_instances.json"
+INSTANCES_FILE = "instances.json"
+INSTANCES_PLY = "instances.ply"
 LOCK_FILE = ".geopurify.lock"
 #: files a segment output owns; a rerun removes them all before writing
 OWNED_FILES = (
     RUN_FILE, "labels.txt", "labels.ply", "features.npy", "raw_labels.txt", "points.npy", "colors.npy",
-    "names.json", "text_embeddings.npz", EVAL_FILE, "eval_instances.json", "instances.json", "instances.ply",
+    "names.json", "text_embeddings.npz", EVAL_FILE, EVAL_INSTANCES_FILE, INSTANCES_FILE, INSTANCES_PLY,
 )
 OWNED_GLOBS = ("render_*.png", ".*.tmp")
 QUERY_DIR = "query"
@@ -151,7 +155,8 @@ def is_locked(out_dir: str | os.PathLike) -> bool:
 
 # --------------------------------------------------------------------------- write
 class OutputWriter:
-    """Writes one segment output. Use through :func:`open_writer`; files land atomically, run.json last."""
+    """Writes the files of a segment output atomically: a whole output through :func:`open_writer`
+    (run.json last), or the files a later command adds to one (under :func:`locked`)."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
@@ -245,6 +250,18 @@ class SegmentOutput:
     @property
     def text_path(self) -> Path:
         return self.path / "text_embeddings.npz"
+
+    def text_embeddings(self):
+        """The classes' :class:`~geopurify.encoders.base.TextEmbeddings` (``text_embeddings.npz``), checked
+        against ``names`` and the features' dimension."""
+        from .encoders.text import load_text_embeddings
+
+        te = load_text_embeddings(self.text_path)
+        if list(te.names) != list(self.names):
+            raise InputError(f"{self.path}: text_embeddings.npz and names.json list different classes")
+        if self.features is not None and te.embeddings.shape[1] != self.features.shape[1]:
+            raise InputError(f"{self.text_path}: dim {te.embeddings.shape[1]} != features dim {self.features.shape[1]}")
+        return te
 
 
 def read_run(out_dir: str | os.PathLike) -> dict[str, Any] | None:

@@ -99,3 +99,23 @@ def test_batch_names_and_same_run(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["scene"] == "s"
     assert same_run(out, "s", {"x": 1}) and not same_run(out, "s", {"x": 2}) and not same_run(out, "t", {"x": 1})
+
+
+def test_instances_read_and_write_the_folder_through_the_output_type(tmp_path):
+    from geopurify.instances import instances_from_output
+    from geopurify.outputs import INSTANCES_FILE, INSTANCES_PLY
+
+    out = tmp_path / "o"
+    write_output(out, n=200)
+    found = instances_from_output(out)
+    assert (out / INSTANCES_FILE).is_file() and (out / INSTANCES_PLY).is_file() and found.num_points == 200
+    write_output(out, n=200, run=False)  # a rerun that died: instances' files went with the old run.json
+    assert not (out / INSTANCES_FILE).exists()
+    with pytest.raises(InputError, match="incomplete output"):
+        instances_from_output(out)
+    write_output(out, n=200)
+    with locked(out), pytest.raises(InputError, match="a segment is writing it now"):
+        instances_from_output(out)
+    np.savez(out / "text_embeddings.npz", names=np.array(["a", "c"]), embeddings=np.eye(2, dtype=np.float32))
+    with pytest.raises(InputError, match="list different classes"):
+        read_output(out).text_embeddings()

@@ -1,4 +1,9 @@
-"""``instances.json`` and ``instances.ply`` of a segment output folder (written atomically)."""
+"""``instances.json`` and ``instances.ply`` of a segment output folder.
+
+The folder is read and written through :mod:`geopurify.outputs` (the output folder as one type):
+:func:`instances_from_output` reads it with ``read_output``, holds its lock while grouping, and
+writes both files atomically with an ``OutputWriter``; ``instances.json``'s own format is here.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..utils.atomic import write_json
+from ..outputs import INSTANCES_FILE, INSTANCES_PLY, OutputWriter, SegmentOutput, locked, read_output
 from .boxes import Box
 from .config import InstanceConfig
 from .group import Instance, InstanceSet, find_instances
 
 log = logging.getLogger(__name__)
 
-JSON_FILE = "instances.json"
-PLY_FILE = "instances.ply"
+JSON_FILE, PLY_FILE = INSTANCES_FILE, INSTANCES_PLY
 FORMAT = "geopurify.instances/1"
 
 
@@ -31,12 +35,12 @@ def write_instances(out_dir: str | Path, result: InstanceSet, points: np.ndarray
     """
     from ..viz.ply import instance_colors, write_ply
 
-    out_dir = Path(out_dir)
+    w = OutputWriter(Path(out_dir))
     pi = result.point_instance()
     lab = np.full(len(pi), -1, np.int32)
     for inst in result.instances:
         lab[inst.points] = inst.label
-    write_ply(out_dir / PLY_FILE, np.asarray(points, np.float32), instance_colors(pi),
+    write_ply(w.path(PLY_FILE), np.asarray(points, np.float32), instance_colors(pi),
               extra={"instance": pi, "label": lab})  # fmt: skip
     doc = {
         "format": FORMAT,
@@ -58,9 +62,8 @@ def write_instances(out_dir: str | Path, result: InstanceSet, points: np.ndarray
             for inst in result.instances
         ],
     }
-    path = out_dir / JSON_FILE
-    write_json(path, doc)
-    return path
+    w.json(JSON_FILE, doc)
+    return w.out_dir / JSON_FILE
 
 
 def read_instances(out_dir_or_file: str | Path) -> InstanceSet:
@@ -86,53 +89,26 @@ def read_instances(out_dir_or_file: str | Path) -> InstanceSet:
         raise InputError(f"{path}: not a readable instances file ({exc})") from None
 
 
-def _load(path: Path, what: str) -> np.ndarray:
-    try:
-        return np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read {what} ({exc})") from None
-
-
-def instances_from_output(out_dir: str | Path, config: InstanceConfig | None = None) -> InstanceSet:
-    """Group the points of a ``segment`` output folder into instances and write the two files.
+def instances_from_output(out: str | Path | SegmentOutput, config: InstanceConfig | None = None) -> InstanceSet:
+    """Group the points of a complete ``segment`` output folder into instances and write the two files.
 
     Uses ``features.npy`` (purified features) when present, else the labels in ``labels.txt``
-    (one-hot features: grouping by class and geometry only).
+    (one-hot features: grouping by class and geometry only). ``out``: the folder, or what
+    :func:`geopurify.outputs.read_output` read from it. The folder's lock is held from the grouping
+    to the last file written.
     """
-    from ..encoders import load_text_embeddings
-
     cfg = config or InstanceConfig()
-    out = Path(out_dir)
-    if not (out / "points.npy").is_file() or not (out / "names.json").is_file():
-        raise InputError(f"{out}: not a segment output (points.npy and names.json expected)")
-    points = np.asarray(_load(out / "points.npy", "points"), np.float32)
-    try:
-        names = json.loads((out / "names.json").read_text())
-    except ValueError as exc:
-        raise InputError(f"{out / 'names.json'}: unreadable ({exc})") from None
-    colors = None
-    if (out / "colors.npy").is_file():
-        colors = np.asarray(_load(out / "colors.npy", "colours"), np.float32) / 255.0
-    if (out / "features.npy").is_file():
-        feats = _load(out / "features.npy", "features")
-        te = load_text_embeddings(out / "text_embeddings.npz")
-        text = te.embeddings
-        if list(te.names) != list(names):
-            raise InputError(f"{out}: text_embeddings.npz and names.json list different classes")
+    res = out if isinstance(out, SegmentOutput) else read_output(out)  # refuses an incomplete output
+    names = res.names
+    if res.features is not None:
+        feats, text = res.features, res.text_embeddings().embeddings
     else:
-        if not (out / "labels.txt").is_file():
-            raise InputError(f"{out}: neither features.npy nor labels.txt")
-        try:
-            labels = np.loadtxt(out / "labels.txt", dtype=np.int64, ndmin=1)
-        except ValueError as exc:
-            raise InputError(f"{out / 'labels.txt'}: unreadable ({exc})") from None
-        if labels.size and (labels.min() < 0 or labels.max() >= len(names)):
-            raise InputError(f"{out / 'labels.txt'}: class indices outside 0..{len(names) - 1}")
-        log.info("%s: no features.npy; grouping by labels.txt and geometry", out)
-        feats = np.eye(len(names), dtype=np.float32)[labels]
+        if res.labels.size and res.labels.min() < 0:
+            raise InputError(f"{res.path / 'labels.txt'}: class indices outside 0..{len(names) - 1}")
+        log.info("%s: no features.npy; grouping by labels.txt and geometry", res.path)
+        feats = np.eye(len(names), dtype=np.float32)[res.labels]
         text = np.eye(len(names), dtype=np.float32)
-    if len(feats) != len(points):
-        raise InputError(f"{out}: {len(feats)} feature rows for {len(points)} points")
-    result = find_instances(points, feats, text, names, cfg, colors=colors)
-    write_instances(out, result, points, cfg)
+    with locked(res.path):
+        result = find_instances(res.points, feats, text, names, cfg, colors=res.colors.astype(np.float32) / 255.0)
+        write_instances(res.path, result, res.points, cfg)
     return result
