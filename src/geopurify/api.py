@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from .config import ReadOptions, SegmentConfig, TrainRunConfig, to_dict
-from .errors import ConfigError, InputError
+from .config import ReadOptions, SegmentConfig, TrainRunConfig, to_dict, updated
+from .errors import InputError
+from .eval.config import EvalConfig, SelectConfig
 from .io import Scene, read_scene
 from .outputs import (
     RUN_FILE,
@@ -30,7 +31,10 @@ from .outputs import (
     read_output,
     read_run,
 )
+from .segment.config import QueryConfig
+from .synthetic.config import SynthConfig
 from .utils.run import StageTimer, versions
+from .viz.config import RenderConfig, ViewConfig
 
 log = logging.getLogger(__name__)
 
@@ -277,23 +281,23 @@ class EvalResult:
     json_path: Path | None = None
 
 
-def evaluate(
-    out: str | Path, gt: str | Path, protocol: str = "paper", label_set: str = "scannet20",
-    read: ReadOptions | None = None, json_path: str | Path | None = None, allow_incomplete: bool = False,
-) -> EvalResult:
+def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, json_path: str | Path | None = None,
+             **fields: Any) -> EvalResult:
     """Score one output folder against one scene, or a folder of outputs against a folder of scenes.
 
     With folders, outputs and scenes pair by name and the confusion is summed over the dataset.
-    ``json_path`` (e.g. ``OUT/eval.json``) receives the scores.
+    ``json_path`` (e.g. ``OUT/eval.json``) receives the scores. ``config``: protocol, label set, reading
+    (:class:`~geopurify.eval.config.EvalConfig`); ``fields`` override it (``protocol="openscene"``).
     """
     from .eval import scores
     from .eval.gt import gt_indices, prediction_confusion
     from .labels import get_label_set
 
+    cfg = updated(EvalConfig, config, fields)
     out, gt = Path(out), Path(gt)
     if json_path is not None:
         json_path = check_out_file(json_path, "--json")
-    lset = get_label_set(label_set)
+    lset = get_label_set(cfg.label_set)
     if is_output(out):
         pairs = [(out, gt)]
     else:
@@ -301,21 +305,21 @@ def evaluate(
         if not outs:
             raise InputError(f"{out}: no segment outputs found")
         pairs = [(o, gt / o.name) for o in outs]
-    outputs = [read_output(o, allow_incomplete=allow_incomplete) for o, _ in pairs]  # all checked before scoring
+    outputs = [read_output(o, allow_incomplete=cfg.allow_incomplete) for o, _ in pairs]  # all checked before scoring
     conf = np.zeros((len(lset.names) + 1,) * 2, np.int64)
     names_done = []
     for pred, (o, g) in zip(outputs, pairs):
-        scene = read_scene(g, read or ReadOptions())  # labels only: no normals needed
+        scene = read_scene(g, cfg.read)  # labels only: no normals needed
         if pred.labels.shape[0] != scene.num_points:
             raise InputError(f"{o}: {len(pred.labels)} labels but the scene {g} has {scene.num_points} points")
-        conf += prediction_confusion(pred.labels, pred.names, gt_indices(scene, label_set), lset.names)
+        conf += prediction_confusion(pred.labels, pred.names, gt_indices(scene, cfg.label_set), lset.names)
         names_done.append(scene.name)
-    sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=protocol, split=lset.split)
+    sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=cfg.protocol, split=lset.split)
     if json_path is not None:
         from .utils.atomic import write_json
 
         d = sc.to_dict()
-        d.update(scenes=names_done, label_set=label_set, confusion=conf.tolist())
+        d.update(scenes=names_done, label_set=cfg.label_set, confusion=conf.tolist())
         if json_path.parent.resolve() == out.resolve():
             with locked(out):
                 write_json(json_path, d)
@@ -324,20 +328,22 @@ def evaluate(
     return EvalResult(sc, conf, names_done, json_path)
 
 
-def evaluate_instances(out: str | Path, gt: str | Path, label_set: str = "scannet20", read: ReadOptions | None = None,
-                       json_path: str | Path | None = None):
+def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | None = None,
+                       json_path: str | Path | None = None, **fields: Any):
     """Instance AP (:class:`geopurify.eval.instance.InstanceScores`) of ``instances.json`` against the GT
-    instances of one scene, or of a folder of outputs against a folder of scenes (paired by name)."""
+    instances of one scene, or of a folder of outputs against a folder of scenes (paired by name);
+    ``config``'s label set and reading options (``fields`` override them)."""
     from .eval.gt import gt_indices, name_mapping
     from .eval.instance import InstanceEvaluator, predictions, thing_classes
     from .instances import JSON_FILE, read_instances
     from .labels import get_label_set
     from .utils.atomic import write_json
 
+    cfg = updated(EvalConfig, config, fields)
     out, gt = Path(out), Path(gt)
     if json_path is not None:
         json_path = check_out_file(json_path, "--json")
-    lset = get_label_set(label_set)
+    lset = get_label_set(cfg.label_set)
     if (out / JSON_FILE).is_file():
         pairs = [(out, gt)]
     else:
@@ -348,16 +354,17 @@ def evaluate_instances(out: str | Path, gt: str | Path, label_set: str = "scanne
     ev = InstanceEvaluator(len(lset.names), thing_classes(lset.names))
     for o, g in pairs:
         found = read_instances(o)
-        scene = read_scene(g, read or ReadOptions())
+        scene = read_scene(g, cfg.read)
         if "instance" not in scene.meta:
             raise InputError(f"{g}: no GT instances (instance.npy, or an 'instance' property in the labels PLY)")
         if found.num_points != scene.num_points:
             raise InputError(f"{o}: instances of {found.num_points} points but the scene {g} has {scene.num_points}")
         pred = predictions(found, name_mapping(found.names, lset.names))
-        ev.add(gt_indices(scene, label_set), scene.meta["instance"], pred)
+        ev.add(gt_indices(scene, cfg.label_set), scene.meta["instance"], pred)
     sc = ev.result(lset.names, split=lset.split)
     if json_path is not None:
-        write_json(json_path, {**sc.to_dict(), "label_set": label_set, "scenes_evaluated": [str(p[1]) for p in pairs]})
+        write_json(json_path, {**sc.to_dict(), "label_set": cfg.label_set,
+                               "scenes_evaluated": [str(p[1]) for p in pairs]})
     return sc
 
 
@@ -374,31 +381,31 @@ class QueryResult:
     objects: dict[str, list] = field(default_factory=dict)  # phrase -> ranked instances.ObjectMatch (--objects)
 
 
-def query(out_dir: str | Path, phrases: list[str], text: str | None = None, encoder: str | None = None,
-          weights: str | None = None, threshold: float | None = None, top: int | None = None,
-          objects: bool = False, allow_incomplete: bool = False) -> QueryResult:
+def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = None, **fields: Any) -> QueryResult:
     """Per-point cosine similarity of ``features.npy`` to each phrase; writes a heat-map PLY and PNG per phrase.
 
     Files: ``query/<slug>.ply``, ``query/<slug>.png``, ``query/<slug>.npy`` (scores, float16) and with
     ``threshold``/``top`` also ``query/<slug>_mask.txt`` (point indices). With ``objects``, instead: the
     instances of ``instances.json`` ranked per phrase in ``query/<slug>_objects.json`` (``QueryResult.objects``).
+    ``config``: a :class:`~geopurify.segment.config.QueryConfig`; ``fields`` override it (``top=500``).
     """
     from .segment.query import mask_from_scores, phrase_embeddings, phrase_slug, query_scores
     from .utils.atomic import write_npy, write_text
     from .viz.ply import heatmap_colors, write_ply
     from .viz.render import ColorBar, render_png
 
-    res = read_output(out_dir, allow_incomplete=allow_incomplete, features=True)
-    if objects:
+    cfg = updated(QueryConfig, config, fields)
+    res = read_output(out_dir, allow_incomplete=cfg.allow_incomplete, features=True)
+    if cfg.objects:
         from .instances import read_instances, write_object_ranking
 
         found = read_instances(res.path)  # before a text encoder loads
-    emb = phrase_embeddings(res.path, res.run, phrases, text, encoder, weights)
+    emb = phrase_embeddings(res.path, res.run, phrases, cfg.text, cfg.encoder, cfg.weights)
     if emb.shape[1] != res.features.shape[1]:
         raise InputError(f"phrase embeddings are {emb.shape[1]}-d but {res.path / 'features.npy'} is "
                          f"{res.features.shape[1]}-d")
     qdir = res.path / "query"
-    if objects:
+    if cfg.objects:
         with locked(res.path):
             ranked = {ph: write_object_ranking(qdir / f"{phrase_slug(ph, j)}_objects.json", found, res.features,
                                                emb[j], ph) for j, ph in enumerate(phrases)}  # fmt: skip
@@ -417,8 +424,8 @@ def query(out_dir: str | Path, phrases: list[str], text: str | None = None, enco
             write_npy(paths[1], s.astype(np.float16))
             render_png(paths[2], res.points, colors, legend=None, view="top", title=f'"{ph}"',
                        colorbar=ColorBar(float(np.min(s)), float(np.max(s))))
-            if threshold is not None or top is not None:
-                m = mask_from_scores(s, threshold=threshold, top=top)
+            if cfg.threshold is not None or cfg.top is not None:
+                m = mask_from_scores(s, threshold=cfg.threshold, top=cfg.top)
                 masks[ph] = m
                 paths.append(qdir / f"{slug}_mask.txt")
                 write_text(paths[-1], "\n".join(map(str, m.tolist())) + "\n")
@@ -434,53 +441,57 @@ def instances(out_dir: str | Path, config=None):
     return instances_from_output(read_output(out_dir), config)
 
 
-def render(out_dir: str | Path, gt: str | Path | None = None, view: str = "both",
-           label_set: str = "scannet20", color: str = "labels", allow_incomplete: bool = False) -> list[Path]:
+def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConfig | None = None,
+           **fields: Any) -> list[Path]:
     """PNG pictures of a segment output (GT | raw | purified side by side when available), or with
-    ``color="rgb"`` the points' own colours (``render_rgb_<view>.png``)."""
+    ``color="rgb"`` the points' own colours (``render_rgb_<view>.png``); ``config``: a
+    :class:`~geopurify.viz.config.RenderConfig` (``fields`` override it, e.g. ``view="top"``)."""
     from .eval.gt import gt_colors, gt_indices
     from .labels import get_label_set
     from .viz.ply import palette
     from .viz.render import Panel, render_panels
 
-    res: SegmentOutput = read_output(out_dir, allow_incomplete=allow_incomplete)
+    cfg = updated(RenderConfig, config, fields)
+    res: SegmentOutput = read_output(out_dir, allow_incomplete=cfg.allow_incomplete)
     pal = palette(len(res.names))
     panels = []
     if gt is not None:
-        g = gt_indices(read_scene(gt, ReadOptions()), label_set)
+        g = gt_indices(read_scene(gt, ReadOptions()), cfg.label_set)
         if len(g) != res.num_points:
             raise InputError(f"{res.path}: {res.num_points} points but the scene {gt} has {len(g)}")
-        panels.append(Panel("ground truth", gt_colors(g, get_label_set(label_set).names, res.names, pal)))
+        panels.append(Panel("ground truth", gt_colors(g, get_label_set(cfg.label_set).names, res.names, pal)))
     if res.raw_labels is not None:
         panels.append(Panel("raw fusion", pal[res.raw_labels]))
         panels.append(Panel("purified", pal[res.labels]))
     else:
         panels.append(Panel("prediction", pal[res.labels]))
     legend = [(res.names[i], tuple(int(c) for c in pal[i])) for i in np.unique(res.labels) if i >= 0]
-    if color == "rgb":
+    if cfg.color == "rgb":
         panels, legend = [Panel("RGB", res.colors)], None
     paths = []
     with locked(res.path):
-        for vw in (["top", "persp"] if view == "both" else [view]):
-            p = res.path / (f"render_rgb_{vw}.png" if color == "rgb" else f"render_{vw}.png")
+        for vw in (["top", "persp"] if cfg.view == "both" else [cfg.view]):
+            p = res.path / (f"render_rgb_{vw}.png" if cfg.color == "rgb" else f"render_{vw}.png")
             render_panels(p, panels, res.points, legend=legend, view=vw)
             paths.append(p)
     return paths
 
 
-def view(out_dir: str | Path, port: int = 8080, host: str = "127.0.0.1") -> None:
-    """Serve the interactive viewer until interrupted."""
+def view(out_dir: str | Path, config: ViewConfig | None = None, **fields: Any) -> None:
+    """Serve the interactive viewer until interrupted (``config``: port and host,
+    :class:`~geopurify.viz.config.ViewConfig`)."""
     from .instances import JSON_FILE, read_instances
     from .viz.viewer import serve
 
+    cfg = updated(ViewConfig, config, fields)
     found = read_instances(out_dir) if (Path(out_dir) / JSON_FILE).is_file() else None
-    serve(Path(out_dir), port=port, host=host, block=True, instances=found)
+    serve(Path(out_dir), port=cfg.port, host=cfg.host, block=True, instances=found)
 
 
 # --------------------------------------------------------------------------- select / synth
-def select(root: str | Path, out_dir: str | Path, n: int = 20, gamma: float = 1.0, seed: int = 0,
-           label_set: str = "scannet20"):
-    """The paper's data-efficient subset of a dataset's scenes; writes selection.txt and scores.json."""
+def select(root: str | Path, out_dir: str | Path, config: SelectConfig | None = None, **fields: Any):
+    """The paper's data-efficient subset of a dataset's scenes; writes selection.txt and scores.json
+    (``config``: a :class:`~geopurify.eval.config.SelectConfig`; ``fields`` override it, e.g. ``n=10``)."""
     from tqdm import tqdm
 
     from .eval.gt import gt_indices
@@ -491,8 +502,9 @@ def select(root: str | Path, out_dir: str | Path, n: int = 20, gamma: float = 1.
     root = Path(root)
     if not root.is_dir():
         raise InputError(f"{root}: dataset root not found")
+    cfg = updated(SelectConfig, config, fields)
     out_dir = check_out_path(out_dir)
-    C = len(get_label_set(label_set).names)
+    C = len(get_label_set(cfg.label_set).names)
     hist = {}
     for d in tqdm(sorted(p for p in root.iterdir() if p.is_dir()), desc="scenes", disable=None):
         try:
@@ -503,35 +515,24 @@ def select(root: str | Path, out_dir: str | Path, n: int = 20, gamma: float = 1.
         if scene.labels is None:
             log.warning("skipping %s: no GT labels", d)
             continue
-        g = gt_indices(scene, label_set)
+        g = gt_indices(scene, cfg.label_set)
         hist[scene.name] = np.bincount(g[g >= 0], minlength=C)
     if not hist:
         raise InputError(f"{root}: no scenes with GT labels")
-    sel = select_scenes(hist, n=n, gamma=gamma, seed=seed)
+    sel = select_scenes(hist, n=cfg.n, gamma=cfg.gamma, seed=cfg.seed)
     write_text(out_dir / "selection.txt", "\n".join(sel.chosen) + "\n")
     write_json(out_dir / "scores.json", sel.to_dict())
     return sel
 
 
-def synth(out_dir: str | Path, n: int = 1, seed: int = 0, points: int | None = None,
-          frames: int | None = None, from_scan: str | Path | None = None) -> list[Path]:
+def synth(out_dir: str | Path, config: SynthConfig | None = None, **fields: Any) -> list[Path]:
     """Write ``n`` synthetic rooms (ScanNet export layout) under ``out_dir``; with ``from_scan``, the
-    scene folder ``out_dir`` rendered from that labelled scan (see :mod:`geopurify.synthetic.scan`)."""
-    import dataclasses
+    scene folder ``out_dir`` rendered from that labelled scan (see :mod:`geopurify.synthetic.scan`).
+    ``config``: a :class:`~geopurify.synthetic.config.SynthConfig`; ``fields`` override it (``n=3, seed=5``)."""
+    from .synthetic import make_scene, render_scan
 
-    from .synthetic import ScanRenderConfig, SyntheticConfig, make_scene, render_scan
-
-    out_dir = check_out_path(out_dir, inputs=[from_scan] if from_scan is not None else [])
-    if from_scan is not None:
-        if n != 1 or points is not None:
-            raise ConfigError("synth --from-scan writes one scene from the scan's own points: drop --n and --points")
-        over_scan = {"n_frames": frames} if frames is not None else {}
-        return [render_scan(from_scan, out_dir, ScanRenderConfig(seed=seed, **over_scan)).path]
-    over: dict[str, Any] = {}
-    if points is not None:
-        over["target_points"] = points
-    if frames is not None:
-        over["n_frames"] = frames
-    base = SyntheticConfig()
-    return [make_scene(out_dir, f"synth{seed + i:04d}_00", dataclasses.replace(base, seed=seed + i, **over))
-            for i in range(n)]
+    cfg = updated(SynthConfig, config, fields)
+    out_dir = check_out_path(out_dir, inputs=[cfg.from_scan] if cfg.from_scan is not None else [])
+    if cfg.from_scan is not None:
+        return [render_scan(cfg.from_scan, out_dir, cfg.scan()).path]
+    return [make_scene(out_dir, f"synth{cfg.seed + i:04d}_00", cfg.room(i)) for i in range(cfg.n)]

@@ -390,79 +390,84 @@ def _train_cmd() -> Command:
     )
 
 
-# eval / query / render / view / select / synth / demo ----------------------
+# eval / query / instances / render / view / select / synth / demo ----------
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    from .eval import PROTOCOLS
-
     p.add_argument("out", help="a segment output folder, or a folder of them")
     p.add_argument("--gt", required=True, help="the scene (or a folder of scenes) with GT labels")
-    p.add_argument("--protocol", choices=list(PROTOCOLS), default="paper",
-                   help="paper: 19 classes, otherfurniture ignored; openscene: all 20 with 'other'")
-    p.add_argument("--label-set", default="scannet20", help="label set of the scores")
     p.add_argument("--json", default=None, help="JSON output path (default: OUT/eval.json; with --instances "
                    "OUT/eval_instances.json)")
     p.add_argument("--instances", action="store_true",
                    help="instance AP/AP50/AP25 of OUT/instances.json against the GT instances instead")
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="score an output without a complete run.json (a killed run), with a warning")
 
 
 def _eval_run(a: argparse.Namespace) -> int:
     from . import api
     from .eval import format_table
-    from .io import ReadOptions
-    from .outputs import EVAL_FILE
+    from .eval.config import EvalConfig
+    from .outputs import EVAL_FILE, EVAL_INSTANCES_FILE
 
+    cfg = build_config(EvalConfig, a)
     if a.instances:
         from .eval.instance import format_instance_table
 
-        path = a.json or Path(a.out) / "eval_instances.json"
-        sc = api.evaluate_instances(a.out, a.gt, label_set=a.label_set, read=build_config(ReadOptions, a),
-                                    json_path=path)
+        path = a.json or Path(a.out) / EVAL_INSTANCES_FILE
+        sc = api.evaluate_instances(a.out, a.gt, cfg, json_path=path)
         print(format_instance_table(sc))
         print(f"eval: instance scores -> {path}")
         return 0
-    res = api.evaluate(a.out, a.gt, protocol=a.protocol, label_set=a.label_set, read=build_config(ReadOptions, a),
-                       json_path=a.json or Path(a.out) / EVAL_FILE, allow_incomplete=a.allow_incomplete)
+    res = api.evaluate(a.out, a.gt, cfg, json_path=a.json or Path(a.out) / EVAL_FILE)
     print(format_table(res.scores))
     print(f"eval: {len(res.scenes)} scene(s) scored -> {res.json_path}")
     return 0
 
 
+def _protocols() -> list[str]:
+    from .eval import PROTOCOLS
+
+    return list(PROTOCOLS)
+
+
+def _eval_cmd() -> Command:
+    from .eval.config import EvalConfig
+
+    return Command(
+        "eval", "score outputs against ground truth", "geopurify eval out/scene0011_00 --gt scans/scene0011_00",
+        _eval_run, _eval_args, EvalConfig, flags=_sections_flags("read"), helps=_SECTION_HELPS,
+        choices={"protocol": _protocols, **_SECTION_CHOICES}, groups=_GROUPS,
+    )
+
+
 def _query_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="segment output folder (with features.npy)")
     p.add_argument("phrases", nargs="+", help="text phrases, e.g. 'a red office chair'")
-    p.add_argument("--text", default=None, help="text embeddings .npz that holds the phrases")
-    p.add_argument("--encoder", default=None, help="encode phrases with this encoder's text tower")
-    p.add_argument("--weights", default=None, help="local weights of --encoder")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--threshold", type=float, default=None, help="mask: points with similarity >= this")
-    g.add_argument("--top", type=int, default=None, help="mask: the N most similar points")
-    p.add_argument("--objects", action="store_true",
-                   help="rank the instances of instances.json (run `geopurify instances OUT` first)")
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="query an output without a complete run.json (a killed run), with a warning")
 
 
 def _query_run(a: argparse.Namespace) -> int:
     from . import api
+    from .segment.config import QueryConfig
 
-    if a.top is not None and a.top < 1:
-        raise ConfigError(f"query: --top must be >= 1, got {a.top}")
-    res = api.query(a.out, a.phrases, text=a.text, encoder=a.encoder, weights=a.weights,
-                    threshold=a.threshold, top=a.top, objects=a.objects, allow_incomplete=a.allow_incomplete)
+    cfg = build_config(QueryConfig, a)
+    res = api.query(a.out, a.phrases, cfg)
     for ph, ranked in res.objects.items():
         print(f'"{ph}": ' + (", ".join(f"#{m.instance.id} {m.instance.name} {m.score:.3f}" for m in ranked[:5])
                              or "no instances") + f" -> {res.files[ph][0]}")  # fmt: skip
-    if a.objects:
+    if cfg.objects:
         return 0
     for ph in res.phrases:
         sel = ""
         if ph in res.masks:
-            rule = f"top {a.top}" if a.top is not None else f"similarity >= {a.threshold}"
+            rule = f"top {cfg.top}" if cfg.top is not None else f"similarity >= {cfg.threshold}"
             sel = f"{len(res.masks[ph])} of {res.scores.shape[0]} points selected ({rule}); "
         print(f"query {ph!r}: {sel}wrote {', '.join(str(p) for p in res.files[ph])}")
     return 0
+
+
+def _query_cmd() -> Command:
+    from .segment.config import QueryConfig
+
+    return Command("query", "per-point similarity of a segment output to text phrases",
+                   "geopurify query out/scene0011_00 sofa 'a whiteboard' --top 500", _query_run, _query_args,
+                   QueryConfig)
 
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
@@ -560,86 +565,85 @@ def _instances_cmd() -> Command:
 def _render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="segment output folder")
     p.add_argument("--gt", default=None, help="scene with GT labels, shown beside raw and purified")
-    p.add_argument("--view", choices=["top", "persp", "both"], default="both", help="which pictures")
-    p.add_argument("--label-set", default="scannet20", help="label set of the GT")
-    p.add_argument("--color", choices=["labels", "rgb"], default="labels",
-                   help="labels (render_<view>.png) or the points' RGB (render_rgb_<view>.png)")
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="render an output without a complete run.json (a killed run), with a warning")
 
 
 def _render_run(a: argparse.Namespace) -> int:
     from . import api
+    from .viz.config import RenderConfig
 
-    paths = api.render(a.out, gt=a.gt, view=a.view, label_set=a.label_set, color=a.color,
-                       allow_incomplete=a.allow_incomplete)
+    paths = api.render(a.out, gt=a.gt, config=build_config(RenderConfig, a))
     print(f"render: wrote {', '.join(map(str, paths))}")
     return 0
 
 
-def _port(text: str) -> int:
-    v = int(text)
-    if not 0 < v < 65536:
-        raise argparse.ArgumentTypeError(f"port must be in 1..65535, got {text}")
-    return v
+def _render_cmd() -> Command:
+    from .viz.config import COLORS, VIEWS, RenderConfig
+
+    return Command("render", "PNG pictures of a segment output",
+                   "geopurify render out/scene0011_00 --gt scans/scene0011_00", _render_run, _render_args,
+                   RenderConfig, choices={"view": lambda: list(VIEWS), "color": lambda: list(COLORS)})
 
 
-_port.__name__ = "port"
-
-
-def _view_args(p: argparse.ArgumentParser) -> None:
+def _out_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="segment output folder")
-    p.add_argument("--port", type=_port, default=8080, help="port of the web page")
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on (localhost only by default)")
 
 
 def _view_run(a: argparse.Namespace) -> int:
     from . import api
+    from .viz.config import ViewConfig
 
-    print(f"view: serving {a.out} on http://{a.host}:{a.port} (Ctrl-C to stop)")
-    api.view(a.out, port=a.port, host=a.host)
+    cfg = build_config(ViewConfig, a)
+    print(f"view: serving {a.out} on http://{cfg.host}:{cfg.port} (Ctrl-C to stop)")
+    api.view(a.out, cfg)
     return 0
+
+
+def _view_cmd() -> Command:
+    from .viz.config import ViewConfig
+
+    return Command("view", "interactive web viewer (localhost)", "geopurify view out/scene0011_00 --port 8080",
+                   _view_run, _out_arg, ViewConfig)
 
 
 def _select_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("root", help="dataset root: a folder of scene folders with GT labels")
-    p.add_argument("--n", type=int, default=20, help="scenes to pick")
-    p.add_argument("--gamma", type=float, default=1.0, help="weight of rare classes")
-    p.add_argument("--seed", type=int, default=0, help="k-means seed")
-    p.add_argument("--label-set", default="scannet20", help="label set of the class histograms")
     p.add_argument("--out", default="selection", help="output folder (selection.txt, scores.json)")
 
 
 def _select_run(a: argparse.Namespace) -> int:
     from . import api
+    from .eval.config import SelectConfig
 
-    if a.n < 1:
-        raise ConfigError(f"select: --n must be >= 1, got {a.n}")
-    sel = api.select(a.root, a.out, n=a.n, gamma=a.gamma, seed=a.seed, label_set=a.label_set)
+    sel = api.select(a.root, a.out, build_config(SelectConfig, a))
     print(f"select: {len(sel.chosen)} scenes -> {Path(a.out) / 'selection.txt'}, {Path(a.out) / 'scores.json'}")
     return 0
 
 
+def _select_cmd() -> Command:
+    from .eval.config import SelectConfig
+
+    return Command("select", "pick the paper's data-efficient training subset", "geopurify select scans --n 20",
+                   _select_run, _select_args, SelectConfig)
+
+
 def _synth_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="output folder (one scene folder per room; with --from-scan: the scene folder)")
-    p.add_argument("--from-scan", default=None, metavar="SCAN",
-                   help="render posed RGB-D views and simulated VLM masks of this labelled scan instead")
-    p.add_argument("--n", type=int, default=1, help="number of scenes")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first scene")
-    p.add_argument("--points", type=int, default=None, help="target points per scene")
-    p.add_argument("--frames", type=int, default=None, help="frames per scene")
 
 
 def _synth_run(a: argparse.Namespace) -> int:
     from . import api
+    from .synthetic.config import SynthConfig
 
-    for name in ("n", "points", "frames"):
-        v = getattr(a, name)
-        if v is not None and v < 1:
-            raise ConfigError(f"synth: --{name} must be >= 1, got {v}")
-    paths = api.synth(a.out, n=a.n, seed=a.seed, points=a.points, frames=a.frames, from_scan=a.from_scan)
+    paths = api.synth(a.out, build_config(SynthConfig, a))
     print(f"synth: {len(paths)} scene(s) -> {', '.join(map(str, paths))}")
     return 0
+
+
+def _synth_cmd() -> Command:
+    from .synthetic.config import SynthConfig
+
+    return Command("synth", "write synthetic rooms in ScanNet export layout", "geopurify synth rooms --n 3",
+                   _synth_run, _synth_args, SynthConfig, flags={"from_scan": ("--from-scan",)})
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
@@ -668,21 +672,13 @@ def commands() -> list[Command]:
         _segment_cmd(),
         _inspect_cmd(),
         _encode_cmd(),
-        Command("eval", "score outputs against ground truth", "geopurify eval out/scene0011_00 --gt scans/scene0011_00",
-                _eval_run, _eval_args, _read_options(), flags=_READ_FLAGS, choices={"layout": _layouts},
-                helps={"layout": _SECTION_HELPS["read.layout"],
-                       "reader_options": _SECTION_HELPS["read.reader_options"]}),
-        Command("query", "per-point similarity of a segment output to text phrases",
-                "geopurify query out/scene0011_00 sofa 'a whiteboard' --top 500", _query_run, _query_args),
+        _eval_cmd(),
+        _query_cmd(),
         _instances_cmd(),
-        Command("render", "PNG pictures of a segment output",
-                "geopurify render out/scene0011_00 --gt scans/scene0011_00", _render_run, _render_args),
-        Command("view", "interactive web viewer (localhost)", "geopurify view out/scene0011_00 --port 8080",
-                _view_run, _view_args),
-        Command("select", "pick the paper's data-efficient training subset", "geopurify select scans --n 20",
-                _select_run, _select_args),
-        Command("synth", "write synthetic rooms in ScanNet export layout", "geopurify synth rooms --n 3",
-                _synth_run, _synth_args),
+        _render_cmd(),
+        _view_cmd(),
+        _select_cmd(),
+        _synth_cmd(),
         Command("demo", "synthetic scenes -> train -> segment raw and purified -> eval",
                 "geopurify demo --out demo_out", _demo_run, _demo_args),
     ]

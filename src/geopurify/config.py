@@ -162,6 +162,19 @@ class TrainRunConfig:
 
 
 # --------------------------------------------------------------------------- dict <-> config
+def updated(cls: type[C], config: C | None, fields: dict[str, Any]) -> C:
+    """``config`` (default ``cls()``) with ``fields`` replaced and validated again; unknown fields are
+    refused with the accepted list (what the API's ``**fields`` keyword arguments go through)."""
+    base = config if config is not None else cls()
+    if not fields:
+        return base
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = sorted(set(fields) - set(names))
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown option(s) {', '.join(unknown)}; accepted: {', '.join(names)}")
+    return dataclasses.replace(base, **fields)
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A JSON-ready dict of a (nested) config dataclass."""
     return dataclasses.asdict(cfg)

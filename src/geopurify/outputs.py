@@ -62,6 +62,18 @@ class OutputBusyError(ConfigError):
     """Another process is writing into the same output folder."""
 
 
+@dataclass
+class OutputOptions:
+    """How a command that reads a segment output (eval, render, query) treats an unfinished one.
+
+    Attributes:
+        allow_incomplete: read an output without a complete run.json (a killed or running segment), with a
+            loud warning, instead of refusing it.
+    """
+
+    allow_incomplete: bool = False
+
+
 # --------------------------------------------------------------------------- path checks
 def check_out_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), what: str = "--out") -> Path:
     """Refuse, before any work, an output path that cannot hold a folder of results.

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from .config import SelectConfig
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +176,9 @@ def kmeans(x: np.ndarray, k: int, seed: int = 0, n_init: int = 4, max_iter: int 
 
 def select_scenes(
     histograms: Mapping[str, np.ndarray],
-    n: int = 20,
-    gamma: float = 1.0,
-    seed: int = 0,
+    n: int = SelectConfig.n,
+    gamma: float = SelectConfig.gamma,
+    seed: int = SelectConfig.seed,
 ) -> Selection:
     """Pick ``n`` diverse, class-rich training scenes (see the module docstring for the algorithm).
 

@@ -12,9 +12,18 @@ from .mapping import (
     read_labels_tsv,
     scannet_category_map,
 )
-from .sets import LABEL_SETS, LabelSet, distinct_palette, get_label_set, matterport_aliases, nyu40_palette
+from .sets import (
+    DEFAULT_LABEL_SET,
+    LABEL_SETS,
+    LabelSet,
+    distinct_palette,
+    get_label_set,
+    matterport_aliases,
+    nyu40_palette,
+)
 
 __all__ = [
+    "DEFAULT_LABEL_SET",
     "LABEL_SETS",
     "LabelSet",
     "LabelTable",

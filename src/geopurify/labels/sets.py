@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 #: Names :func:`get_label_set` accepts (canonical spelling).
+#: the label set that scores, pictures and selections use unless told otherwise
+DEFAULT_LABEL_SET = "scannet20"
 LABEL_SETS = (
     "scannet20",
     "nyu40",

@@ -1,6 +1,16 @@
-"""Classification and open-vocabulary queries over per-point features."""
+"""Classification and open-vocabulary queries over per-point features.
 
-from .classify import classify, similarity
-from .query import PhraseRanking, mask_from_scores, query_scores, rank_phrases
+Names load their module on first use, so the CLI can read :class:`QueryConfig` without torch.
+"""
 
-__all__ = ["PhraseRanking", "classify", "mask_from_scores", "query_scores", "rank_phrases", "similarity"]
+from __future__ import annotations
+
+from ..utils.lazy import lazy_exports
+
+_WHERE = {
+    "classify": "classify", "similarity": "classify",
+    "PhraseRanking": "query", "mask_from_scores": "query", "query_scores": "query", "rank_phrases": "query",
+    "QueryConfig": "config",
+}  # fmt: skip
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+__all__ = sorted(_WHERE)

@@ -2,23 +2,30 @@
 
 >>> from geopurify.synthetic import SyntheticConfig, make_scene
 >>> path = make_scene("data/synthetic", "synth0000_00", SyntheticConfig(seed=0))  # doctest: +SKIP
+
+Names load their module on first use, so the CLI can read :class:`SynthConfig` without torch or scipy.
 """
 
-from ..labels import nyu40_to_scannet20
-from .config import SCANNET20_NAMES, SCANNET20_NYU40, ScanRenderConfig, SyntheticConfig, VLMSimConfig
-from .layout import Layout, build_layout
-from .masks import SceneReading, ViewMasks, decide_reading, simulate_view
-from .mesh import Mesh, mesh_for_target, sample_surfaces
-from .render import Render, intrinsics, look_at, render, rescale_intrinsics
-from .scan import LabelledScan, ScanRenderResult, crop_scan, read_labelled_scan, render_scan
-from .scene import SceneTruth, load_truth, make_cameras, make_dataset, make_scene
-from .vlm import MaskOutput, VLMErrors, decide_errors, simulate_masks, text_embeddings
+from __future__ import annotations
 
-__all__ = [
-    "SCANNET20_NAMES", "SCANNET20_NYU40", "LabelledScan", "Layout", "MaskOutput", "Mesh", "Render",
-    "ScanRenderConfig", "ScanRenderResult", "SceneReading", "VLMSimConfig", "ViewMasks", "crop_scan",
-    "decide_reading", "read_labelled_scan", "render_scan", "simulate_view",
-    "SceneTruth", "SyntheticConfig", "VLMErrors", "build_layout", "decide_errors", "intrinsics", "load_truth",
-    "look_at", "make_cameras", "make_dataset", "make_scene", "mesh_for_target", "nyu40_to_scannet20", "render",
-    "rescale_intrinsics", "sample_surfaces", "simulate_masks", "text_embeddings",
-]  # fmt: skip
+from ..labels import nyu40_to_scannet20  # noqa: F401  (re-exported)
+from ..utils.lazy import lazy_exports
+
+_WHERE = {
+    "SCANNET20_NAMES": "config", "SCANNET20_NYU40": "config", "ScanRenderConfig": "config",
+    "SynthConfig": "config", "SyntheticConfig": "config", "VLMSimConfig": "config",
+    "Layout": "layout", "build_layout": "layout",
+    "SceneReading": "masks", "ViewMasks": "masks", "decide_reading": "masks", "simulate_view": "masks",
+    "Mesh": "mesh", "mesh_for_target": "mesh", "sample_surfaces": "mesh",
+    "Render": "render", "intrinsics": "render", "look_at": "render", "render": "render",
+    "rescale_intrinsics": "render",
+    "LabelledScan": "scan", "ScanRenderResult": "scan", "crop_scan": "scan", "read_labelled_scan": "scan",
+    "render_scan": "scan",
+    "SceneTruth": "scene", "load_truth": "scene", "make_cameras": "scene", "make_dataset": "scene",
+    "make_scene": "scene",
+    "MaskOutput": "vlm", "VLMErrors": "vlm", "decide_errors": "vlm", "simulate_masks": "vlm",
+    "text_embeddings": "vlm",
+}  # fmt: skip
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
+
+__all__ = sorted([*_WHERE, "nyu40_to_scannet20"])

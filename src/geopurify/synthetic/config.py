@@ -315,3 +315,42 @@ class ScanRenderConfig:
         if self.feature_dim < 8:
             raise bad("feature_dim", "must be >= 8")
         self.vlm.validate()
+
+
+@dataclass
+class SynthConfig:
+    """``geopurify synth``: procedural rooms, or the views of one labelled scan (``from_scan``).
+
+    Attributes:
+        n: number of rooms (one folder each, seeds seed, seed + 1, ...).
+        seed: seed of the first room.
+        points: target points per room (default: SyntheticConfig's target_points).
+        frames: frames per room (default: SyntheticConfig's / ScanRenderConfig's n_frames).
+        from_scan: render posed RGB-D views and simulated VLM masks of this labelled scan instead (one scene).
+    """
+
+    n: int = 1
+    seed: int = 0
+    points: int | None = None
+    frames: int | None = None
+    from_scan: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("n", "points", "frames"):
+            v = getattr(self, name)
+            if v is not None and (int(v) != v or v < 1):
+                raise ConfigError(f"synth: --{name} must be >= 1, got {v}")
+        if self.from_scan is not None and (self.n != 1 or self.points is not None):
+            raise ConfigError("synth --from-scan writes one scene from the scan's own points: drop --n and --points")
+        if self.from_scan is not None:
+            self.from_scan = str(self.from_scan)
+
+    def room(self, i: int) -> SyntheticConfig:
+        """The procedural config of the ``i``-th room."""
+        over = {"target_points": self.points} if self.points is not None else {}
+        over.update({"n_frames": self.frames} if self.frames is not None else {})
+        return SyntheticConfig(seed=self.seed + i, **over)
+
+    def scan(self) -> ScanRenderConfig:
+        """The render config of ``from_scan``."""
+        return ScanRenderConfig(seed=self.seed, **({"n_frames": self.frames} if self.frames is not None else {}))

@@ -43,6 +43,7 @@ from ..encoders.text import load_text_embeddings
 from ..errors import InputError, missing_dependency
 from ..outputs import read_labels, read_names
 from ..segment.query import match_phrase, normalize_phrase
+from .config import ViewConfig
 from .ply import heatmap_colors, instance_colors, label_colors, palette
 
 log = logging.getLogger(__name__)
@@ -425,8 +426,8 @@ class ViewerServer:
 
 def serve(
     out_dir: str | os.PathLike,
-    port: int = 8080,
-    host: str = "127.0.0.1",
+    port: int = ViewConfig.port,
+    host: str = ViewConfig.host,
     text_encoder: TextEncoder | None = None,
     block: bool = True,
     max_points: int = 2_000_000,
