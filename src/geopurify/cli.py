@@ -6,9 +6,9 @@ Exit codes: 0 success, 1 unexpected error (a bug; traceback with --debug), 2 bad
 Adding a subcommand: write its config dataclass in the stage (fields with defaults, an ``Attributes:``
 docstring, validation in ``__post_init__``) and its function in :mod:`geopurify.api`, then append a
 :class:`Command` to :data:`COMMANDS` below: ``config=`` turns every field into an option (help and
-default from the dataclass) and hands the built, validated instance to ``run`` as ``a.config``;
-``args=`` adds positionals and the few options that are not config fields; ``run`` calls the API and
-prints one line per file it wrote.
+default from the dataclass), which ``run`` builds into the validated instance with
+``build_config(cls, a)``; ``args=`` adds positionals and the few options that are not config fields
+(paths, mode switches); ``run`` calls the API with the config and prints one line saying what it wrote.
 """
 
 from __future__ import annotations
@@ -286,17 +286,24 @@ def _segment_args(p: argparse.ArgumentParser) -> None:
     _config_file_args(p, "the scene")
 
 
-def _segment_run(a: argparse.Namespace) -> int:
-    from . import api
-    from .config import SegmentConfig, load_config_dict
+def _rerun(a: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """What ``--config RUN_JSON`` gives: the run's config (the base the options override), its run.json,
+    and ``--out`` (default: the run's folder). Without ``--config``: ``{}``, ``{}``, ``--out``."""
+    from .config import load_config_dict
     from .outputs import read_run
 
-    base, scene, out = {}, a.scene, a.out
-    if a.config:
-        base = load_config_dict(a.config)
-        run = read_run(Path(a.config).parent if Path(a.config).is_file() else a.config) or {}
-        scene = scene or (run.get("scene") if not a.scenes else None)
-        out = out or str(Path(a.config).parent if Path(a.config).is_file() else a.config)
+    if not a.config:
+        return {}, {}, a.out
+    folder = Path(a.config).parent if Path(a.config).is_file() else Path(a.config)
+    return load_config_dict(a.config), read_run(folder) or {}, a.out or str(folder)
+
+
+def _segment_run(a: argparse.Namespace) -> int:
+    from . import api
+    from .config import SegmentConfig
+
+    base, run, out = _rerun(a)
+    scene = a.scene or (run.get("scene") if not a.scenes else None)
     if "cfg__student" in a and "purify" not in config_values(a):
         base = {**base, "purify": True}
     if config_values(a).get("purify") is False:
@@ -355,15 +362,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 
 def _train_run(a: argparse.Namespace) -> int:
     from . import api
-    from .config import TrainRunConfig, load_config_dict
-    from .outputs import read_run
+    from .config import TrainRunConfig
 
-    base, scenes, out = {}, list(a.scenes), a.out
-    if a.config:
-        base = load_config_dict(a.config)
-        run = read_run(Path(a.config).parent if Path(a.config).is_file() else a.config) or {}
-        scenes = scenes or list(run.get("scenes") or [])
-        out = out or str(Path(a.config).parent if Path(a.config).is_file() else a.config)
+    base, run, out = _rerun(a)
+    scenes = list(a.scenes) or list(run.get("scenes") or [])
     cfg = _with_weights(build_config(TrainRunConfig, a, base), a.weights)
     if not scenes:
         _classes_took_scene(cfg.lift.classes)
@@ -539,16 +541,13 @@ def _encode_cmd() -> Command:
     )
 
 
-def _instances_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", help="segment output folder")
-
-
 def _instances_run(a: argparse.Namespace) -> int:
     from . import api
     from .instances.config import InstanceConfig
+    from .outputs import INSTANCES_FILE, INSTANCES_PLY
 
     found = api.instances(a.out, build_config(InstanceConfig, a))
-    print(f"instances: {len(found)} instances -> {Path(a.out) / 'instances.json'}, {Path(a.out) / 'instances.ply'}")
+    print(f"instances: {len(found)} instances -> {Path(a.out) / INSTANCES_FILE}, {Path(a.out) / INSTANCES_PLY}")
     return 0
 
 
@@ -557,13 +556,17 @@ def _instances_cmd() -> Command:
 
     return Command(
         "instances", "object proposals of a segment output: instances.json + instances.ply",
-        "geopurify instances out/scene0011_00 --grouping features", _instances_run, _instances_args,
+        "geopurify instances out/scene0011_00 --grouping features", _instances_run, _out_arg,
         InstanceConfig, choices={"grouping": lambda: list(GROUPINGS)},
     )
 
 
-def _render_args(p: argparse.ArgumentParser) -> None:
+def _out_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", help="segment output folder")
+
+
+def _render_args(p: argparse.ArgumentParser) -> None:
+    _out_arg(p)
     p.add_argument("--gt", default=None, help="scene with GT labels, shown beside raw and purified")
 
 
@@ -582,10 +585,6 @@ def _render_cmd() -> Command:
     return Command("render", "PNG pictures of a segment output",
                    "geopurify render out/scene0011_00 --gt scans/scene0011_00", _render_run, _render_args,
                    RenderConfig, choices={"view": lambda: list(VIEWS), "color": lambda: list(COLORS)})
-
-
-def _out_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("out", help="segment output folder")
 
 
 def _view_run(a: argparse.Namespace) -> int:
