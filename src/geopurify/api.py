@@ -22,6 +22,8 @@ from .eval.config import EvalConfig, SelectConfig
 from .io import Scene, read_scene
 from .outputs import (
     RUN_FILE,
+    OutputWriter,
+    SegmentFiles,
     SegmentOutput,
     check_out_file,
     check_out_path,
@@ -30,6 +32,7 @@ from .outputs import (
     open_writer,
     read_output,
     read_run,
+    write_report,
 )
 from .segment.config import QueryConfig
 from .synthetic.config import SynthConfig
@@ -107,7 +110,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     from .student import load as load_student
     from .utils.device import configure_threads, pick_device
     from .utils.memory import check_fits, estimate_segment_bytes
-    from .viz.ply import palette, write_ply
+    from .viz.ply import palette
 
     cfg = config
     t = StageTimer()
@@ -162,16 +165,8 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
         labels = np.asarray(grid.expand(np.asarray(torch.as_tensor(labels_v).cpu())), np.int64)
 
     with t("write"), open_writer(out_dir, inputs=[scene_path]) as w:
-        w.labels("labels.txt", labels)
-        if student is not None:
-            w.labels("raw_labels.txt", raw_labels)
-        write_ply(w.path("labels.ply"), scene.points, palette(C)[labels], extra={"label": labels.astype(np.int32)})
-        if features is not None:
-            w.npy("features.npy", features.astype(np.float16))
-        w.npy("points.npy", scene.points.astype(np.float32))
-        w.npy("colors.npy", (scene.colors * 255).round().astype(np.uint8))
-        w.json("names.json", list(text.names))
-        w.text_embeddings(list(text.names), text.embeddings)
+        w.segment(SegmentFiles(scene.points, scene.colors, labels, list(text.names), palette(C), text.embeddings,
+                               raw_labels if student is not None else None, features))
         run = {
             "command": "segment",
             "scene": str(scene_path),
@@ -247,7 +242,6 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .distill import ddp
     from .distill import train as distill_train
     from .teachers import build_teacher
-    from .utils.atomic import write_json
     from .utils.device import configure_threads
 
     cfg = config or TrainRunConfig()
@@ -262,8 +256,8 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
         with t("train"):
             model = distill_train([p and p[0] for p in prepared], cfg.train, out_dir=out_dir, resume=resume)
         if info.is_main:
-            write_json(out_dir / RUN_FILE, {
-                "status": "complete", "command": "train", "scenes": [str(s) for s in scenes],
+            OutputWriter(out_dir).finish({
+                "command": "train", "scenes": [str(s) for s in scenes],
                 "config": to_dict(cfg), "world_size": info.world_size, "versions": versions(), "counts": stats,
                 "seconds": t.seconds,
             })
@@ -316,15 +310,8 @@ def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, 
         names_done.append(scene.name)
     sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=cfg.protocol, split=lset.split)
     if json_path is not None:
-        from .utils.atomic import write_json
-
-        d = sc.to_dict()
-        d.update(scenes=names_done, label_set=cfg.label_set, confusion=conf.tolist())
-        if json_path.parent.resolve() == out.resolve():
-            with locked(out):
-                write_json(json_path, d)
-        else:
-            write_json(json_path, d)
+        write_report(json_path, {**sc.to_dict(), "scenes": names_done, "label_set": cfg.label_set,
+                                 "confusion": conf.tolist()}, out)
     return EvalResult(sc, conf, names_done, json_path)
 
 
@@ -337,7 +324,6 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
     from .eval.instance import InstanceEvaluator, predictions, thing_classes
     from .instances import JSON_FILE, read_instances
     from .labels import get_label_set
-    from .utils.atomic import write_json
 
     cfg = updated(EvalConfig, config, fields)
     out, gt = Path(out), Path(gt)
@@ -363,8 +349,8 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
         ev.add(gt_indices(scene, cfg.label_set), scene.meta["instance"], pred)
     sc = ev.result(lset.names, split=lset.split)
     if json_path is not None:
-        write_json(json_path, {**sc.to_dict(), "label_set": cfg.label_set,
-                               "scenes_evaluated": [str(p[1]) for p in pairs]})
+        write_report(json_path, {**sc.to_dict(), "label_set": cfg.label_set,
+                                 "scenes_evaluated": [str(p[1]) for p in pairs]}, out)
     return sc
 
 

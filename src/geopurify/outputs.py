@@ -166,6 +166,25 @@ def is_locked(out_dir: str | os.PathLike) -> bool:
 
 
 # --------------------------------------------------------------------------- write
+@dataclass
+class SegmentFiles:
+    """What one ``segment`` run leaves in its folder (:meth:`OutputWriter.segment` writes it).
+
+    points (N, 3) float; colors (N, 3) float in [0, 1]; labels (N,) int64 into ``names``;
+    class_colors (C, 3) uint8 (the colours of labels.ply); embeddings (C, D) float, the text
+    embeddings of ``names``; raw_labels (N,) int64 fusion-only labels or None; features (N, D) or None.
+    """
+
+    points: np.ndarray
+    colors: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    class_colors: np.ndarray
+    embeddings: np.ndarray
+    raw_labels: np.ndarray | None = None
+    features: np.ndarray | None = None
+
+
 class OutputWriter:
     """Writes the files of a segment output atomically: a whole output through :func:`open_writer`
     (run.json last), or the files a later command adds to one (under :func:`locked`)."""
@@ -195,9 +214,38 @@ class OutputWriter:
         with atomic_open(self.path("text_embeddings.npz"), "wb") as f:
             np.savez(f, names=np.array(names), embeddings=np.asarray(embeddings, np.float32))
 
+    def segment(self, files: SegmentFiles) -> None:
+        """Every file of a segment output but run.json, in the dtypes the layout above names."""
+        from .io.ply import write_ply
+
+        labels = np.asarray(files.labels, np.int64)
+        self.labels("labels.txt", labels)
+        if files.raw_labels is not None:
+            self.labels("raw_labels.txt", files.raw_labels)
+        write_ply(self.path("labels.ply"), files.points, np.asarray(files.class_colors, np.uint8)[labels],
+                  extra={"label": labels.astype(np.int32)})
+        if files.features is not None:
+            self.npy("features.npy", np.asarray(files.features).astype(np.float16))
+        self.npy("points.npy", np.asarray(files.points, np.float32))
+        self.npy("colors.npy", (np.asarray(files.colors) * 255).round().astype(np.uint8))
+        self.json("names.json", list(files.names))
+        self.text_embeddings(list(files.names), files.embeddings)
+
     def finish(self, run: dict[str, Any]) -> None:
         """Write ``run.json`` (``status: complete``): the folder is complete from now on."""
         self.json(RUN_FILE, {"status": "complete", **run})
+
+
+def write_report(path: str | os.PathLike, doc: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
+    """Write a JSON report (``eval.json``, ``eval_instances.json``) atomically; under ``out_dir``'s lock
+    when it lands in that output folder, so it cannot race a segment rewriting the folder."""
+    path = Path(path)
+    if out_dir is not None and path.parent.resolve() == Path(out_dir).resolve():
+        with locked(out_dir):
+            write_json(path, doc)
+    else:
+        write_json(path, doc)
+    return path
 
 
 def clear_owned(out_dir: Path) -> list[str]:

@@ -1,129 +1,17 @@
-"""PLY export and the colour helpers every picture shares (class palette, similarity heat map).
+"""The colour helpers every picture shares (class palette, similarity heat map, instance colours).
 
-The PLY writer is plain numpy: one structured array per element written after the header, binary
-little-endian, so a 1M-point cloud is written in well under a second and reads back with ``plyfile``,
-MeshLab, CloudCompare and Open3D.
+``write_ply`` is :func:`geopurify.io.ply.write_ply` (the PLY format, read and written, lives in io).
 """
 
 from __future__ import annotations
 
 import colorsys
-import logging
-import os
-import re
 
 import numpy as np
 
-from ..errors import InputError
-from ..utils.atomic import atomic_open
+from ..io.ply import write_ply
 
-log = logging.getLogger(__name__)
-
-__all__ = ["write_ply", "palette", "heatmap_colors", "label_colors", "luminance"]
-
-# numpy dtype -> PLY scalar type name (the names of the original PLY spec, which every reader knows).
-_PLY_TYPES: dict[np.dtype, str] = {
-    np.dtype("int8"): "char",
-    np.dtype("uint8"): "uchar",
-    np.dtype("int16"): "short",
-    np.dtype("uint16"): "ushort",
-    np.dtype("int32"): "int",
-    np.dtype("uint32"): "uint",
-    np.dtype("float32"): "float",
-    np.dtype("float64"): "double",
-}
-_RESERVED = {"x", "y", "z", "red", "green", "blue"}
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _ply_dtype(name: str, values: np.ndarray, path: os.PathLike | str) -> np.dtype:
-    """The little-endian dtype a per-vertex property is stored as (PLY has no 64-bit ints nor halves)."""
-    dt = values.dtype
-    if dt == np.bool_:
-        return np.dtype("u1")
-    if dt == np.float16:
-        return np.dtype("<f4")
-    if dt.kind in "iu" and dt.itemsize == 8:
-        info = np.iinfo(np.int32 if dt.kind == "i" else np.uint32)
-        if values.size and (values.min() < info.min or values.max() > info.max):
-            raise InputError(f"{path}: vertex property {name!r} does not fit in 32 bits (PLY has no int64)")
-        return np.dtype("<i4" if dt.kind == "i" else "<u4")
-    if dt.newbyteorder("=") in _PLY_TYPES or dt in _PLY_TYPES:
-        return dt.newbyteorder("<")
-    raise InputError(f"{path}: vertex property {name!r} has dtype {dt}, which PLY cannot store")
-
-
-def write_ply(
-    path: str | os.PathLike,
-    points: np.ndarray,
-    colors: np.ndarray,
-    extra: dict[str, np.ndarray] | None = None,
-    faces: np.ndarray | None = None,
-) -> None:
-    """Write a coloured point cloud (or mesh) as binary little-endian PLY, atomically.
-
-    Args:
-        path: output ``.ply`` file.
-        points: (N, 3) float positions, stored as float32 ``x y z``.
-        colors: (N, 3) uint8 RGB, stored as ``red green blue`` (uchar).
-        extra: optional per-vertex properties, name -> (N,) array (e.g. ``label`` int32, ``score``
-            float32). bool is stored as uchar, float16 as float, int64 as int (if it fits).
-        faces: optional (F, 3) int triangle indices into the points, stored as the usual
-            ``list uchar int vertex_indices``.
-    Raises:
-        InputError: wrong shapes or dtypes, a bad property name, or a face index out of range.
-    """
-    points = np.asarray(points)
-    colors = np.asarray(colors)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise InputError(f"{path}: points must be (N, 3), got {points.shape}")
-    n = len(points)
-    if colors.shape != (n, 3):
-        raise InputError(f"{path}: colors must be ({n}, 3) like the points, got {colors.shape}")
-    if colors.dtype != np.uint8:
-        raise InputError(f"{path}: colors must be uint8 (0-255), got {colors.dtype}")
-    extra = dict(extra or {})
-
-    fields: list[tuple[str, np.dtype]] = [("x", np.dtype("<f4")), ("y", np.dtype("<f4")), ("z", np.dtype("<f4"))]
-    fields += [("red", np.dtype("u1")), ("green", np.dtype("u1")), ("blue", np.dtype("u1"))]
-    for name, values in extra.items():
-        values = np.asarray(values)
-        if not _NAME_RE.match(name) or name in _RESERVED:
-            raise InputError(f"{path}: bad or reserved vertex property name {name!r}")
-        if values.shape != (n,):
-            raise InputError(f"{path}: vertex property {name!r} must be ({n},), got {values.shape}")
-        extra[name] = values
-        fields.append((name, _ply_dtype(name, values, path)))
-
-    vertex = np.empty(n, dtype=np.dtype(fields))
-    vertex["x"], vertex["y"], vertex["z"] = points[:, 0], points[:, 1], points[:, 2]
-    vertex["red"], vertex["green"], vertex["blue"] = colors[:, 0], colors[:, 1], colors[:, 2]
-    for name, values in extra.items():
-        vertex[name] = values
-
-    face_rec = None
-    if faces is not None:
-        faces = np.asarray(faces)
-        if faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype.kind not in "iu":
-            raise InputError(f"{path}: faces must be (F, 3) integer triangles, got {faces.shape} {faces.dtype}")
-        if faces.size and (faces.min() < 0 or faces.max() >= n):
-            raise InputError(f"{path}: face index out of range [0, {n})")
-        face_rec = np.empty(len(faces), dtype=np.dtype([("n", "u1"), ("v", "<i4", (3,))]))
-        face_rec["n"] = 3
-        face_rec["v"] = faces
-
-    header = ["ply", "format binary_little_endian 1.0", "comment written by geopurify", f"element vertex {n}"]
-    header += [f"property {_PLY_TYPES[dt.newbyteorder('=')]} {name}" for name, dt in fields]
-    if face_rec is not None:
-        header += [f"element face {len(face_rec)}", "property list uchar int vertex_indices"]
-    header.append("end_header")
-    with atomic_open(path, "wb") as f:
-        f.write(("\n".join(header) + "\n").encode("ascii"))
-        f.write(vertex.tobytes())
-        if face_rec is not None:
-            f.write(face_rec.tobytes())
-    log.debug("wrote %s: %d vertices, %s faces", path, n, 0 if face_rec is None else len(face_rec))
-
+__all__ = ["write_ply", "palette", "heatmap_colors", "label_colors", "luminance", "instance_colors"]
 
 # Twenty hand-ordered, clearly distinct colours (Tableau-like hues, dark row first, then light row),
 # so the first classes of any label set get the most separable colours.
