@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import ReadOptions, SegmentConfig, TrainRunConfig, to_dict, updated
+from .config import InspectConfig, ReadOptions, SegmentConfig, TrainRunConfig, to_dict, updated
 from .errors import InputError
 from .eval.config import EvalConfig, SelectConfig
 from .io import Scene, read_scene
@@ -74,15 +74,13 @@ def encode(scene_path: str | Path, config, read: ReadOptions | None = None):
     return encode_scene(read_scene(scene_path, read or ReadOptions()), config)
 
 
-def inspect(scene_path: str | Path, read: ReadOptions | None = None, voxel_size: float | None = None,
-            encoder: str = "auto", k: int | None = None):
-    """Read a scene without lifting and check it (:func:`geopurify.checks.inspect_scene`)."""
+def inspect(scene_path: str | Path, config: InspectConfig | None = None, **fields: Any):
+    """Read a scene without lifting and check it (:func:`geopurify.checks.inspect_scene`); ``config``: an
+    :class:`~geopurify.config.InspectConfig` (``fields`` override it, e.g. ``voxel_size=0.05``)."""
     from .checks import inspect_scene
-    from .geometry import VOXEL_SIZE
-    from .pooling.config import PoolConfig
 
-    return inspect_scene(read_scene(scene_path, read or ReadOptions()), voxel_size or VOXEL_SIZE, encoder,
-                         k or PoolConfig().k)
+    cfg = updated(InspectConfig, config, fields)
+    return inspect_scene(read_scene(scene_path, cfg.read), cfg.voxel_size, cfg.encoder, cfg.k)
 
 
 # --------------------------------------------------------------------------- segment

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError, FrameError, InputError
+from .geometry import VOXEL_SIZE
 from .io.scene import Frame, Scene
 
 log = logging.getLogger(__name__)
@@ -312,7 +313,7 @@ def check_frames(scene: Scene, cfg: CheckConfig) -> tuple[list[FrameCheck], floa
 def check_scene(
     scene: Scene,
     cfg: CheckConfig | None = None,
-    voxel_size: float = 0.02,
+    voxel_size: float = VOXEL_SIZE,
     encoder: str = "auto",
     text_dim: int | None = None,
     memory_bytes: int | None = None,
@@ -379,7 +380,8 @@ def check_scene(
 
 
 def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int | None = None,
-              cfg: CheckConfig | None = None, voxel_size: float = 0.02, memory_bytes: int | None = None) -> SceneReport:
+              cfg: CheckConfig | None = None, voxel_size: float = VOXEL_SIZE,
+              memory_bytes: int | None = None) -> SceneReport:
     """:func:`check_scene`, then refuse before any heavy work what would fail after it.
 
     Raises:
@@ -450,10 +452,11 @@ def after_lift(rep: SceneReport, points_seen: int, points: int, cfg: CheckConfig
         log.warning("%s", msg)
 
 
-def inspect_scene(scene: Scene, voxel_size: float = 0.02, encoder: str = "auto", k: int = 96,
+def inspect_scene(scene: Scene, voxel_size: float, encoder: str, k: int,
                   cfg: CheckConfig | None = None) -> SceneReport:
-    """:func:`check_scene` with the memory estimate of a purified ``segment`` (D and C from the scene's
-    ``text_embeddings.npz`` when there is one, else D from a feature file and C = 20)."""
+    """:func:`check_scene` with the memory estimate of a purified ``segment`` of ``k`` neighbours (D and
+    C from the scene's ``text_embeddings.npz`` when there is one, else D from a feature file and C = 20);
+    ``geopurify inspect`` passes its :class:`~geopurify.config.InspectConfig`."""
     from .utils.memory import estimate_segment_bytes
 
     dim, classes = None, 20

@@ -473,23 +473,19 @@ def _query_cmd() -> Command:
 
 
 def _inspect_args(p: argparse.ArgumentParser) -> None:
-    from .geometry import VOXEL_SIZE
-
     p.add_argument("scene", help="scene folder or file")
-    p.add_argument("--voxel-size", type=float, default=VOXEL_SIZE, help="voxel size (m) for the voxel count")
-    p.add_argument("--encoder", default="auto", help="the 2D encoder segment would use (feature files for auto)")
     p.add_argument("--json", default=None, help="also write the report as JSON here")
 
 
 def _inspect_run(a: argparse.Namespace) -> int:
     from . import api
-    from .io import ReadOptions
+    from .config import InspectConfig
     from .outputs import check_out_file
 
+    cfg = build_config(InspectConfig, a)
     if a.json:
         check_out_file(a.json, "--json")
-    rep = api.inspect(a.scene, build_config(ReadOptions, a, section="read"), voxel_size=a.voxel_size,
-                      encoder=a.encoder)
+    rep = api.inspect(a.scene, cfg)
     print("\n".join(rep.lines()))
     if a.json:
         from .checks import write_report
@@ -500,11 +496,13 @@ def _inspect_run(a: argparse.Namespace) -> int:
 
 
 def _inspect_cmd() -> Command:
+    from .config import InspectConfig
+
     return Command(
         "inspect", "read a scene without lifting and check it (frames, cameras, poses, features)",
-        "geopurify inspect scans/scene0011_00 --frame-skip 20", _inspect_run, _inspect_args,
-        flags=_sections_flags("read"), helps=_SECTION_HELPS, choices=_SECTION_CHOICES, groups=_GROUPS,
-        extra={"read": _read_options()},
+        "geopurify inspect scans/scene0011_00 --frame-skip 20", _inspect_run, _inspect_args, InspectConfig,
+        flags={"k": ("-k", "--k"), **_sections_flags("read")}, helps=_SECTION_HELPS, choices=_SECTION_CHOICES,
+        groups=_GROUPS,
     )
 
 

@@ -138,6 +138,29 @@ class SegmentConfig:
 
 
 @dataclass
+class InspectConfig:
+    """``geopurify inspect``: what ``segment`` would meet in a scene, read and checked without lifting.
+
+    Attributes:
+        voxel_size: voxel size (m) for the voxel count.
+        encoder: the 2D encoder segment would use (auto: the feature files).
+        k: neighbours per voxel of the pooling, for the memory estimate.
+    """
+
+    voxel_size: float = VOXEL_SIZE
+    encoder: str = LiftOptions.encoder
+    k: int = PoolConfig.k
+    read: ReadOptions = field(default_factory=ReadOptions)
+
+    def __post_init__(self) -> None:
+        _sections_from_dicts(self)
+        if not self.voxel_size > 0:
+            raise ConfigError(f"voxel_size must be > 0, got {self.voxel_size}")
+        if int(self.k) != self.k or self.k < 1:
+            raise ConfigError(f"k must be a positive integer, got {self.k}")
+
+
+@dataclass
 class TrainRunConfig:
     """``geopurify train``.
 

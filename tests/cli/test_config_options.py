@@ -9,7 +9,7 @@ import dataclasses
 import pytest
 
 from geopurify.cli import build_config, build_parser, main
-from geopurify.config import SegmentConfig, TrainRunConfig, sections
+from geopurify.config import InspectConfig, SegmentConfig, TrainRunConfig, sections
 from geopurify.encoders.encode import EncodeConfig
 from geopurify.eval.config import EvalConfig, SelectConfig
 from geopurify.instances.config import InstanceConfig
@@ -21,6 +21,7 @@ from geopurify.viz.config import RenderConfig, ViewConfig
 COMMANDS = {
     "segment": (SegmentConfig, ["s", "--out", "o"], ["--no-purify"]),
     "train": (TrainRunConfig, ["s", "--out", "o"], []),
+    "inspect": (InspectConfig, ["s"], []),
     "encode": (EncodeConfig, ["s"], []),
     "instances": (InstanceConfig, ["o"], []),
     "eval": (EvalConfig, ["o", "--gt", "g"], []),
@@ -66,6 +67,7 @@ def test_every_field_is_an_option_and_the_defaults_are_the_dataclass_own(command
     (["synth", "o", "--from-scan", "missing_scan", "--n", "2"], "drop --n and --points"),
     (["synth", "o", "--frames", "0"], "--frames must be >= 1"),
     (["view", "missing_out", "--port", "70000"], "--port must be in 1..65535"),
+    (["inspect", "missing_scene", "-k", "0"], "k must be a positive integer"),
 ])
 def test_a_bad_value_is_a_config_error_before_any_work(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing named in argv exists: reaching any work would be exit 2
