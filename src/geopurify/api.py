@@ -32,6 +32,7 @@ from .outputs import (
     open_writer,
     read_output,
     read_run,
+    scene_pairs,
     write_report,
 )
 from .segment.config import QueryConfig
@@ -290,13 +291,7 @@ def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, 
     if json_path is not None:
         json_path = check_out_file(json_path, "--json")
     lset = get_label_set(cfg.label_set)
-    if is_output(out):
-        pairs = [(out, gt)]
-    else:
-        outs = sorted(p for p in out.iterdir() if is_output(p)) if out.is_dir() else []
-        if not outs:
-            raise InputError(f"{out}: no segment outputs found")
-        pairs = [(o, gt / o.name) for o in outs]
+    pairs = scene_pairs(out, gt, is_output, "no segment outputs found")
     outputs = [read_output(o, allow_incomplete=cfg.allow_incomplete) for o, _ in pairs]  # all checked before scoring
     conf = np.zeros((len(lset.names) + 1,) * 2, np.int64)
     names_done = []
@@ -328,13 +323,8 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
     if json_path is not None:
         json_path = check_out_file(json_path, "--json")
     lset = get_label_set(cfg.label_set)
-    if (out / JSON_FILE).is_file():
-        pairs = [(out, gt)]
-    else:
-        outs = sorted(p for p in out.iterdir() if (p / JSON_FILE).is_file()) if out.is_dir() else []
-        if not outs:
-            raise InputError(f"{out}: no {JSON_FILE} found (run `geopurify instances OUT` first)")
-        pairs = [(o, gt / o.name) for o in outs]
+    pairs = scene_pairs(out, gt, lambda p: (p / JSON_FILE).is_file(),
+                        f"no {JSON_FILE} found (run `geopurify instances OUT` first)")
     ev = InstanceEvaluator(len(lset.names), thing_classes(lset.names))
     for o, g in pairs:
         found = read_instances(o)

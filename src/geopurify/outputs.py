@@ -30,7 +30,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -449,6 +449,23 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
 
 
 # --------------------------------------------------------------------------- batches
+def scene_pairs(out: str | os.PathLike, scenes: str | os.PathLike, holds: Callable[[Path], bool],
+                none_found: str) -> list[tuple[Path, Path]]:
+    """(output folder, its scene) pairs: ``out`` itself when ``holds(out)``, else every subfolder of ``out``
+    that holds one, paired by name with ``scenes/<name>`` (a batch written by ``segment --scenes``).
+
+    Raises:
+        InputError: no such folder (``none_found`` says what was looked for).
+    """
+    out, scenes = Path(out), Path(scenes)
+    if holds(out):
+        return [(out, scenes)]
+    outs = sorted(p for p in out.iterdir() if holds(p)) if out.is_dir() else []
+    if not outs:
+        raise InputError(f"{out}: {none_found}")
+    return [(o, scenes / o.name) for o in outs]
+
+
 def batch_names(scenes: list[str]) -> dict[str, str]:
     """Output folder name per scene of a batch: the scene's folder name, with as many parent folders
     prepended (joined by ``_``) as it takes to make the names unique.
