@@ -21,6 +21,7 @@ from .errors import InputError
 from .eval.config import EvalConfig, SelectConfig
 from .io import Scene, read_scene
 from .outputs import (
+    QUERY_DIR,
     RUN_FILE,
     OutputWriter,
     SegmentFiles,
@@ -364,8 +365,7 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     ``config``: a :class:`~geopurify.segment.config.QueryConfig`; ``fields`` override it (``top=500``).
     """
     from .segment.query import mask_from_scores, phrase_embeddings, phrase_slug, query_scores
-    from .utils.atomic import write_npy, write_text
-    from .viz.ply import heatmap_colors, write_ply
+    from .viz.ply import heatmap_colors
     from .viz.render import ColorBar, render_png
 
     cfg = updated(QueryConfig, config, fields)
@@ -378,7 +378,7 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     if emb.shape[1] != res.features.shape[1]:
         raise InputError(f"phrase embeddings are {emb.shape[1]}-d but {res.path / 'features.npy'} is "
                          f"{res.features.shape[1]}-d")
-    qdir = res.path / "query"
+    qdir = res.path / QUERY_DIR
     if cfg.objects:
         with locked(res.path):
             ranked = {ph: write_object_ranking(qdir / f"{phrase_slug(ph, j)}_objects.json", found, res.features,
@@ -389,20 +389,15 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     masks: dict[str, np.ndarray] = {}
     files: dict[str, list[Path]] = {}
     with locked(res.path):
+        w = OutputWriter(res.path)
         for j, ph in enumerate(phrases):
-            slug = phrase_slug(ph, j)
             s = scores[:, j]
+            if cfg.threshold is not None or cfg.top is not None:
+                masks[ph] = mask_from_scores(s, threshold=cfg.threshold, top=cfg.top)
             colors = heatmap_colors(s)
-            paths = [qdir / f"{slug}.ply", qdir / f"{slug}.npy", qdir / f"{slug}.png"]
-            write_ply(paths[0], res.points, colors, extra={"score": s.astype(np.float32)})
-            write_npy(paths[1], s.astype(np.float16))
+            paths = w.query(phrase_slug(ph, j), res.points, s, colors, masks.get(ph))
             render_png(paths[2], res.points, colors, legend=None, view="top", title=f'"{ph}"',
                        colorbar=ColorBar(float(np.min(s)), float(np.max(s))))
-            if cfg.threshold is not None or cfg.top is not None:
-                m = mask_from_scores(s, threshold=cfg.threshold, top=cfg.top)
-                masks[ph] = m
-                paths.append(qdir / f"{slug}_mask.txt")
-                write_text(paths[-1], "\n".join(map(str, m.tolist())) + "\n")
             files[ph] = paths
             log.info("query %r: max similarity %.3f -> %s", ph, float(s.max()), paths[0])
     return QueryResult(scores, list(phrases), masks, files)

@@ -231,6 +231,22 @@ class OutputWriter:
         self.json("names.json", list(files.names))
         self.text_embeddings(list(files.names), files.embeddings)
 
+    def query(self, slug: str, points: np.ndarray, scores: np.ndarray, colors: np.ndarray,
+              mask: np.ndarray | None = None) -> list[Path]:
+        """One phrase's files in ``query/``: ``<slug>.ply`` (the points in ``colors`` (N, 3) uint8, vertex
+        property ``score``), ``<slug>.npy`` (scores (N,) as float16), and with ``mask`` (M,) point indices
+        ``<slug>_mask.txt``. Returns [ply, npy, png, mask?]: the png path is for the caller's picture."""
+        from .io.ply import write_ply
+
+        paths = [self.path(f"{QUERY_DIR}/{slug}.ply"), self.path(f"{QUERY_DIR}/{slug}.npy"),
+                 self.out_dir / QUERY_DIR / f"{slug}.png"]
+        write_ply(paths[0], points, colors, extra={"score": np.asarray(scores, np.float32)})
+        write_npy(paths[1], np.asarray(scores).astype(np.float16))
+        if mask is not None:
+            paths.append(self.path(f"{QUERY_DIR}/{slug}_mask.txt"))
+            write_text(paths[-1], "\n".join(map(str, np.asarray(mask).tolist())) + "\n")
+        return paths
+
     def finish(self, run: dict[str, Any]) -> None:
         """Write ``run.json`` (``status: complete``): the folder is complete from now on."""
         self.json(RUN_FILE, {"status": "complete", **run})
