@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..io.ply import write_ply
 from .config import SyntheticConfig
-from .scene import _matrix_text, _write_ply, make_scene
+from .scene import _matrix_text, make_scene
 
 #: metres between neighbouring rooms
 GAP = 0.5
@@ -80,7 +81,7 @@ def make_flat(out_dir: str | Path, name: str = "flat0000_00", rooms: int = 4,
                 shutil.move(room / "features_2d" / f"{fid}.npz", root / "features_2d" / f"{new}.npz")
             shutil.rmtree(room)
     v, c, fc = np.concatenate(verts), np.concatenate(cols), np.concatenate(faces)
-    _write_ply(root / f"{name}_vh_clean_2.ply", v, c, fc)
-    _write_ply(root / f"{name}_vh_clean_2.labels.ply", v, c, fc,
-               extra={"label": np.concatenate(labels), "instance": np.concatenate(insts)})
+    write_ply(root / f"{name}_vh_clean_2.ply", v, c, faces=fc)
+    write_ply(root / f"{name}_vh_clean_2.labels.ply", v, c,
+              extra={"label": np.concatenate(labels), "instance": np.concatenate(insts)}, faces=fc)
     return root

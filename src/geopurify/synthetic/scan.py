@@ -24,12 +24,13 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..io.ply import write_ply
 from ..labels import nyu40_to_scannet20
 from ..utils.atomic import write_json, write_text
 from .config import SCANNET20_NAMES, SCANNET20_NYU40, ScanRenderConfig
 from .masks import SceneReading, common_direction, decide_reading, simulate_view
 from .render import intrinsics, look_at, rescale_intrinsics
-from .scene import _matrix_text, _write_image, _write_npz, _write_ply
+from .scene import _matrix_text, _write_image, _write_npz
 from .vlm import text_embeddings
 
 log = logging.getLogger(__name__)
@@ -364,9 +365,9 @@ def render_scan(scan_path: str | Path | LabelledScan, out_dir: str | Path,
     normals = {"nx": scan.normals[:, 0].astype(np.float32), "ny": scan.normals[:, 1].astype(np.float32),
                "nz": scan.normals[:, 2].astype(np.float32)}  # fmt: skip
     faces = scan.faces.astype(np.int32) if scan.faces is not None else np.zeros((0, 3), np.int32)
-    _write_ply(out_dir / f"{name}_vh_clean_2.ply", scan.points, scan.colors, faces, extra=normals)
-    _write_ply(out_dir / f"{name}_vh_clean_2.labels.ply", scan.points, scan.colors, faces,
-               extra={"label": nyu.astype(np.uint16), "instance": scan.instance.astype(np.int32)})  # fmt: skip
+    write_ply(out_dir / f"{name}_vh_clean_2.ply", scan.points, scan.colors, extra=normals, faces=faces)
+    write_ply(out_dir / f"{name}_vh_clean_2.labels.ply", scan.points, scan.colors,
+              extra={"label": nyu.astype(np.uint16), "instance": scan.instance.astype(np.int32)}, faces=faces)
     _write_npz(out_dir / "text_embeddings.npz", names=np.array(SCANNET20_NAMES), embeddings=text)
 
     K_color = intrinsics(config.color_hw, config.fov_deg)

@@ -11,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..io.ply import write_ply
 from ..labels import nyu40_to_scannet20
 from ..utils.atomic import atomic_open, atomic_path, write_json, write_text
 from .config import SCANNET20_NAMES, SyntheticConfig
@@ -64,30 +65,6 @@ def make_cameras(layout: Layout, config: SyntheticConfig, rng: np.random.Generat
         pose = look_at(eye, target, roll_deg=float(rng.normal(0, 2.0)))
         cams.append(Camera(str(i * config.frame_id_step), pose))
     return cams
-
-
-def _write_ply(path: Path, vertices: np.ndarray, colors: np.ndarray, faces: np.ndarray,
-               extra: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
-    """Binary little-endian PLY: x y z float, red green blue uchar, extra scalar props, faces."""
-    extra = extra or {}
-    ply_types = {"u1": "uchar", "u2": "ushort", "i4": "int", "f4": "float", "i2": "short", "u4": "uint"}
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
-    fields += [(k, np.asarray(v).dtype.newbyteorder("<").str) for k, v in extra.items()]
-    vert = np.empty(len(vertices), dtype=fields)
-    vert["x"], vert["y"], vert["z"] = vertices[:, 0], vertices[:, 1], vertices[:, 2]
-    vert["red"], vert["green"], vert["blue"] = colors[:, 0], colors[:, 1], colors[:, 2]
-    for k, v in extra.items():
-        vert[k] = v
-    face = np.empty(len(faces), dtype=[("n", "u1"), ("idx", "<i4", (3,))])
-    face["n"] = 3
-    face["idx"] = faces
-    header = ["ply", "format binary_little_endian 1.0", f"element vertex {len(vert)}"]
-    header += [f"property {ply_types[np.dtype(t).str[1:]]} {name}" for name, t in fields]
-    header += [f"element face {len(face)}", "property list uchar int vertex_indices", "end_header"]
-    with atomic_open(path, "wb") as f:
-        f.write(("\n".join(header) + "\n").encode("ascii"))
-        f.write(vert.tobytes())
-        f.write(face.tobytes())
 
 
 def _write_image(path: Path, array: np.ndarray, **save_kwargs) -> None:
@@ -148,11 +125,9 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
 
     inst = layout.box_instance[mesh.box]
     labels = layout.instance_label[inst]
-    _write_ply(root / f"{name}_vh_clean_2.ply", mesh.vertices, mesh.colors, mesh.faces)
-    _write_ply(
-        root / f"{name}_vh_clean_2.labels.ply", mesh.vertices, mesh.colors, mesh.faces,
-        extra={"label": labels.astype(np.uint16), "instance": inst.astype(np.int32)},
-    )  # fmt: skip
+    write_ply(root / f"{name}_vh_clean_2.ply", mesh.vertices, mesh.colors, faces=mesh.faces)
+    write_ply(root / f"{name}_vh_clean_2.labels.ply", mesh.vertices, mesh.colors,
+              extra={"label": labels.astype(np.uint16), "instance": inst.astype(np.int32)}, faces=mesh.faces)
     _write_npz(root / "text_embeddings.npz", names=np.array(SCANNET20_NAMES), embeddings=text)
     _write_npz(root / LAYOUT_FILE, **layout.to_arrays(), **errors.to_arrays())
 
