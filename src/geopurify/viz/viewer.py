@@ -1,10 +1,11 @@
 """Interactive browser viewer of a segmentation output folder ("see and ask"), built on viser.
 
-Output-folder bundle (written by ``geopurify segment``; :func:`load_output` reads it):
+Output-folder bundle (written by ``geopurify segment``; :func:`load_output` reads it with
+:func:`geopurify.outputs.read_output`, the one reader of the format):
 
 =========================  ==========================================================================
 ``points.npy``             (N, 3) float32 point positions, z up. Required.
-``colors.npy``             (N, 3) uint8 RGB of the scan. Required.
+``colors.npy``             (N, 3) uint8 RGB of the scan (grey when absent).
 ``labels.txt``             N lines, one int per point: purified class index into the class names,
                            -1 = unlabelled. Required.
 ``raw_labels.txt``         optional, same format: labels before purification (enables the toggle).
@@ -26,7 +27,6 @@ fall back to :func:`~geopurify.viz.ply.palette`.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import os
 import threading
@@ -39,9 +39,8 @@ from typing import Any
 import numpy as np
 
 from ..encoders.base import TextEmbeddings
-from ..encoders.text import load_text_embeddings
 from ..errors import InputError, missing_dependency
-from ..outputs import read_labels, read_names
+from ..outputs import read_output
 from ..segment.query import match_phrase, normalize_phrase
 from .config import ViewConfig
 from .ply import heatmap_colors, instance_colors, label_colors, palette
@@ -93,7 +92,9 @@ class OutputBundle:
 
 
 def load_output(out_dir: str | os.PathLike, instances: Any = None) -> OutputBundle:
-    """Read a segmentation output folder (layout in the module docstring).
+    """Read a segmentation output folder (layout in the module docstring) through
+    :func:`geopurify.outputs.read_output`; an incomplete one (a killed or running segment) is shown
+    with a loud warning.
 
     ``instances``: the folder's :class:`~geopurify.instances.InstanceSet` (``read_instances(out_dir)``),
     checked against the points; None shows no objects.
@@ -101,56 +102,14 @@ def load_output(out_dir: str | os.PathLike, instances: Any = None) -> OutputBund
     Raises:
         InputError: a required file is missing, or a file's shape disagrees with points.npy.
     """
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise InputError(f"{out}: not a folder (expected a geopurify segment output)")
-    for req in ("points.npy", "colors.npy", "labels.txt"):
-        if not (out / req).is_file():
-            raise InputError(f"{out / req}: missing (written by `geopurify segment`)")
-    points = np.load(out / "points.npy", allow_pickle=False)
-    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
-        raise InputError(f"{out / 'points.npy'}: expected (N, 3) points, got {points.shape}")
-    points = points.astype(np.float32, copy=False)
-    n = len(points)
-    colors = np.load(out / "colors.npy", allow_pickle=False)
-    if colors.shape != (n, 3) or colors.dtype != np.uint8:
-        raise InputError(f"{out / 'colors.npy'}: expected ({n}, 3) uint8, got {colors.shape} {colors.dtype}")
-    labels = read_labels(out / "labels.txt", n)
-    raw = read_labels(out / "raw_labels.txt", n) if (out / "raw_labels.txt").is_file() else None
-
-    features = None
-    if (out / "features.npy").is_file():
-        features = np.load(out / "features.npy", mmap_mode="r", allow_pickle=False)
-        if features.ndim != 2 or features.shape[0] != n:
-            raise InputError(f"{out / 'features.npy'}: expected ({n}, D), got {features.shape}")
-    text = load_text_embeddings(out / "text_embeddings.npz") if (out / "text_embeddings.npz").is_file() else None
-    if text is not None and features is not None and text.embeddings.shape[1] != features.shape[1]:
-        raise InputError(
-            f"{out / 'text_embeddings.npz'}: dim {text.embeddings.shape[1]} != features dim {features.shape[1]}"
-        )
-
-    names, class_colors = (None, None)
-    if (out / "names.json").is_file():
-        names, class_colors = read_names(out / "names.json")
-    elif text is not None:
-        names = list(text.names)
-    top = int(max(labels.max(initial=-1), -1 if raw is None else raw.max(initial=-1)))
-    if names is None:
-        names = [f"class {i}" for i in range(top + 1)]
-    if top >= len(names):
-        raise InputError(f"{out}: label {top} but only {len(names)} class names")
-    if class_colors is None:
-        class_colors = palette(len(names))
-
-    run: dict[str, Any] = {}
-    if (out / "run.json").is_file():
-        try:
-            run = json.loads((out / "run.json").read_text())
-        except ValueError as exc:
-            raise InputError(f"{out / 'run.json'}: unreadable JSON ({exc})") from None
-    if instances is not None and instances.num_points != n:
-        raise InputError(f"{out / 'instances.json'}: instances of {instances.num_points} points, not {n}")
-    return OutputBundle(out, points, colors, labels, names, class_colors, raw, features, text, run, instances)
+    res = read_output(out_dir, allow_incomplete=True)
+    text = res.text_embeddings() if res.text_path.is_file() else None
+    class_colors = res.class_colors if res.class_colors is not None else palette(len(res.names))
+    if instances is not None and instances.num_points != res.num_points:
+        raise InputError(f"{res.path / 'instances.json'}: instances of {instances.num_points} points, "
+                         f"not {res.num_points}")
+    return OutputBundle(res.path, res.points, res.colors, res.labels, res.names, class_colors, res.raw_labels,
+                        res.features, text, res.run, instances)
 
 
 def cosine_scores(features: np.ndarray, query: np.ndarray, chunk: int = 262_144) -> np.ndarray:
