@@ -3,8 +3,9 @@
 >>> from geopurify import api
 >>> # api.segment("scans/scene0000_00", "out/scene0000_00", SegmentConfig(student="student/"))
 
-Formats live in :mod:`geopurify.outputs`, options and their defaults in :mod:`geopurify.config` (from
-the stages' own dataclasses), domain rules in the stages.
+Formats live in :mod:`geopurify.outputs`, options and their defaults in the stages' config dataclasses
+(composed into run configs in :mod:`geopurify.config`), domain rules in the stages. Each function takes
+its command's config; keyword arguments override its fields (``api.query(out, ["sofa"], top=500)``).
 """
 
 from __future__ import annotations
