@@ -113,13 +113,17 @@ def main(argv: list[str] | None = None) -> int:
             figures = time_segment(room, student, dev, a.repeat, work)
             figures.update(time_train_step(scene, dev, a.train_steps, a.repeat, tc))
             result["devices"][dev] = figures
+            if figures["train_step_s"] <= 0:  # a difference of two timings: noise can exceed a tiny step
+                log.warning("%s: train step below the timing noise (%.4f s); raise --train-steps", dev,
+                            figures["train_step_s"])
             log.info("%s: segment %.3f s, train step %.4f s", dev, figures["segment_s"], figures["train_step_s"])
     timed = {d: f for d, f in result["devices"].items() if "segment_s" in f}
     if "cpu" in timed:
         for dev, f in timed.items():
             if dev != "cpu":
                 f["segment_speedup_vs_cpu"] = timed["cpu"]["segment_s"] / f["segment_s"]
-                f["train_step_speedup_vs_cpu"] = timed["cpu"]["train_step_s"] / f["train_step_s"]
+                if f["train_step_s"] > 0:
+                    f["train_step_speedup_vs_cpu"] = timed["cpu"]["train_step_s"] / f["train_step_s"]
     text = json.dumps(result, indent=2)
     if a.json:
         Path(a.json).write_text(text + "\n")
