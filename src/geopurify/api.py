@@ -99,15 +99,11 @@ class SegmentResult:
 
 def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) -> SegmentResult:
     """Segment one scene: read, lift, (purify), classify, and write the output folder (:mod:`geopurify.outputs`)."""
-    import torch
-
     from .checks import after_lift, preflight
-    from .distill import student_voxel_inputs
     from .encoders.scene import class_text, encoder_for_scene
     from .geometry import voxelize
     from .lifting import lift_scene
-    from .pooling import class_logits, purify
-    from .segment import classify
+    from .segment import classify, purify_scene
     from .student import load as load_student
     from .utils.device import configure_threads, pick_device
     from .utils.memory import check_fits, estimate_segment_bytes
@@ -141,29 +137,14 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     counts: dict[str, Any] = {"points": scene.num_points, "classes": C, **lifted.stats, **report.counts()}
     features = lifted.features if cfg.save_features else None
     labels = raw_labels
-    if student is not None:
-        device = pick_device(cfg.device)
-        with t("student"):
-            inputs, vfeat = student_voxel_inputs(scene, grid, lifted.features)
-            with torch.no_grad():
-                emb = student.to(device).eval()(
-                    torch.from_numpy(grid.coords).to(device), torch.from_numpy(inputs).to(device)
-                ).float()
+    if student is not None:  # labels and features per voxel, then per point
+        pur = purify_scene(scene, grid, lifted.features, text.normalized(), student, cfg.pool, cfg.save_features,
+                           pick_device(cfg.device))  # fmt: skip
+        for stage, sec in pur.seconds.items():
+            t.add(stage, sec)
         counts["voxels"] = grid.num_voxels
-        centers, vfeat_t = torch.from_numpy(grid.centers).to(device), torch.from_numpy(vfeat).to(device)
-        if cfg.save_features:
-            res = purify(centers, emb, vfeat_t, cfg.pool, coords=grid.coords)
-            with t("classify"):
-                labels_v = classify(res.values, torch.from_numpy(text.normalized()).to(device))
-            features = grid.expand(np.asarray(torch.as_tensor(res.values).cpu()))
-        else:  # closed set: pooling the C logits gives the same argmax as pooling D-dim features
-            logits = class_logits(vfeat_t, torch.from_numpy(text.normalized()).to(device))
-            res = purify(centers, emb, logits, cfg.pool, coords=grid.coords)
-            with t("classify"):
-                labels_v = torch.as_tensor(res.values).argmax(1)
-        t.add("knn", res.seconds_knn)
-        t.add("pool", res.seconds_pool)
-        labels = np.asarray(grid.expand(np.asarray(torch.as_tensor(labels_v).cpu())), np.int64)
+        labels = np.asarray(grid.expand(pur.labels), np.int64)
+        features = grid.expand(pur.features) if pur.features is not None else None
 
     with t("write"), open_writer(out_dir, inputs=[scene_path]) as w:
         w.segment(SegmentFiles(scene.points, scene.colors, labels, list(text.names), palette(C), text.embeddings,
