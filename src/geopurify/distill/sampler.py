@@ -16,7 +16,7 @@ KNN_BLOCK = 65536
 GROUP = 64
 #: columns per tile of :class:`_SimilarityScan` (a multiple of GROUP): a (chunk x TILE) float32 block
 #: is reduced to its group extremes while it is still in cache
-TILE = 4096
+TILE = 8192
 
 
 @dataclass
@@ -44,7 +44,7 @@ def sample_contrastive(
     micro_negatives: int = 16,
     micro_pool: int = 96,
     generator: torch.Generator | None = None,
-    chunk: int = 128,
+    chunk: int = 64,
     local_positives: bool = False,
 ) -> ContrastiveSample:
     """Pick anchors, positives and negatives by cosine similarity of teacher features.
@@ -99,7 +99,7 @@ def contrastive_rows(
     macro_negatives: int,
     micro_negatives: int,
     micro_pool: int,
-    chunk: int = 128,
+    chunk: int = 64,
     progress: bool = False,
     local_positives: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -163,7 +163,7 @@ class ContrastiveTable:
         macro_negatives: int = 48,
         micro_negatives: int = 16,
         micro_pool: int = 96,
-        chunk: int = 128,
+        chunk: int = 64,
         local_positives: bool = False,
     ) -> ContrastiveTable:
         ids = torch.arange(teacher.shape[0], device=teacher.device)
