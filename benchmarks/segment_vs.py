@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "segment_vs.md")
     a = ap.parse_args()
     here = str(HERE.parent / "src")
+    load0 = os.getloadavg()[0]
     res: dict[str, list[tuple[float, float]]] = {"this": [], "vs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.runs + 1):
@@ -61,8 +62,9 @@ def main() -> None:
              f"| `{a.vs}` | {med['vs'][0]:.1f} | {med['vs'][1]:.1f} |",
              f"| speed-up, paired (median, min-max) | {np.median(wall):.2f}x ({min(wall):.2f}-{max(wall):.2f}) "
              f"| {np.median(cpu):.2f}x ({min(cpu):.2f}-{max(cpu):.2f}) |", "",
-             f"Scene `{a.scene}`, {a.runs} pairs after one warm-up pair; 1-min load average {os.getloadavg()[0]:.1f} "
-             f"at the end on {os.cpu_count()} CPUs."]
+             f"Scene `{a.scene}`, {a.runs} pairs after one warm-up pair; OMP_NUM_THREADS="
+             f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; 1-min load average {load0:.1f} at the start, "
+             f"{os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs."]
     text = "\n".join(lines) + "\n"
     print(text)
     a.out.parent.mkdir(parents=True, exist_ok=True)
