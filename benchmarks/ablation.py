@@ -2,6 +2,7 @@
 
     python benchmarks/ablation.py                       # every variant, both real scans
     python benchmarks/ablation.py --variants default crop3
+    python benchmarks/ablation.py --rooms gate --variants default steps120   # fast: the e2e gate's crops
 
 Rooms: ``geopurify synth --from-scan`` renders of the two real ScanNet scans in
 ``../shared/data/scannet-scene0011-pointcept/`` (real geometry, the calibrated simulated VLM), written
@@ -13,6 +14,12 @@ rooms. Every row is measured beside, in the same run, raw fusion, uniform kNN po
 rival), the untrained student of the variant's architecture and inputs, and the oracle affinity (same
 ground-truth class). Nothing of the student's is tuned on these rooms: the variants are fixed lists,
 and every one measured is reported.
+
+``--rooms gate``: the real-scan rooms of the end-to-end gate (``tests/e2e/_gate_rooms.py``: full-density
+crops of the whole-room renders), inductive: students train on the two crops of scene0011_00 with the
+gate's training options (60 steps of 1.5 m crops) and are scored on the three held-out crops of
+scene0011_01. A fast screen (a minute of training per row); a change is kept only if it also helps on
+the whole scans.
 
 Training time is wall time on this machine, with the 1-minute load average before and after.
 """
@@ -52,13 +59,25 @@ class Variant:
 
 
 VARIANTS: dict[str, Variant] = {
-    "default": Variant(note="the defaults of `geopurify train` / `segment` (3 m crops)"),
+    "default": Variant(note="no change: the defaults of `train` / `segment` (with --rooms gate: the gate's options)"),
     "teacher-multiscale": Variant(teacher={"levels": 3, "desc_scales": 2}, note="3 superpoint levels, 2 PCA scales"),
     "positives-local": Variant(train={"local_positives": True}, note="positive among the 96 spatial neighbours"),
     "teacher-descriptor": Variant(teacher={"variant": "descriptor"}, note="descriptor teacher only"),
     "blocks5": Variant(train={"blocks": 5}, note="receptive field 21 voxels instead of 13"),
     "teacher-superpoint": Variant(teacher={"variant": "superpoint"}, note="superpoint teacher only"),
     "whole-scene": Variant(train={"crop": 0.0}, note="no crops: every step sees whole rooms"),
+    "steps30": Variant(train={"steps": 30}, note="30 steps (steps vs mIoU)"),
+    "steps120": Variant(train={"steps": 120}, note="120 steps (steps vs mIoU)"),
+    "steps240": Variant(train={"steps": 240}, note="240 steps (steps vs mIoU)"),
+    "lr-low": Variant(train={"lr": 1e-3, "warmup": 10}, note="lr 1e-3, 10 warm-up steps"),
+    "temp0.1": Variant(train={"temperature": 0.1}, note="InfoNCE temperature 0.1"),
+    "temp0.04": Variant(train={"temperature": 0.04}, note="InfoNCE temperature 0.04"),
+    "micro-heavy": Variant(train={"macro_negatives": 32, "micro_negatives": 32},
+                           note="32 macro + 32 micro negatives (was 48 + 16)"),  # fmt: skip
+    "micro-light": Variant(train={"macro_negatives": 56, "micro_negatives": 8},
+                           note="56 macro + 8 micro negatives (was 48 + 16)"),  # fmt: skip
+    "sharpen10": Variant(pool={"sharpen": 10.0}, note="pooling sharpen 10 (was 20)"),
+    "sharpen40": Variant(pool={"sharpen": 40.0}, note="pooling sharpen 40 (was 20)"),
 }
 
 
@@ -88,7 +107,24 @@ def render_rooms() -> list[Path]:
     return out
 
 
-def load_rooms(paths: list[Path]) -> list[Room]:
+def gate_rooms() -> tuple[list[Path], list[Path], dict]:
+    """The e2e gate's real-scan rooms (train crops of scene0011_00, held-out crops of scene0011_01)."""
+    import sys
+
+    sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
+    import _gate_rooms
+
+    root = WORK / "gate"
+    if (root / "test").is_dir():
+        train = [root / f"train0011a{i}_00" for i in range(len(_gate_rooms.TRAIN_BOXES))]
+        test = [root / "test" / f"test0011b{i}_00" for i in range(len(_gate_rooms.TEST_BOXES))]
+    else:
+        train, test = _gate_rooms.real_rooms(root)
+    return train, test, dict(_gate_rooms.REAL_TRAIN)
+
+
+def load_rooms(paths: list[Path], own_gt: bool = False) -> list[Room]:
+    """``own_gt``: GT from the rendered scene's labels (crops), else from the Pointcept scan of that name."""
     from geopurify import api
     from geopurify.config import SegmentConfig
     from geopurify.distill import voxel_inputs
@@ -104,7 +140,7 @@ def load_rooms(paths: list[Path]) -> list[Room]:
         text = class_text(sc, cfg.lift.text, cfg.lift.classes, enc)
         lifted = lift_scene(sc, enc, text, cfg.lift)
         grid, inputs, vf = voxel_inputs(sc, lifted.features, 0.02)
-        gt = gt_indices(api.load_scene(SCANS / p.name, cfg.read), "scannet20")
+        gt = gt_indices(sc if own_gt else api.load_scene(SCANS / p.name, cfg.read), "scannet20")
         onehot = np.zeros((len(gt), 21), np.float32)
         onehot[np.arange(len(gt)), np.where(gt < 0, 20, gt)] = 1
         vn = grid.reduce(sc.normals)
@@ -171,15 +207,19 @@ def baselines(rooms: list[Room], pool_cfg) -> dict:
     return rows
 
 
-def run_variant(name: str, var: Variant, rooms: list[Room]) -> dict:
+def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | None = None,
+                base: dict | None = None, tag: str = "real") -> dict:  # fmt: skip
+    """Train on ``rooms`` (TrainConfig = defaults, then ``base``, then the variant's), score on ``test``
+    (default: the same rooms); the student is kept under ``WORK/students/<tag>_<name>.safetensors``."""
     from geopurify.distill import TrainConfig, TrainScene
     from geopurify.distill import train as distill_train
     from geopurify.pooling import PoolConfig
     from geopurify.pooling.pool import affinity_from_neighbors
-    from geopurify.student import AffinityNet, StudentConfig
+    from geopurify.student import AffinityNet, StudentConfig, load, save
     from geopurify.teachers import build_teacher
 
-    tcfg = dataclasses.replace(TrainConfig(device="cpu"), **var.train)
+    test = rooms if test is None else test
+    tcfg = dataclasses.replace(TrainConfig(device="cpu"), **{**(base or {}), **var.train})
     pcfg = dataclasses.replace(PoolConfig(), **var.pool)
     teacher = build_teacher("geometric", **var.teacher)
     scenes = [TrainScene(r.name, r.grid.coords, r.grid.centers, r.inputs, teacher.features(r.scene, r.grid))
@@ -189,12 +229,18 @@ def run_variant(name: str, var: Variant, rooms: list[Room]) -> dict:
                                           out_dim=tcfg.out_dim, blocks=tcfg.blocks))  # fmt: skip
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
-    model = distill_train(scenes, tcfg)
+    shared = WORK / "students" / f"{tag}_default.safetensors"
+    if not var.train and not var.teacher and shared.is_file():  # a pooling-only row: the default student
+        model = load(shared)
+    else:
+        model = distill_train(scenes, tcfg)
     seconds = time.perf_counter() - t0
     load1 = os.getloadavg()[0]
+    (WORK / "students").mkdir(parents=True, exist_ok=True)
+    save(model, WORK / "students" / f"{tag}_{name}.safetensors")
 
     def rows_of(net):
-        return score(rooms, pool_with(rooms, lambda r, n: affinity_from_neighbors(
+        return score(test, pool_with(test, lambda r, n: affinity_from_neighbors(
             n, net.embed(r.grid.coords, r.inputs), pcfg), pcfg))  # fmt: skip
 
     return {"note": var.note, "train": var.train, "teacher": var.teacher, "pool": var.pool,
@@ -206,6 +252,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rooms", choices=("real", "gate"), default="real",
+                    help="real: both whole scans, transductive; gate: the e2e gate's crops, inductive")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.set_num_threads(a.threads)
@@ -214,25 +262,33 @@ def main() -> None:
     from geopurify.pooling import PoolConfig
 
     WORK.mkdir(parents=True, exist_ok=True)
-    rooms = load_rooms(render_rooms())
-    res_path = HERE / "results" / "ablation.json"
+    if a.rooms == "gate":
+        train_paths, test_paths, base = gate_rooms()
+        rooms, test = load_rooms(train_paths, own_gt=True), load_rooms(test_paths, own_gt=True)
+    else:
+        rooms, base = load_rooms(render_rooms()), {}
+        test = rooms
+    res_path = HERE / "results" / ("ablation.json" if a.rooms == "real" else "ablation_gate.json")
     results = json.loads(res_path.read_text()) if res_path.is_file() else {}
-    results["baselines"] = baselines(rooms, PoolConfig())
+    results["baselines"] = baselines(test, PoolConfig())
+    results["base"] = base  # TrainConfig fields every variant starts from (gate: the gate's options)
     results["machine"] = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, " \
                          f"{a.threads} threads, {time.strftime('%Y-%m-%d %H:%M')}"  # fmt: skip
     res_path.write_text(json.dumps(results, indent=2))
     for name in a.variants:
         log.info("variant %s", name)
-        results.setdefault("variants", {})[name] = run_variant(name, VARIANTS[name], rooms)
+        results.setdefault("variants", {})[name] = run_variant(name, VARIANTS[name], rooms, test, base, a.rooms)
         res_path.write_text(json.dumps(results, indent=2))  # after every row: a killed run keeps what it had
         log.info("%s: %s", name, results["variants"][name])
-    write_markdown(results)
+    write_markdown(results, res_path.with_suffix(".md"), [r.name for r in test])
 
 
-def write_markdown(results: dict) -> None:
+def write_markdown(results: dict, path: Path, rooms: list[str]) -> None:
     b = results["baselines"]
     raw, oracle, bil = b["raw fusion"]["miou"], b["oracle"]["miou"], b["bilateral (best)"]["miou"]
-    lines = [f"Machine: {results['machine']}. Paper protocol, confusion summed over {', '.join(ROOMS)}.", "",
+    lines = [f"Machine: {results['machine']}. Paper protocol, confusion summed over {', '.join(rooms)}. "
+             f"Training: TrainConfig defaults{' with ' + json.dumps(results['base']) if results.get('base') else ''}"
+             ", then each variant's change.", "",
              "| affinity | mIoU | f-mIoU |", "|---|---|---|"]  # fmt: skip
     for k, v in b.items():
         if not k.startswith("bilateral s="):
@@ -246,7 +302,7 @@ def write_markdown(results: dict) -> None:
         lines.append(f"| {name} | {change} | {u:.1f} | {t:.1f} | {t - u:+.1f} | {t - raw:+.1f} | {t - bil:+.1f} | "
                      f"{100 * (t - raw) / max(oracle - raw, 1e-9):.0f} % | {v['train_s']} "
                      f"({v['load_before']}/{v['load_after']}) |")  # fmt: skip
-    (HERE / "results" / "ablation.md").write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
