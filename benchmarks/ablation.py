@@ -78,6 +78,9 @@ VARIANTS: dict[str, Variant] = {
                            note="56 macro + 8 micro negatives (was 48 + 16)"),  # fmt: skip
     "sharpen10": Variant(pool={"sharpen": 10.0}, note="pooling sharpen 10 (was 20)"),
     "sharpen40": Variant(pool={"sharpen": 40.0}, note="pooling sharpen 40 (was 20)"),
+    "pool-T9": Variant(pool={"steps": 9}, note="9 pooling iterations (was 18)"),
+    "pool-T36": Variant(pool={"steps": 36}, note="36 pooling iterations (was 18)"),
+    "pool-K48": Variant(pool={"k": 48}, note="48 neighbours (was 96)"),
 }
 
 
@@ -186,25 +189,31 @@ def baselines(rooms: list[Room], pool_cfg) -> dict:
     rows = {"raw fusion": score(rooms, [r.logits.argmax(1) for r in rooms])}
     rows["uniform kNN"] = score(rooms, pool_with(rooms, lambda r, n: _csr(n, np.ones(n.shape)), pool_cfg))
 
-    def bilateral(s):
-        def aff(r, n):
-            dn = np.sum((r.normals[n] - r.normals[:, None]) ** 2, 2) / 0.5**2
-            dc = np.sum((r.colors[n] - r.colors[:, None]) ** 2, 2) / 0.15**2
-            e = -s * (dn + dc)
-            return _csr(n, np.exp(e - e.max(1, keepdims=True)))
-
-        return aff
-
     best = None
     for s in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0):
-        m = score(rooms, pool_with(rooms, bilateral(s), pool_cfg))
+        m = score(rooms, pool_with(rooms, _bilateral(s), pool_cfg))
         rows[f"bilateral s={s}"] = m
         if best is None or m["miou"] > best[1]["miou"]:
             best = (s, m)
     rows["bilateral (best)"] = {**best[1], "sharpness": best[0]}
-    rows["oracle"] = score(rooms, pool_with(rooms, lambda r, n: _csr(n, np.where(
-        r.gt_voxel[n] == r.gt_voxel[:, None], 1.0, 1e-6)), pool_cfg))  # fmt: skip
+    rows["oracle"] = score(rooms, pool_with(rooms, _oracle, pool_cfg))
     return rows
+
+
+def _bilateral(s: float):
+    """exp(-s (dn^2 / 0.5^2 + dc^2 / 0.15^2)) over the neighbours: normal and colour, no learning."""
+
+    def aff(r, n):
+        dn = np.sum((r.normals[n] - r.normals[:, None]) ** 2, 2) / 0.5**2
+        dc = np.sum((r.colors[n] - r.colors[:, None]) ** 2, 2) / 0.15**2
+        e = -s * (dn + dc)
+        return _csr(n, np.exp(e - e.max(1, keepdims=True)))
+
+    return aff
+
+
+def _oracle(r, n):
+    return _csr(n, np.where(r.gt_voxel[n] == r.gt_voxel[:, None], 1.0, 1e-6))
 
 
 def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | None = None,
@@ -243,9 +252,13 @@ def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | N
         return score(test, pool_with(test, lambda r, n: affinity_from_neighbors(
             n, net.embed(r.grid.coords, r.inputs), pcfg), pcfg))  # fmt: skip
 
-    return {"note": var.note, "train": var.train, "teacher": var.teacher, "pool": var.pool,
-            "untrained": rows_of(untrained), "trained": rows_of(model), "train_s": round(seconds, 1),
-            "load_before": round(load0, 1), "load_after": round(load1, 1)}  # fmt: skip
+    row = {"note": var.note, "train": var.train, "teacher": var.teacher, "pool": var.pool,
+           "untrained": rows_of(untrained), "trained": rows_of(model), "train_s": round(seconds, 1),
+           "load_before": round(load0, 1), "load_after": round(load1, 1)}  # fmt: skip
+    if var.pool:  # the weight-free rivals on the same changed pooling (sharpness 1 and 2: the best at the default)
+        row["bilateral"] = {f"s={s:g}": score(test, pool_with(test, _bilateral(s), pcfg)) for s in (1.0, 2.0)}
+        row["oracle"] = score(test, pool_with(test, _oracle, pcfg))
+    return row
 
 
 def main() -> None:
