@@ -102,7 +102,7 @@ def test_info_nce_gradient_pulls_positive_closer():
     e = torch.nn.functional.normalize(torch.randn(6, 4, generator=torch.Generator().manual_seed(0)), dim=1)
     e.requires_grad_(True)
     s = ContrastiveSample(torch.tensor([0]), torch.tensor([1]), torch.tensor([[2, 3]]), torch.tensor([[4]]))
-    loss = info_nce(e, s)
+    loss = info_nce(e, s, 0.07)
     loss.backward()
     with torch.no_grad():
         e2 = torch.nn.functional.normalize(e - 0.01 * e.grad, dim=1)
@@ -146,7 +146,7 @@ def test_info_nce_value_and_gradients_match_the_fancy_index_reference(chunk, mon
     grads = []
     for fn in (info_nce, _info_nce_reference):
         e = base.clone().requires_grad_(True)
-        loss = fn(e, s)
+        loss = fn(e, s, 0.07)
         loss.backward()
         grads.append((float(loss.detach()), e.grad))
     assert math.isclose(grads[0][0], grads[1][0], rel_tol=1e-6)

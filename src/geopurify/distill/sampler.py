@@ -39,10 +39,10 @@ class ContrastiveSample:
 def sample_contrastive(
     teacher: torch.Tensor,
     centers: np.ndarray,
-    anchors: int = 4096,
-    macro_negatives: int = 48,
-    micro_negatives: int = 16,
-    micro_pool: int = 96,
+    anchors: int,
+    macro_negatives: int,
+    micro_negatives: int,
+    micro_pool: int,
     generator: torch.Generator | None = None,
     chunk: int = 64,
     local_positives: bool = False,
@@ -160,9 +160,9 @@ class ContrastiveTable:
         cls,
         teacher: torch.Tensor,
         centers: np.ndarray,
-        macro_negatives: int = 48,
-        micro_negatives: int = 16,
-        micro_pool: int = 96,
+        macro_negatives: int,
+        micro_negatives: int,
+        micro_pool: int,
         chunk: int = 64,
         local_positives: bool = False,
     ) -> ContrastiveTable:
@@ -295,7 +295,7 @@ def _drop_self(nb: torch.Tensor, ids: torch.Tensor, pool: int) -> torch.Tensor:
     return nb[keep].view(nb.shape[0], pool)
 
 
-def info_nce(embeddings: torch.Tensor, sample: ContrastiveSample, temperature: float = 0.07) -> torch.Tensor:
+def info_nce(embeddings: torch.Tensor, sample: ContrastiveSample, temperature: float) -> torch.Tensor:
     """InfoNCE: mean over anchors of -log softmax(logit of the positive) among [positive, negatives].
 
     Logits are cosine similarities of the student ``embeddings`` (V, E) divided by ``temperature``.
