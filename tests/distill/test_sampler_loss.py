@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from geopurify.distill import ContrastiveSample, info_nce, sample_contrastive
+from geopurify.distill import ContrastiveSample, ContrastiveTable, info_nce, sample_contrastive
 
 
 def _scene(v=300, t=6, seed=0):
@@ -231,3 +231,16 @@ def test_tiled_two_level_scan_equals_brute_force(monkeypatch, duplicates, group,
     if not duplicates:  # no ties: the very same voxels
         assert torch.equal(pos, ref_pos)
         assert torch.equal(macro, ref_macro)
+
+
+def test_positive_is_a_real_voxel_when_every_similarity_is_negative():
+    # three teacher rows 120 degrees apart: every pairwise cosine is -0.5, below the zero similarity of the
+    # padding columns that fill the last group; the positive must still be another real voxel
+    ang = torch.tensor([0.0, 2.0944, 4.1888])
+    teacher = torch.stack([ang.cos(), ang.sin()], 1)
+    centers = np.array([[0.0, 0.0, 0.0], [0.02, 0.0, 0.0], [0.04, 0.0, 0.0]], np.float32)
+    for s in (sample_contrastive(teacher, centers, 3, 1, 1, 2, generator=torch.Generator().manual_seed(0)),
+              ContrastiveTable.build(teacher, centers, 1, 1, 2).sample(3, torch.Generator().manual_seed(0))):
+        assert set(s.anchors.tolist()) == {0, 1, 2}
+        for a, p, m in zip(s.anchors.tolist(), s.positives.tolist(), s.macro[:, 0].tolist()):
+            assert p in {0, 1, 2} - {a} and m in {0, 1, 2} - {a}, (a, p, m)
