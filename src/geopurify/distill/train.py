@@ -89,38 +89,25 @@ class _SceneTensors:
 
     def batch(self, generator: torch.Generator) -> _Batch:
         """The step's sites of this scene (all of them, or a random crop) and their contrastive sample."""
-        c = self.config
         if self.crop <= 0:
             return _Batch(self.coords, self.inputs, self.kmap, self.sample(generator))
         sel = crop_sites(self.scene.centers, self.crop, generator)
         sel_t = torch.from_numpy(sel).to(self.coords.device)
         coords = self.coords[sel_t]
-        sample = sample_contrastive(
-            self.teacher[sel_t],
-            self.scene.centers[sel],
-            c.anchors,
-            c.macro_negatives,
-            c.micro_negatives,
-            c.micro_pool,
-            generator=generator,
-            local_positives=c.local_positives,
-        )
+        sample = self._draw(self.teacher[sel_t], self.scene.centers[sel], generator)
         return _Batch(coords, self.inputs[sel_t], build_kernel_map(coords), sample)
 
     def sample(self, generator: torch.Generator):
         c = self.config
         if self.table is not None:
             return self.table.sample(c.anchors, generator)
-        return sample_contrastive(
-            self.teacher,
-            self.scene.centers,
-            c.anchors,
-            c.macro_negatives,
-            c.micro_negatives,
-            c.micro_pool,
-            generator=generator,
-            local_positives=c.local_positives,
-        )
+        return self._draw(self.teacher, self.scene.centers, generator)
+
+    def _draw(self, teacher: torch.Tensor, centers: np.ndarray, generator: torch.Generator):
+        """A contrastive sample of these sites at the config's counts (no precomputed table)."""
+        c = self.config
+        return sample_contrastive(teacher, centers, c.anchors, c.macro_negatives, c.micro_negatives, c.micro_pool,
+                                  generator=generator, local_positives=c.local_positives)  # fmt: skip
 
 
 def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig) -> dict:
