@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -58,6 +59,21 @@ def run_one(scene: Path, student: Path, out: Path, extra: list[str]) -> dict:
     return {"wall_s": wall, "peak_rss_mib": max(peak, before) / 1024, "run": run}
 
 
+def generate_and_segment(scene: Path, make, out: Path, a) -> tuple[float, dict]:
+    """Generate ``scene`` with ``make()`` unless an earlier run finished it (``run_ok``), then segment it
+    with ``--student`` or a random student of its feature size: (generation seconds, :func:`run_one`)."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    if not (scene / "run_ok").is_file():
+        make()
+        (scene / "run_ok").write_text("ok")
+    gen = time.perf_counter() - t0
+    dim = int(np.load(scene / "text_embeddings.npz")["embeddings"].shape[1])
+    student = Path(a.student) if a.student else make_student(WORK / f"student_random_{dim}.safetensors", dim + 6)
+    return gen, run_one(scene, student, out, a.extra)
+
+
 def flat_main(a) -> None:
     """``--flat-rooms``: multi-room flats (geopurify.synthetic.flat), which keep growing past one room."""
     from geopurify.synthetic import SyntheticConfig
@@ -67,18 +83,9 @@ def flat_main(a) -> None:
     rows = []
     for n in sorted(a.flat_rooms):
         name = f"flat{n}_00"
-        scene = WORK / name
-        t0 = time.perf_counter()
-        if not (scene / "run_ok").is_file():
-            cfg = dataclasses.replace(SyntheticConfig(), target_points=a.room_points, n_frames=a.frames)
-            make_flat(WORK, name, rooms=n, config=cfg)
-            (scene / "run_ok").write_text("ok")
-        gen = time.perf_counter() - t0
-        import numpy as np
-
-        dim = int(np.load(scene / "text_embeddings.npz")["embeddings"].shape[1])
-        student = Path(a.student) if a.student else make_student(WORK / f"student_random_{dim}.safetensors", dim + 6)
-        res = run_one(scene, student, WORK / f"out_flat{n}", a.extra)
+        cfg = dataclasses.replace(SyntheticConfig(), target_points=a.room_points, n_frames=a.frames)
+        gen, res = generate_and_segment(WORK / name, partial(make_flat, WORK, name, rooms=n, config=cfg),
+                                        WORK / f"out_flat{n}", a)  # fmt: skip
         c, s = res["run"]["counts"], res["run"]["seconds"]
         rows.append({"rooms": n, "points": c["points"], "voxels": c.get("voxels"), "frames": c.get("frames_used"),
                      "generate_s": round(gen, 1), "wall_s": round(res["wall_s"], 1),
@@ -133,17 +140,8 @@ def main() -> None:
     rows = []
     for n in sorted(a.sizes):
         name = f"scale{n}_00"
-        scene = WORK / name
-        t0 = time.perf_counter()
-        if not (scene / "run_ok").is_file():
-            make_scene(WORK, name, dataclasses.replace(SyntheticConfig(), target_points=n, n_frames=a.frames))
-            (scene / "run_ok").write_text("ok")
-        gen = time.perf_counter() - t0
-        import numpy as np
-
-        dim = int(np.load(scene / "text_embeddings.npz")["embeddings"].shape[1])
-        student = Path(a.student) if a.student else make_student(WORK / f"student_random_{dim}.safetensors", dim + 6)
-        res = run_one(scene, student, WORK / f"out_{n}", a.extra)
+        cfg = dataclasses.replace(SyntheticConfig(), target_points=n, n_frames=a.frames)
+        gen, res = generate_and_segment(WORK / name, partial(make_scene, WORK, name, cfg), WORK / f"out_{n}", a)
         c, s = res["run"]["counts"], res["run"]["seconds"]
         rows.append(
             {
