@@ -49,10 +49,15 @@ def _check_chunk(chunk: int) -> int:
     return int(chunk)
 
 
-def _cosine_chunk(f: torch.Tensor, t_unit: torch.Tensor, where: str) -> torch.Tensor:
+def _finite_chunk(f: torch.Tensor, where: str) -> torch.Tensor:
     f = f.to(torch.float32)
     if not bool(torch.isfinite(f).all()):
         raise InputError(f"{where}: features contain NaN or infinite values")
+    return f
+
+
+def _cosine_chunk(f: torch.Tensor, t_unit: torch.Tensor, where: str) -> torch.Tensor:
+    f = _finite_chunk(f, where)
     # Zero rows get similarity 0 to every class (their label is then class 0).
     return (f / f.norm(dim=1, keepdim=True).clamp_min(_EPS)) @ t_unit.T
 
@@ -85,9 +90,7 @@ def classify(features: ArrayLike, text: ArrayLike, chunk: int = DEFAULT_CHUNK) -
     f, t = prepare(features, text, "classify")
     out = torch.empty(f.shape[0], dtype=torch.int64, device=f.device)
     for s in range(0, f.shape[0], chunk):
-        fc = f[s : s + chunk].to(torch.float32)
-        if not bool(torch.isfinite(fc).all()):
-            raise InputError("classify: features contain NaN or infinite values")
+        fc = _finite_chunk(f[s : s + chunk], "classify")
         # A row's norm is a positive scale of all its C scores, so the argmax needs no normalising
         # (zero rows score 0 everywhere: class 0, as with cosines). Same labels up to float rounding.
         out[s : s + chunk] = (fc @ t.T).argmax(dim=1)
