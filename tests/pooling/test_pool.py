@@ -303,3 +303,14 @@ def test_stencil_option_in_purify_needs_coords_and_differs_only_in_ties():
     np.testing.assert_allclose(d(nb_s), d(nb_k), atol=1e-9)
     out = purify(centers, emb, feats, cfg, coords=coords).values
     assert (out.argmax(1) == truth).mean() > 0.99
+
+
+def test_build_affinity_takes_coords_for_the_stencil_option():
+    centers, truth, feats = two_planes(noise=0.3)
+    coords = np.rint(centers / 0.02).astype(np.int64)
+    emb = np.eye(2, dtype=np.float32)[truth]
+    cfg = PoolConfig(k=24, steps=6, knn="stencil")
+    A = build_affinity(centers, emb, cfg, coords=coords)
+    nb = neighbors(centers, cfg, coords)
+    np.testing.assert_array_equal(np.sort(A.col_indices().numpy().reshape(len(centers), -1), axis=1),
+                                  np.sort(nb, axis=1))  # fmt: skip

@@ -75,11 +75,12 @@ class _SceneTensors:
         self.coords = torch.as_tensor(np.asarray(scene.coords, dtype=np.int64), device=device)
         self.inputs = torch.as_tensor(np.asarray(scene.inputs, dtype=np.float32), device=device)
         self.teacher = torch.as_tensor(np.asarray(scene.teacher, dtype=np.float32), device=device)
-        self.kmap = build_kernel_map(self.coords)
         self.table: ContrastiveTable | None = None
         # the per-voxel table costs one pass over V anchors; worth it once the run samples more than that
         # (not with crops: there each step's candidates are the crop's voxels)
         self.crop = config.crop if scene.num_voxels > config.crop_above else 0.0
+        # a cropped scene builds each crop's kernel map in batch(); the whole scene's would go unused
+        self.kmap = build_kernel_map(self.coords) if self.crop <= 0 else None
         if self.crop <= 0 and config.steps * min(config.anchors, scene.num_voxels) > 2 * scene.num_voxels:
             c = config
             self.table = ContrastiveTable.build(

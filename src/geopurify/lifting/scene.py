@@ -59,4 +59,4 @@ def lift_scene(scene: Scene, encoder: Encoder | None, text: TextEmbeddings, conf
         raise InputError(f"{scene.name}: lifted features contain NaN or inf")
     norm = np.linalg.norm(feats, axis=1, keepdims=True)
     feats = feats / np.maximum(norm, 1e-12)
-    return Lifted(feats.astype(np.float32), seen, stats)
+    return Lifted(feats.astype(np.float32, copy=False), seen, stats)  # float32 already for float32 features

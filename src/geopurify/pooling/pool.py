@@ -164,13 +164,16 @@ def affinity_from_neighbors(nbr: ArrayLike, embeddings: ArrayLike, config: PoolC
         return torch.sparse_csr_tensor(crow, cols.reshape(-1), vals.reshape(-1), size=(v, v), check_invariants=False)
 
 
-def build_affinity(centers: ArrayLike, embeddings: ArrayLike, config: PoolConfig | None = None) -> torch.Tensor:
+def build_affinity(
+    centers: ArrayLike, embeddings: ArrayLike, config: PoolConfig | None = None, coords: ArrayLike | None = None
+) -> torch.Tensor:
     """Sparse CSR ``(V, V)`` float32 affinity; every row sums to 1.
 
     Args:
         centers: ``(V, 3)`` voxel centres (numpy or tensor; the KD-tree runs on the CPU).
         embeddings: ``(V, E)`` student embeddings; the matrix lives on their device.
         config: ``k`` neighbours (self included unless ``include_self=False``), ``sharpen``, chunking.
+        coords: ``(V, 3)`` integer voxel coordinates, needed by ``config.knn == "stencil"``.
 
     Row ``i`` holds ``softmax(sharpen * cos(e_i, e_j))`` over the ``k`` nearest centres ``j``.
     """
@@ -179,7 +182,7 @@ def build_affinity(centers: ArrayLike, embeddings: ArrayLike, config: PoolConfig
     n_cen = centers.shape[0] if hasattr(centers, "shape") else -1
     if n_emb != n_cen:
         raise InputError(f"pooling: centers have {n_cen} rows but embeddings have {n_emb}")
-    return affinity_from_neighbors(neighbors(centers, config), embeddings, config)
+    return affinity_from_neighbors(neighbors(centers, config, coords), embeddings, config)
 
 
 def column_block(rows: int, cols: int, device: torch.device, block: int | None = None) -> int:
