@@ -275,14 +275,15 @@ def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, 
         json_path = check_out_file(json_path, "--json")
     lset = get_label_set(cfg.label_set)
     pairs = scene_pairs(out, gt, is_output, "no segment outputs found")
-    outputs = [read_output(o, allow_incomplete=cfg.allow_incomplete) for o, _ in pairs]  # all checked before scoring
+    # all checked before scoring; only the labels and class names are kept, not every output's arrays
+    outputs = [(r.labels, r.names) for r in (read_output(o, allow_incomplete=cfg.allow_incomplete) for o, _ in pairs)]
     conf = np.zeros((len(lset.names) + 1,) * 2, np.int64)
     names_done = []
-    for pred, (o, g) in zip(outputs, pairs):
+    for (labels, names), (o, g) in zip(outputs, pairs):
         scene = read_scene(g, cfg.read)  # labels only: no normals needed
-        if pred.labels.shape[0] != scene.num_points:
-            raise InputError(f"{o}: {len(pred.labels)} labels but the scene {g} has {scene.num_points} points")
-        conf += prediction_confusion(pred.labels, pred.names, gt_indices(scene, cfg.label_set), lset.names)
+        if labels.shape[0] != scene.num_points:
+            raise InputError(f"{o}: {len(labels)} labels but the scene {g} has {scene.num_points} points")
+        conf += prediction_confusion(labels, names, gt_indices(scene, cfg.label_set), lset.names)
         names_done.append(scene.name)
     sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=cfg.protocol, split=lset.split)
     if json_path is not None:

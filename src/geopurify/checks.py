@@ -199,8 +199,9 @@ def feature_files(scene: Scene, folder: str = "features_2d") -> FeatureFiles | N
     root = scene.root if scene.root.is_dir() else scene.root.parent
     d = root / folder
     ids = [f.frame_id for f in scene.frames]
-    present = [i for i in ids if (d / f"{i}.npz").is_file()]
-    missing = [f"{i}.npz" for i in ids if not (d / f"{i}.npz").is_file()]
+    has = [(d / f"{i}.npz").is_file() for i in ids]
+    present = [i for i, h in zip(ids, has) if h]
+    missing = [f"{i}.npz" for i, h in zip(ids, has) if not h]
     wanted = set(ids)
     other = sorted(p.name for p in d.glob("*.npz") if p.stem not in wanted)[:5] if d.is_dir() else []
     dim = _feature_dim(d / f"{present[0]}.npz") if present else None
@@ -293,9 +294,10 @@ def check_frames(scene: Scene, cfg: CheckConfig) -> tuple[list[FrameCheck], floa
     pts = np.asarray(scene.points, dtype=np.float64)[sample]
     seen = np.zeros(len(pts), bool)
     out: list[FrameCheck] = []
+    nxt: tuple[int, np.ndarray | None] | None = None  # frame i+1's depth, read for frame i's neighbour check
     for i in _sample_frames(scene.frames, cfg.max_frames):
         f = scene.frames[i]
-        d = _depth(f)
+        d = nxt[1] if nxt is not None and nxt[0] == i else _depth(f)
         if d is None:
             continue
         count, frac, agree = _agreement(pts, f, d, cfg.tolerance)
@@ -303,6 +305,7 @@ def check_frames(scene: Scene, cfg: CheckConfig) -> tuple[list[FrameCheck], floa
         nb = None
         if i + 1 < len(scene.frames):
             d2 = _depth(scene.frames[i + 1])
+            nxt = (i + 1, d2)
             if d2 is not None:
                 nb = _neighbour_agreement(f, d, scene.frames[i + 1], d2, cfg)
         out.append(FrameCheck(f.frame_id, count, None if frac is None else round(frac, 4),

@@ -10,6 +10,7 @@ config written to ``run.json`` loads back with :func:`from_dict` / :meth:`Segmen
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -205,13 +206,19 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 def sections(cls: type) -> dict[str, type]:
     """The fields of ``cls`` that are themselves config dataclasses: name -> class."""
-    out = {}
+    return dict(_sections(cls))
+
+
+@functools.cache
+def _sections(cls: type) -> tuple[tuple[str, type], ...]:
+    # built once per class: each default section is constructed (and validated) only to learn its type
+    out = []
     for f in dataclasses.fields(cls):
         if f.default_factory is not dataclasses.MISSING:
             v = f.default_factory()
             if dataclasses.is_dataclass(v):
-                out[f.name] = type(v)
-    return out
+                out.append((f.name, type(v)))
+    return tuple(out)
 
 
 def _sections_from_dicts(cfg: Any) -> None:

@@ -243,8 +243,8 @@ class OutputWriter:
         write_ply(paths[0], points, colors, extra={"score": np.asarray(scores, np.float32)})
         write_npy(paths[1], np.asarray(scores).astype(np.float16))
         if mask is not None:
-            paths.append(self.path(f"{QUERY_DIR}/{slug}_mask.txt"))
-            write_text(paths[-1], "\n".join(map(str, np.asarray(mask).tolist())) + "\n")
+            self.labels(f"{QUERY_DIR}/{slug}_mask.txt", mask)
+            paths.append(self.out_dir / QUERY_DIR / f"{slug}_mask.txt")
         return paths
 
     def finish(self, run: dict[str, Any]) -> None:
@@ -416,9 +416,10 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
     if not out.is_dir():
         raise InputError(f"{out}: not a folder (expected a geopurify segment output)")
     run = read_run(out)
-    complete = bool(run and run.get("status") == "complete") and not is_locked(out)
+    busy = is_locked(out)
+    complete = bool(run and run.get("status") == "complete") and not busy
     if not complete:
-        why = "a segment is writing it now" if is_locked(out) else "no complete run.json: a killed or failed segment"
+        why = "a segment is writing it now" if busy else "no complete run.json: a killed or failed segment"
         if not allow_incomplete:
             raise InputError(f"{out}: incomplete output ({why}); rerun segment, or pass --allow-incomplete")
         log.warning("%s: INCOMPLETE output (%s); reading it anyway because of --allow-incomplete", out, why)
