@@ -128,7 +128,8 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     with t("check"):  # the cheap checks (student size, feature files, poses), before lifting
         report = preflight(scene, encoder.name if encoder is not None else "none", D,
                            student.config.in_dim - 6 if student is not None else None,
-                           voxel_size=cfg.voxel_size, memory_bytes=need)
+                           voxel_size=cfg.voxel_size, memory_bytes=need,
+                           voxels=grid.num_voxels if grid is not None else None)
     with t("lift"):
         lifted = lift_scene(scene, encoder, text, cfg.lift)
     after_lift(report, lifted.stats.get("points_seen", scene.num_points), scene.num_points)
@@ -202,17 +203,19 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
     from .checks import after_lift, preflight
     from .distill import build_train_scene
     from .encoders.scene import class_text, encoder_for_scene
+    from .geometry import voxelize
     from .lifting import lift_scene
 
     scene = load_scene(path, cfg.read, cfg.lift)
     encoder = encoder_for_scene(scene, cfg.lift.encoder, cfg.lift.encoder_options, cfg.lift.classes)
     text = class_text(scene, cfg.lift.text, cfg.lift.classes, encoder)
+    grid = voxelize(scene.points, cfg.train.voxel_size)  # once: counted by the checks, used for training
     report = preflight(scene, encoder.name if encoder is not None else "none", int(text.embeddings.shape[1]), None,
-                       voxel_size=cfg.train.voxel_size)
+                       voxel_size=cfg.train.voxel_size, voxels=grid.num_voxels)
     lifted = lift_scene(scene, encoder, text, cfg.lift)
     after_lift(report, lifted.stats.get("points_seen", scene.num_points), scene.num_points)
     lifted.stats.update(report.counts())
-    return build_train_scene(scene, lifted.features, teacher, cfg.train.voxel_size), lifted.stats
+    return build_train_scene(scene, lifted.features, teacher, cfg.train.voxel_size, grid=grid), lifted.stats
 
 
 def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None = None, resume: bool = True):

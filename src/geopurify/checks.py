@@ -320,6 +320,7 @@ def check_scene(
     encoder: str = "auto",
     text_dim: int | None = None,
     memory_bytes: int | None = None,
+    voxels: int | None = None,
 ) -> SceneReport:
     """Run the cheap checks on a read scene (see the module docstring); never raises for what it finds,
     and logs nothing: ``rep.warnings`` holds the findings.
@@ -328,6 +329,8 @@ def check_scene(
         encoder: the 2D encoder that will be used; feature files are listed for ``auto``/``precomputed``.
         text_dim: D of the class text embeddings, compared with the feature files' D.
         memory_bytes: the caller's memory estimate of ``segment``, reported as is.
+        voxels: the scene's voxel count at ``voxel_size`` when the caller has its grid already
+            (otherwise the points are voxelised here to count them).
     """
     from .geometry import voxelize
 
@@ -339,7 +342,8 @@ def check_scene(
         intr = {"K_color": np.asarray(f.K_color).tolist(), "K_depth": np.asarray(f.K_depth).tolist(),
                 "color_size": f"{f.color_size[1]}x{f.color_size[0]}",
                 "depth_size": f"{f.depth_size[1]}x{f.depth_size[0]}"}
-    voxels = voxelize(scene.points, voxel_size).num_voxels if scene.num_points else 0
+    if voxels is None:
+        voxels = voxelize(scene.points, voxel_size).num_voxels if scene.num_points else 0
     rep = SceneReport(
         name=scene.name, layout=str(scene.meta.get("layout", "?")), frames_found=frames_found,
         frames_usable=len(scene.frames), frames_skipped=dict(scene.skipped_frames),
@@ -384,7 +388,7 @@ def check_scene(
 
 def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int | None = None,
               cfg: CheckConfig | None = None, voxel_size: float = VOXEL_SIZE,
-              memory_bytes: int | None = None) -> SceneReport:
+              memory_bytes: int | None = None, voxels: int | None = None) -> SceneReport:
     """:func:`check_scene`, then refuse before any heavy work what would fail after it.
 
     Raises:
@@ -393,7 +397,7 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
         ConfigError: a student trained on features of another dimension.
     """
     rep = check_scene(scene, cfg, voxel_size=voxel_size, encoder=encoder, text_dim=text_dim,
-                      memory_bytes=memory_bytes)
+                      memory_bytes=memory_bytes, voxels=voxels)
     refuse(rep.features, encoder, text_dim, student_dim)
     for w in rep.warnings:
         log.warning("%s", w)
