@@ -43,17 +43,21 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return lab.astype(np.float32)
 
 
-def shape_descriptors(centers: np.ndarray, k: int = 16, chunk: int = 100_000) -> np.ndarray:
+def shape_descriptors(centers: np.ndarray, k: int = 16, chunk: int = 100_000, tree=None) -> np.ndarray:
     """Local PCA over the k nearest centres -> (V, 3) float32 [linearity, planarity, scattering].
 
-    With eigenvalues l1 >= l2 >= l3: ((l1-l2)/l1, (l2-l3)/l1, l3/l1); they sum to 1.
+    With eigenvalues l1 >= l2 >= l3: ((l1-l2)/l1, (l2-l3)/l1, l3/l1); they sum to 1. ``tree``: a
+    ``cKDTree`` of ``centers`` to reuse (built here, once for all chunks, otherwise).
     """
+    from scipy.spatial import cKDTree
+
     pts = np.asarray(centers, dtype=np.float64)
     v = len(pts)
     out = np.zeros((v, 3), np.float32)
     k = max(3, min(k, v))
+    tree = tree if tree is not None else cKDTree(pts)
     for s in range(0, v, chunk):
-        idx, _ = knn(pts, pts[s : s + chunk], k)
+        idx, _ = knn(pts, pts[s : s + chunk], k, tree=tree)
         nb = pts[idx] - pts[idx].mean(axis=1, keepdims=True)
         ev = np.linalg.eigvalsh(np.einsum("cki,ckj->cij", nb, nb) / k)[:, ::-1]  # descending
         ev = np.maximum(ev, 0.0)
@@ -135,27 +139,40 @@ class GeometricTeacher(Teacher):
             parts.append(desc * np.sqrt(1.0 - self.sp_weight if self.variant == "combined" else 1.0))
         if self.variant in ("superpoint", "combined"):
             w = np.sqrt((self.sp_weight if self.variant == "combined" else 1.0) / self.levels)
+            graph = self.superpoint_graph(scene, grid, normals, lab)  # the same for every level
             for level in range(self.levels):
-                labels = self.superpoints(scene, grid, normals, lab, self.fh_c * 4.0**level)
+                labels = self.superpoints(scene, grid, normals, lab, self.fh_c * 4.0**level, graph=graph)
                 parts.append(self.superpoint_embedding(labels, self.seed + level) * w)
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def descriptor(self, centers: np.ndarray, normals: np.ndarray, lab: np.ndarray) -> np.ndarray:
         """(V, 7 + 3 desc_scales) float32 unit rows of standardised [normal, Lab, shape(3 per scale), verticality]."""
-        shapes = [shape_descriptors(centers, self.k * 4**s) for s in range(self.desc_scales)]
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(np.asarray(centers, dtype=np.float64))  # one tree for every scale
+        shapes = [shape_descriptors(centers, self.k * 4**s, tree=tree) for s in range(self.desc_scales)]
         vert = 1.0 - np.abs(normals[:, 2:3])
         x = np.concatenate([normals, lab / np.array([100.0, 128.0, 128.0], np.float32), *shapes, vert], axis=1)
         x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6)  # cosine needs centred columns
         return _unit_rows(x)
 
-    def superpoints(
-        self, scene: Scene, grid: VoxelGrid, normals: np.ndarray, lab: np.ndarray, c: float | None = None
-    ) -> np.ndarray:
-        """(V,) int64 superpoint labels from FH segmentation (threshold ``c``, default ``fh_c``) on mesh
-        edges or a kNN graph."""
+    def superpoint_graph(
+        self, scene: Scene, grid: VoxelGrid, normals: np.ndarray, lab: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Voxel edges ``(E, 2)`` int64 (mesh edges or a kNN graph) and their ``(E,)`` weights
+        ``1 - |n_i . n_j| + color_weight * |Lab_i - Lab_j| / 100``."""
         edges = voxel_edges(grid.point_to_voxel, scene.faces, grid.centers, k=8)
         w = 1.0 - np.abs(np.einsum("ij,ij->i", normals[edges[:, 0]], normals[edges[:, 1]]))
         w = w + self.color_weight * np.linalg.norm(lab[edges[:, 0]] - lab[edges[:, 1]], axis=1) / 100.0
+        return edges, w
+
+    def superpoints(
+        self, scene: Scene, grid: VoxelGrid, normals: np.ndarray, lab: np.ndarray, c: float | None = None,
+        graph: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """(V,) int64 superpoint labels from FH segmentation (threshold ``c``, default ``fh_c``) on
+        :meth:`superpoint_graph` (pass ``graph`` to reuse it)."""
+        edges, w = graph if graph is not None else self.superpoint_graph(scene, grid, normals, lab)
         labels = felzenszwalb(grid.num_voxels, edges, w, self.fh_c if c is None else c, self.min_size)
         log.info("%s: %d superpoints over %d voxels (%d edges)", scene.name, labels.max() + 1, len(labels), len(edges))
         self.last_superpoints = labels
