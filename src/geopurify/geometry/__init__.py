@@ -14,6 +14,7 @@ _WHERE = {
     "project_points": "camera",
     "knn": "knn",
     "estimate_normals": "normals",
+    "pca_axes": "normals",
     "mesh_normals": "normals",
     "pose_problem": "pose",
     "VoxelGrid": "voxel",

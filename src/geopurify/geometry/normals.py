@@ -21,6 +21,14 @@ def mesh_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def pca_axes(points: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """(M, 3) float64 unit least-spread axes (unoriented normals) of the neighbourhoods ``idx (M, k)``
+    int of ``points (N, 3)``: the eigenvector of the smallest eigenvalue of each local covariance."""
+    nb = points[idx].astype(np.float64)  # (M, k, 3)
+    nb -= nb.mean(axis=1, keepdims=True)
+    return np.linalg.eigh(np.einsum("cki,ckj->cij", nb, nb))[1][:, :, 0]
+
+
 def estimate_normals(points: np.ndarray, k: int = 16, chunk: int = 200_000) -> np.ndarray:
     """PCA normals from the k nearest neighbours, oriented towards +z then the centroid side.
 
@@ -33,11 +41,7 @@ def estimate_normals(points: np.ndarray, k: int = 16, chunk: int = 200_000) -> n
     center = pts.mean(axis=0)
     for s in range(0, n, chunk):
         idx, _ = knn(pts, pts[s : s + chunk], k)
-        nb = pts[idx]  # (c, k, 3)
-        nb = nb - nb.mean(axis=1, keepdims=True)
-        cov = np.einsum("cki,ckj->cij", nb, nb)
-        _, vecs = np.linalg.eigh(cov)
-        nrm = vecs[:, :, 0]
+        nrm = pca_axes(pts, idx)
         # orient towards the room's interior (scans are seen from inside)
         flip = np.einsum("ci,ci->c", nrm, center - pts[s : s + chunk]) < 0
         nrm[flip] *= -1

@@ -29,6 +29,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
 from ..geometry import VoxelGrid, knn, voxelize
+from ..geometry.normals import pca_axes
 from ..segment.query import normalize_phrase
 from ..teachers.geometric import rgb_to_lab
 from ..teachers.superpoints import felzenszwalb
@@ -99,10 +100,7 @@ def _segment_mean(values: np.ndarray, seg: np.ndarray, weights: np.ndarray, n: i
 
 def pca_normals(centers: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """(V, 3) float32 unit normals: the least-spread axis of each voxel's neighbours ``idx (V, k)``."""
-    nb = centers[idx].astype(np.float64)
-    nb -= nb.mean(axis=1, keepdims=True)
-    cov = np.einsum("vki,vkj->vij", nb, nb)
-    return _unit(np.linalg.eigh(cov)[1][:, :, 0])
+    return _unit(pca_axes(centers, idx))
 
 
 def voxel_graph(grid: VoxelGrid, faces: np.ndarray | None, neighbours: int, max_edge: float,
