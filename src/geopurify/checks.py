@@ -439,9 +439,11 @@ def early_check(scene: Scene, encoder: str = "auto", text: str | None = None, st
         encoder = "precomputed" if (root / "features_2d").is_dir() else "other"
     if encoder != "precomputed":
         return
+    from .encoders.scene import scene_text_file
+
     text_dim = None
-    te = Path(text) if text else root / "text_embeddings.npz"
-    if te.is_file():
+    te = Path(text) if text else scene_text_file(scene)
+    if te is not None and te.is_file():
         from .encoders import load_text_embeddings
 
         text_dim = int(load_text_embeddings(te).embeddings.shape[1])
@@ -467,9 +469,10 @@ def inspect_scene(scene: Scene, voxel_size: float, encoder: str, k: int,
     from .utils.memory import estimate_segment_bytes
 
     dim, classes = None, 20
-    root = scene.root if scene.root is None or scene.root.is_dir() else scene.root.parent
-    te = root / "text_embeddings.npz" if root is not None else None
-    if te is not None and te.is_file():
+    from .encoders.scene import scene_text_file
+
+    te = scene_text_file(scene)
+    if te is not None:
         from .encoders import load_text_embeddings
 
         try:

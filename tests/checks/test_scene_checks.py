@@ -161,3 +161,31 @@ def test_mis_named_features_refused_before_fusing_a_cloud(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "none of the 3 frames has a feature file: expected 000.npz, 001.npz, 002.npz" in err
     assert "colour file's stem" in err and "100.000000.npz" in err
+
+
+def test_text_embeddings_that_encode_wrote_are_checked_before_fusing_a_cloud(tmp_path, monkeypatch, capsys):
+    """`geopurify encode` writes features_2d/text_embeddings.npz: the early check reads it there too."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+    from io_synth import poses_circle
+    from test_input_validation import write_yaml_capture
+
+    import geopurify.io.rgbd as rgbd
+
+    cap = tmp_path / "cap"
+    write_yaml_capture(cap, poses_circle(3))
+    (cap / "features_2d").mkdir()
+    for i in range(3):
+        np.savez(cap / "features_2d" / f"{i:03d}.npz", feat=np.zeros((4, 4, 2), np.float32))
+    np.savez(cap / "features_2d" / "text_embeddings.npz", names=np.array(["a", "b"]),
+             embeddings=np.eye(2, 8, dtype=np.float32))  # fmt: skip
+
+    def boom(*a, **k):
+        raise AssertionError("fusion started")
+
+    monkeypatch.setattr(rgbd, "fuse_depth", boom)
+    assert main(["segment", str(cap), "--no-purify", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "dimension" in err and "8" in err, err

@@ -38,6 +38,19 @@ def encoder_for_scene(scene, name: str = "auto", options: dict[str, Any] | None 
     return scene_encoder(scene, name, dict(options or {}), classes)  # reads what `geopurify encode` wrote
 
 
+def scene_text_file(scene) -> Path | None:
+    """The scene's own class text embeddings: ``<root>/text_embeddings.npz``, else
+    ``<root>/features_2d/text_embeddings.npz`` (where ``geopurify encode`` writes them); None if neither."""
+    if scene.root is None:
+        return None
+    root = Path(scene.root)
+    root = root if root.is_dir() else root.parent
+    for cand in (root / "text_embeddings.npz", root / "features_2d" / "text_embeddings.npz"):
+        if cand.is_file():
+            return cand
+    return None
+
+
 def class_text(scene, text: str | None = None, classes: list[str] | None = None,
                encoder: Encoder | None = None) -> TextEmbeddings:
     """Class names and (C, D) embeddings: ``text`` (a file), ``classes`` through the encoder's text tower,
@@ -61,13 +74,9 @@ def class_text(scene, text: str | None = None, classes: list[str] | None = None,
                 "pass --text FILE.npz, or --encoder clip --weights PATH"
             ) from None
         return TextEmbeddings(names=list(classes), embeddings=np.asarray(emb, np.float32))
-    if scene.root is not None:
-        root = Path(scene.root)
-        root = root if root.is_dir() else root.parent
-        # the second is where `geopurify encode` writes them
-        for cand in (root / "text_embeddings.npz", root / "features_2d" / "text_embeddings.npz"):
-            if cand.is_file():
-                return load_text_embeddings(cand)
+    found = scene_text_file(scene)
+    if found is not None:
+        return load_text_embeddings(found)
     raise ConfigError(
         f"{scene.name}: no class text embeddings; pass --text FILE.npz (names, embeddings) "
         "or --classes with an encoder that has a text tower (e.g. --encoder clip --weights PATH)"
