@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from geopurify.student.sparse_conv import OFFSETS, build_kernel_map, submanifold_conv3d
+from geopurify.utils import linalg
 
 
 def _random_sites(shape=(6, 5, 7), density=0.35, seed=0):
@@ -48,10 +49,27 @@ def test_kernel_map_pairs_are_real_neighbours():
         assert kmap.in_idx[k].numel() == expect
 
 
+@pytest.fixture
+def gemm(monkeypatch):
+    """Select the matrix-product backend for one test (skips when oneDNN's is not usable here)."""
+
+    def use(name: str) -> None:
+        monkeypatch.setenv(linalg.ENV, name)
+        linalg.reset()
+        if linalg.backend() != name:
+            pytest.skip("oneDNN's product is not usable with this torch")
+
+    yield use
+    monkeypatch.delenv(linalg.ENV, raising=False)
+    linalg.reset()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onednn"])
 @pytest.mark.parametrize("seed,row_block", [(0, 4096), (1, 4096), (0, 5)])
-def test_forward_and_backward_match_dense_conv3d(seed, row_block, monkeypatch):
+def test_forward_and_backward_match_dense_conv3d(seed, row_block, backend, gemm, monkeypatch):
     from geopurify.student import sparse_conv
 
+    gemm(backend)
     monkeypatch.setattr(sparse_conv, "ROW_BLOCK", row_block)  # 5: every offset in several pieces
     shape = (6, 5, 7)
     _, coords = _random_sites(shape, seed=seed)
@@ -70,6 +88,41 @@ def test_forward_and_backward_match_dense_conv3d(seed, row_block, monkeypatch):
     ref.backward(grad)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
+
+
+def _scaled_close(got: torch.Tensor, want: torch.Tensor, rtol: float = 1e-4) -> None:
+    """Max error within ``rtol`` of the values' scale (holds across summation orders)."""
+    assert float((got.double() - want.double()).abs().max()) <= rtol * float(want.abs().max())
+
+
+@pytest.mark.parametrize("row_block", [4096, 101])
+def test_onednn_backend_equals_torch_backend_at_student_width(row_block, gemm, monkeypatch):
+    """64 channels, offsets of several hundred pairs: oneDNN's products give torch.mm's values and
+    gradients, and both the float64 dense reference's."""
+    from geopurify.student import sparse_conv
+
+    monkeypatch.setattr(sparse_conv, "ROW_BLOCK", row_block)
+    shape = (9, 8, 7)
+    _, coords = _random_sites(shape, density=0.6, seed=7)
+    kmap = build_kernel_map(coords)
+    g = torch.Generator().manual_seed(3)
+    x0 = torch.randn(coords.shape[0], 64, generator=g)
+    w0 = torch.randn(27, 64, 64, generator=g) / 40
+    grad = torch.randn(coords.shape[0], 64, generator=g)
+    results = {}
+    for name in ("torch", "onednn"):
+        gemm(name)
+        x, w = x0.clone().requires_grad_(True), w0.clone().requires_grad_(True)
+        out = submanifold_conv3d(x, w, kmap)
+        out.backward(grad)
+        results[name] = (out.detach(), x.grad, w.grad)
+    xd, wd = x0.double().requires_grad_(True), w0.double().requires_grad_(True)
+    ref = _dense_reference(coords, xd, wd, shape)
+    ref.backward(grad.double())
+    for got_t, got_o, want in zip(results["torch"], results["onednn"], (ref.detach(), xd.grad, wd.grad)):
+        _scaled_close(got_o, got_t)
+        _scaled_close(got_o, want)
+        _scaled_close(got_t, want)
 
 
 def test_gradcheck_float64():

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..utils import linalg
+
 _BITS = 21
 _MASK = (1 << _BITS) - 1
 
@@ -129,13 +131,11 @@ class _SubMConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
-        out = x @ weight[CENTER]
+        out = linalg.mm(x, weight[CENTER])
         xb, yb = _buffers(kmap, x.shape[1], weight.shape[2], like=x)
         for k, i_idx, o_idx in _blocks(kmap, x.device):
             n = i_idx.numel()
-            torch.index_select(x, 0, i_idx, out=xb[:n])
-            torch.mm(xb[:n], weight[k], out=yb[:n])
-            _add_rows(out, o_idx, yb[:n])
+            _add_rows(out, o_idx, linalg.mm(torch.index_select(x, 0, i_idx, out=xb[:n]), weight[k], out=yb[:n]))
         ctx.save_for_backward(x, weight)
         ctx.kmap = kmap
         return out
@@ -146,18 +146,21 @@ class _SubMConvFunction(torch.autograd.Function):
         kmap: KernelMap = ctx.kmap
         grad_out = grad_out.contiguous()
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        grad_x = grad_out @ weight[CENTER].T if need_x else None
+        grad_x = linalg.mm(grad_out, weight[CENTER].T) if need_x else None
         grad_w = torch.zeros_like(weight) if need_w else None
         if need_w:
-            grad_w[CENTER] = x.T @ grad_out
+            # in row pieces too: oneDNN's x.T @ g over all V rows at once was slower than torch.mm's
+            step = ROW_BLOCK if x.device.type == "cpu" else max(x.shape[0], 1)
+            for s in range(0, x.shape[0], step):
+                grad_w[CENTER] += linalg.mm(x[s : s + step].T, grad_out[s : s + step])
         gb, xb, yb = _buffers(kmap, grad_out.shape[1], x.shape[1], x.shape[1], like=x)
         for k, i_idx, o_idx in _blocks(kmap, x.device):
             n = i_idx.numel()
             g = torch.index_select(grad_out, 0, o_idx, out=gb[:n])
             if need_x:
-                _add_rows(grad_x, i_idx, torch.mm(g, weight[k].T, out=yb[:n]))
+                _add_rows(grad_x, i_idx, linalg.mm(g, weight[k].T, out=yb[:n]))
             if need_w:
-                grad_w[k].addmm_(torch.index_select(x, 0, i_idx, out=xb[:n]).T, g)
+                grad_w[k] += linalg.mm(torch.index_select(x, 0, i_idx, out=xb[:n]).T, g)
         return grad_x, grad_w, None
 
 
