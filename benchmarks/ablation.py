@@ -81,6 +81,12 @@ VARIANTS: dict[str, Variant] = {
     "pool-T9": Variant(pool={"steps": 9}, note="9 pooling iterations (was 18)"),
     "pool-T36": Variant(pool={"steps": 36}, note="36 pooling iterations (was 18)"),
     "pool-K48": Variant(pool={"k": 48}, note="48 neighbours (was 96)"),
+    "teacher-semantic0.3": Variant(teacher={"variant": "semantic", "sem_weight": 0.3},
+                                   note="descriptor + superpoint-mean lifted features (PCA 32), b 0.3"),  # fmt: skip
+    "teacher-semantic0.6": Variant(teacher={"variant": "semantic", "sem_weight": 0.6},
+                                   note="descriptor + superpoint-mean lifted features (PCA 32), b 0.6"),  # fmt: skip
+    "anchors-superpoint": Variant(train={"anchor_spread": "superpoint"},
+                                  note="anchors spread over the teacher's superpoints (each as likely)"),  # fmt: skip
 }
 
 
@@ -231,8 +237,15 @@ def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | N
     tcfg = dataclasses.replace(TrainConfig(device="cpu"), **{**(base or {}), **var.train})
     pcfg = dataclasses.replace(PoolConfig(), **var.pool)
     teacher = build_teacher("geometric", **var.teacher)
-    scenes = [TrainScene(r.name, r.grid.coords, r.grid.centers, r.inputs, teacher.features(r.scene, r.grid))
-              for r in rooms]  # fmt: skip
+    scenes, direct = [], {}  # direct: the teacher's features of the scored rooms, its own affinity
+    scored = {id(r) for r in test}
+    for r in [*rooms, *(r for r in test if all(r is not t for t in rooms))]:
+        # per-point lifted features for a teacher that reads them: the voxels' unit features, expanded
+        feats = teacher.features(r.scene, r.grid, r.grid.expand(r.inputs[:, :-6]))
+        if any(r is t for t in rooms):
+            scenes.append(TrainScene(r.name, r.grid.coords, r.grid.centers, r.inputs, feats, teacher.last_segments))
+        if id(r) in scored:
+            direct[r.name] = feats
     torch.manual_seed(tcfg.seed)
     untrained = AffinityNet(StudentConfig(in_dim=rooms[0].inputs.shape[1], width=tcfg.width,
                                           out_dim=tcfg.out_dim, blocks=tcfg.blocks))  # fmt: skip
@@ -255,6 +268,9 @@ def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | N
     row = {"note": var.note, "train": var.train, "teacher": var.teacher, "pool": var.pool,
            "untrained": rows_of(untrained), "trained": rows_of(model), "train_s": round(seconds, 1),
            "load_before": round(load0, 1), "load_after": round(load1, 1)}  # fmt: skip
+    if direct:
+        row["teacher_direct"] = score(test, pool_with(test, lambda r, n: affinity_from_neighbors(
+            n, direct[r.name], pcfg), pcfg))  # fmt: skip
     if var.pool:  # the weight-free rivals on the same changed pooling (sharpness 1 and 2: the best at the default)
         row["bilateral"] = {f"s={s:g}": score(test, pool_with(test, _bilateral(s), pcfg)) for s in (1.0, 2.0)}
         row["oracle"] = score(test, pool_with(test, _oracle, pcfg))
@@ -307,13 +323,14 @@ def write_markdown(results: dict, path: Path, rooms: list[str]) -> None:
         if not k.startswith("bilateral s="):
             lines.append(f"| {k} | {v['miou']:.1f} | {v['fmiou']:.1f} |")
     lines += ["", "| variant | change | untrained | trained | trained - untrained | trained - raw | "
-              "trained - best bilateral | gap closed | train s (load before/after) |",
-              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "trained - best bilateral | gap closed | teacher direct | train s (load before/after) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, v in results.get("variants", {}).items():
         u, t = v["untrained"]["miou"], v["trained"]["miou"]
+        td = f"{v['teacher_direct']['miou']:.1f}" if "teacher_direct" in v else "-"
         change = v["note"] or json.dumps({k: v[k] for k in ("train", "teacher", "pool") if v[k]})
         lines.append(f"| {name} | {change} | {u:.1f} | {t:.1f} | {t - u:+.1f} | {t - raw:+.1f} | {t - bil:+.1f} | "
-                     f"{100 * (t - raw) / max(oracle - raw, 1e-9):.0f} % | {v['train_s']} "
+                     f"{100 * (t - raw) / max(oracle - raw, 1e-9):.0f} % | {td} | {v['train_s']} "
                      f"({v['load_before']}/{v['load_after']}) |")  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -244,3 +244,22 @@ def test_positive_is_a_real_voxel_when_every_similarity_is_negative():
         assert set(s.anchors.tolist()) == {0, 1, 2}
         for a, p, m in zip(s.anchors.tolist(), s.positives.tolist(), s.macro[:, 0].tolist()):
             assert p in {0, 1, 2} - {a} and m in {0, 1, 2} - {a}, (a, p, m)
+
+
+def test_anchors_spread_over_segments():
+    from geopurify.distill.sampler import draw_anchors
+
+    # one segment of 990 voxels and 10 of one voxel: uniform anchors almost never hit the small ones
+    segments = torch.cat([torch.zeros(990, dtype=torch.int64), torch.arange(1, 11) * 7])  # ids need not be compact
+    a = draw_anchors(1000, 20, torch.Generator().manual_seed(0), segments)
+    assert a.shape == (20,) and a.unique().numel() == 20 and a.dtype == torch.int64
+    assert torch.equal(a, draw_anchors(1000, 20, torch.Generator().manual_seed(0), segments))
+    assert int((a >= 990).sum()) >= 8  # each of the 11 segments is as likely: ~20/11 draws per segment
+    uniform = draw_anchors(1000, 20, torch.Generator().manual_seed(0))
+    assert int((uniform >= 990).sum()) <= 2
+    assert draw_anchors(1000, 2000, torch.Generator().manual_seed(0), segments).numel() == 1000  # capped
+    centers, teacher = _scene(v=1000)
+    s = sample_contrastive(teacher, centers, 20, 4, 2, 8, generator=torch.Generator().manual_seed(0), segments=segments)
+    assert torch.equal(s.anchors, a)
+    table = ContrastiveTable.build(teacher, centers, 4, 2, 8)
+    assert torch.equal(table.sample(20, torch.Generator().manual_seed(0), segments).anchors, a)

@@ -165,3 +165,34 @@ def test_crops_are_squares_around_a_site_and_training_on_them_separates_the_plan
     assert len(calls) == 30
     within, across = _cos_stats(model, scene, label)
     assert within - across > 0.5, (within, across)
+
+
+def test_anchor_spread_superpoint_draws_from_the_teacher_segments(monkeypatch):
+    from geopurify.distill import TrainScene, build_train_scene, sampler
+    from geopurify.io.scene import Scene
+    from geopurify.teachers import build_teacher
+
+    scene, label = two_planes(n=8)
+    with pytest.raises(ConfigError, match="anchor_spread"):
+        tiny_config(anchor_spread="nope")
+    with pytest.raises(ConfigError, match="segments"):  # before any step: the scene carries none
+        train([scene], tiny_config(steps=1, anchor_spread="superpoint"))
+    with pytest.raises(InputError, match="segments"):
+        TrainScene("x", scene.coords, scene.centers, scene.inputs, scene.teacher, label[:5])
+    seen = []
+    real = sampler.draw_anchors
+    monkeypatch.setattr(sampler, "draw_anchors", lambda *a: seen.append(a[3]) or real(*a))
+    scene.segments = label
+    for crop in (0.0, 0.1):  # whole scenes (the precomputed table) and crops
+        seen.clear()
+        train([scene], tiny_config(steps=2, crop=crop, crop_above=0, anchor_spread="superpoint"))
+        assert len(seen) == 2 and all(s is not None and set(s.tolist()) <= {0, 1} for s in seen)
+    seen.clear()
+    train([scene], tiny_config(steps=1))  # uniform (the default) ignores the segments
+    assert seen == [None]
+    # build_train_scene hands the teacher's segments on
+    up = np.tile([[0, 0, 1.0]], (len(label), 1))
+    s = Scene("s", scene.centers, np.full((len(label), 3), 0.5, np.float32), normals=up)
+    ts = build_train_scene(s, scene.inputs, build_teacher("geometric", variant="combined", k=4))
+    assert ts.segments is not None and ts.segments.shape == (ts.num_voxels,)
+    assert build_train_scene(s, scene.inputs, build_teacher("geometric", variant="descriptor", k=4)).segments is None

@@ -254,3 +254,68 @@ def test_sonata_without_flash_attn_uses_the_readme_fallback(monkeypatch):
     scene, _ = corner_scene(4)
     build_teacher("sonata", device="cpu").features(scene, voxelize(scene.points, 0.02))
     assert record["load"]["custom_config"] == {"enc_patch_size": [1024] * 5, "enable_flash": False}
+
+
+class _LabelTrap(Scene):
+    """A scene whose ground truth raises when read: proves a teacher never looks at it."""
+
+    @property
+    def labels(self):  # type: ignore[override]
+        raise AssertionError("a teacher read the ground-truth labels")
+
+    @labels.setter
+    def labels(self, value) -> None:
+        pass
+
+
+def _semantic_lifted(scene: Scene, label: np.ndarray, seed: int = 0) -> np.ndarray:
+    """(N, 8) lifted 2D features: one direction per plane (floor / wall) plus noise."""
+    rng = np.random.default_rng(seed)
+    dirs = np.eye(8, dtype=np.float32)[[1, 5]]
+    return dirs[label] + 0.1 * rng.standard_normal((len(label), 8)).astype(np.float32)
+
+
+def test_semantic_variant_superpoint_means_of_the_lifted_features():
+    scene, label = corner_scene(16, faces=True)
+    grid = voxelize(scene.points, 0.02)
+    lifted = _semantic_lifted(scene, label)
+    teacher = build_teacher("geometric", variant="semantic", sem_weight=0.5, sem_dim=4)
+    f = teacher.features(scene, grid, lifted)
+    assert f.shape == (grid.num_voxels, 10 + 4) and f.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)  # sqrt(0.5)^2 * 2 parts
+    np.testing.assert_array_equal(f, teacher.features(scene, grid, lifted))  # deterministic
+    sp = teacher.last_segments
+    assert sp is not None and sp.shape == (grid.num_voxels,) and np.array_equal(sp, teacher.last_superpoints)
+    sem = f[:, 10:] / np.sqrt(0.5)
+    for s in np.unique(sp):  # one semantic vector per superpoint: its voxels' mean
+        np.testing.assert_allclose(sem[sp == s], np.broadcast_to(sem[sp == s][0], sem[sp == s].shape), atol=1e-5)
+    vlabel = np.zeros(grid.num_voxels, int)
+    vlabel[grid.point_to_voxel] = label
+    sim = sem @ sem.T
+    same = vlabel[:, None] == vlabel[None]
+    assert sim[same].mean() > 0.9 and sim[~same].mean() < -0.5  # centred: the two readings oppose
+    # the same 2D reading everywhere: nothing is left after centring, the semantic part is zero
+    f_same = teacher.features(scene, grid, np.tile(lifted[:1], (len(label), 1)))
+    np.testing.assert_allclose(f_same[:, 10:], 0.0, atol=1e-5)
+    np.testing.assert_allclose(f_same[:, :10], f[:, :10], atol=1e-6)  # the descriptor part is unchanged
+
+
+def test_semantic_variant_is_label_free_and_checks_its_input():
+    scene, label = corner_scene(12, faces=True)
+    trap = _LabelTrap(scene.name, scene.points, scene.colors, normals=scene.normals, faces=scene.faces)
+    grid = voxelize(scene.points, 0.02)
+    lifted = _semantic_lifted(scene, label)
+    scene.labels = label
+    ref = build_teacher("geometric", variant="semantic").features(scene, grid, lifted)
+    np.testing.assert_array_equal(build_teacher("geometric", variant="semantic").features(trap, grid, lifted), ref)
+    for variant in ("combined", "descriptor", "superpoint"):
+        build_teacher("geometric", variant=variant).features(trap, grid)
+    with pytest.raises(ConfigError, match="lifted"):
+        build_teacher("geometric", variant="semantic").features(scene, grid)
+    with pytest.raises(InputError, match="lifted"):
+        build_teacher("geometric", variant="semantic").features(scene, grid, lifted[:-1])
+    with pytest.raises(ConfigError, match="sem_weight"):
+        build_teacher("geometric", variant="semantic", sem_weight=1.5)
+    t = build_teacher("geometric", variant="descriptor")
+    t.features(scene, grid)
+    assert t.last_segments is None  # no superpoints cut

@@ -10,6 +10,9 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..geometry import VOXEL_SIZE
 
+#: choices of :attr:`TrainConfig.anchor_spread`
+ANCHOR_SPREADS = ("uniform", "superpoint")
+
 
 @dataclass
 class TrainConfig:
@@ -30,6 +33,9 @@ class TrainConfig:
             speed on large rooms; a small room's step is cheap already).
         local_positives: each anchor's positive is its most teacher-similar voxel among its ``micro_pool``
             spatial neighbours (the voxels pooling weighs) instead of in the whole scene (the paper's).
+        anchor_spread: how a step's anchors are drawn: ``"uniform"`` over the voxels (the paper's), or
+            ``"superpoint"``, each of the teacher's segments equally likely (voxels weighted by one over
+            their segment's size), so small objects get anchors too; needs a teacher that cuts segments.
         seed: model init and sampling seed.
         width, out_dim, blocks: student architecture.
         voxel_size: metres (recorded; scenes arrive voxelised).
@@ -51,6 +57,7 @@ class TrainConfig:
     crop: float = 3.0
     crop_above: int = 100_000
     local_positives: bool = False
+    anchor_spread: str = "uniform"
     seed: int = 0
     width: int = 32
     out_dim: int = 128
@@ -71,6 +78,10 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.micro_negatives ({self.micro_negatives}) > micro_pool ({self.micro_pool})")
         if not (self.crop >= 0 and np.isfinite(self.crop)):
             raise ConfigError(f"TrainConfig.crop must be a finite number of metres >= 0, got {self.crop}")
+        if self.anchor_spread not in ANCHOR_SPREADS:
+            raise ConfigError(
+                f"TrainConfig.anchor_spread: unknown {self.anchor_spread!r}; choose one of {', '.join(ANCHOR_SPREADS)}"
+            )
         if not self.temperature > 0 or not self.lr > 0:
             raise ConfigError("TrainConfig.temperature and lr must be > 0")
 
@@ -92,6 +103,7 @@ class TrainScene:
         centers: (V, 3) float32 voxel centres, metres.
         inputs: (V, C) float32 student inputs (:func:`geopurify.student.student_inputs`).
         teacher: (V, T) float32 teacher features.
+        segments: (V,) int64 segment ids the teacher cut (its superpoints), or None.
     """
 
     name: str
@@ -99,6 +111,7 @@ class TrainScene:
     centers: np.ndarray
     inputs: np.ndarray
     teacher: np.ndarray
+    segments: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         v = len(self.coords)
@@ -111,6 +124,9 @@ class TrainScene:
             arr = np.asarray(arr)
             if arr.ndim != 2 or arr.shape[0] != v or (width is not None and arr.shape[1] != width):
                 raise InputError(f"scene {self.name}: {field} has shape {arr.shape}, expected ({v}, {width or 'C'})")
+        if self.segments is not None and np.asarray(self.segments).shape != (v,):
+            shape = np.asarray(self.segments).shape
+            raise InputError(f"scene {self.name}: segments have shape {shape}, expected ({v},)")
         if v < 3:
             raise InputError(f"scene {self.name}: only {v} voxels, need at least 3 to distil")
         if not np.isfinite(self.inputs).all() or not np.isfinite(self.teacher).all():

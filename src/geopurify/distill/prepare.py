@@ -47,7 +47,7 @@ def build_train_scene(
     grid = grid if grid is not None else voxelize(scene.points, voxel_size)
     inputs, _ = student_voxel_inputs(scene, grid, lifted)
     teacher = teacher or build_teacher("geometric")
-    feats = np.asarray(teacher.features(scene, grid), np.float32)
+    feats = np.asarray(teacher.features(scene, grid, lifted), np.float32)
     if feats.shape[0] != grid.num_voxels:
         raise InputError(f"{scene.name}: teacher gave {feats.shape[0]} rows for {grid.num_voxels} voxels")
-    return TrainScene(scene.name, grid.coords, grid.centers, inputs, feats)
+    return TrainScene(scene.name, grid.coords, grid.centers, inputs, feats, teacher.last_segments)

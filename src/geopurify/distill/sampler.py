@@ -46,6 +46,7 @@ def sample_contrastive(
     generator: torch.Generator | None = None,
     chunk: int = 64,
     local_positives: bool = False,
+    segments: torch.Tensor | None = None,
 ) -> ContrastiveSample:
     """Pick anchors, positives and negatives by cosine similarity of teacher features.
 
@@ -58,11 +59,12 @@ def sample_contrastive(
         generator: CPU generator choosing the anchors (seeded by the trainer for reproducibility).
         chunk: anchors per similarity block; memory is O(chunk x V), never O(A x V).
         local_positives: take the positive among the ``micro_pool`` spatial neighbours, not the scene.
+        segments: (V,) int64 teacher segment ids: anchors spread over segments (:func:`draw_anchors`).
 
     Returns:
         :class:`ContrastiveSample`.
     """
-    anc = draw_anchors(teacher.shape[0], anchors, generator).to(teacher.device)
+    anc = draw_anchors(teacher.shape[0], anchors, generator, segments).to(teacher.device)
     pos, macro, micro = contrastive_rows(
         teacher, centers, anc, macro_negatives, micro_negatives, micro_pool, chunk, local_positives=local_positives
     )
@@ -85,11 +87,22 @@ def crop_sites(centers: np.ndarray, size: float, generator: torch.Generator, min
     return sel if len(sel) >= min(min_sites, v) else np.arange(v)
 
 
-def draw_anchors(num_voxels: int, anchors: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(min(anchors, V),) int64 distinct random voxel indices (CPU)."""
+def draw_anchors(
+    num_voxels: int, anchors: int, generator: torch.Generator | None = None, segments: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(min(anchors, V),) int64 distinct random voxel indices (CPU).
+
+    ``segments``: (V,) int64 segment ids; given, a voxel is drawn with probability proportional to one
+    over its segment's size (every segment equally likely; without replacement), not uniformly.
+    """
     if num_voxels < 3:
         raise ValueError(f"need at least 3 voxels for contrastive sampling, got {num_voxels}")
-    return torch.randperm(num_voxels, generator=generator)[: min(anchors, num_voxels)]
+    n = min(anchors, num_voxels)
+    if segments is None or n == num_voxels:
+        return torch.randperm(num_voxels, generator=generator)[:n]
+    seg = torch.unique(segments.cpu(), return_inverse=True)[1]  # compact ids (a crop holds a few segments)
+    weights = 1.0 / torch.bincount(seg).double()[seg]
+    return torch.multinomial(weights, n, replacement=False, generator=generator)
 
 
 def contrastive_rows(
@@ -172,8 +185,10 @@ class ContrastiveTable:
         )
         return cls(*rows)
 
-    def sample(self, anchors: int, generator: torch.Generator | None = None) -> ContrastiveSample:
-        anc = draw_anchors(self.positives.shape[0], anchors, generator).to(self.positives.device)
+    def sample(
+        self, anchors: int, generator: torch.Generator | None = None, segments: torch.Tensor | None = None
+    ) -> ContrastiveSample:
+        anc = draw_anchors(self.positives.shape[0], anchors, generator, segments).to(self.positives.device)
         return ContrastiveSample(anc, self.positives[anc], self.macro[anc], self.micro[anc])
 
 

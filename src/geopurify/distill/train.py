@@ -75,6 +75,9 @@ class _SceneTensors:
         self.coords = torch.as_tensor(np.asarray(scene.coords, dtype=np.int64), device=device)
         self.inputs = torch.as_tensor(np.asarray(scene.inputs, dtype=np.float32), device=device)
         self.teacher = torch.as_tensor(np.asarray(scene.teacher, dtype=np.float32), device=device)
+        # anchors spread over the teacher's segments (CPU: draw_anchors samples there)
+        spread = config.anchor_spread == "superpoint"
+        self.segments = torch.as_tensor(np.asarray(scene.segments, dtype=np.int64)) if spread else None
         self.table: ContrastiveTable | None = None
         # the per-voxel table costs one pass over V anchors; worth it once the run samples more than that
         # (not with crops: there each step's candidates are the crop's voxels)
@@ -95,20 +98,23 @@ class _SceneTensors:
         sel = crop_sites(self.scene.centers, self.crop, generator)
         sel_t = torch.from_numpy(sel).to(self.coords.device)
         coords = self.coords[sel_t]
-        sample = self._draw(self.teacher[sel_t], self.scene.centers[sel], generator)
+        segments = self.segments[torch.from_numpy(sel)] if self.segments is not None else None
+        sample = self._draw(self.teacher[sel_t], self.scene.centers[sel], generator, segments)
         return _Batch(coords, self.inputs[sel_t], build_kernel_map(coords), sample)
 
     def sample(self, generator: torch.Generator):
         c = self.config
         if self.table is not None:
-            return self.table.sample(c.anchors, generator)
-        return self._draw(self.teacher, self.scene.centers, generator)
+            return self.table.sample(c.anchors, generator, self.segments)
+        return self._draw(self.teacher, self.scene.centers, generator, self.segments)
 
-    def _draw(self, teacher: torch.Tensor, centers: np.ndarray, generator: torch.Generator):
+    def _draw(self, teacher: torch.Tensor, centers: np.ndarray, generator: torch.Generator,
+              segments: torch.Tensor | None = None):  # fmt: skip
         """A contrastive sample of these sites at the config's counts (no precomputed table)."""
         c = self.config
         return sample_contrastive(teacher, centers, c.anchors, c.macro_negatives, c.micro_negatives, c.micro_pool,
-                                  generator=generator, local_positives=c.local_positives)  # fmt: skip
+                                  generator=generator, local_positives=c.local_positives,
+                                  segments=segments)  # fmt: skip
 
 
 def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig) -> dict:
@@ -200,6 +206,13 @@ def train(
     in_dims = set().union(*ddp.all_gather({int(np.asarray(s.inputs).shape[1]) for s in local.values()}, info))
     if len(in_dims) != 1:
         raise InputError(f"train: scenes have different input widths {sorted(in_dims)}")
+    if config.anchor_spread == "superpoint":
+        bare = [s.name for s in local.values() if s.segments is None]
+        if bare:
+            raise ConfigError(
+                f"train: anchor_spread=superpoint needs the teacher's segments, and scene {bare[0]} has none "
+                "(use the geometric teacher's combined, superpoint or semantic variant)"
+            )
     meta = ddp.gather_dict({i: {"name": s.name, "voxels": s.num_voxels} for i, s in local.items()}, info)
     device = ddp.rank_device(config.device, info.local_rank)
     student_cfg = StudentConfig(in_dim=in_dims.pop(), width=config.width, out_dim=config.out_dim, blocks=config.blocks)

@@ -6,6 +6,11 @@ Variants (``variant=``):
 - ``"superpoint"``: Felzenszwalb-Huttenlocher superpoints over normals and colour; every superpoint gets a
   random unit vector (seeded), so voxels of one superpoint have cosine 1 and others ~0.
 - ``"combined"`` (default): both, concatenated so that cosine = a*superpoint + (1-a)*descriptor.
+- ``"semantic"``: the descriptor concatenated with the superpoint mean of the scene's lifted 2D features
+  (unit rows, centred, PCA to ``sem_dim``), so that cosine = (1-b)*descriptor + b*semantic with
+  ``b = sem_weight``: voxels of one superpoint, or of superpoints the 2D model reads alike, are
+  positives; across a border where the reading changes, negatives (the part object-level features such
+  as Sonata's play in the paper, bootstrapped from the 2D features instead; still label-free).
 
 Several granularities (``levels`` > 1): superpoints are cut with thresholds ``fh_c * 4**l`` and each
 level gets its own random table, scaled so the superpoint cosine is the fraction of levels two voxels
@@ -26,7 +31,7 @@ from .superpoints import felzenszwalb, voxel_edges
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("combined", "superpoint", "descriptor")
+VARIANTS = ("combined", "superpoint", "descriptor", "semantic")
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -75,7 +80,7 @@ class GeometricTeacher(Teacher):
     """Geometric teacher (see module doc).
 
     Args:
-        variant: ``"combined"``, ``"superpoint"`` or ``"descriptor"``.
+        variant: ``"combined"``, ``"superpoint"``, ``"descriptor"`` or ``"semantic"``.
         k: neighbours for local PCA descriptors (and normals when the scene has none).
         sp_dim: dimension of the random superpoint embeddings.
         sp_weight: ``a`` in the combined cosine (0..1).
@@ -85,6 +90,8 @@ class GeometricTeacher(Teacher):
         seed: seed of the superpoint embeddings.
         levels: superpoint granularities (thresholds ``fh_c * 4**l``, l < levels).
         desc_scales: neighbourhood sizes of the shape descriptors (``k * 4**s``, s < desc_scales).
+        sem_weight: ``b`` in the semantic cosine (0..1).
+        sem_dim: PCA dimensions kept of the superpoint-mean lifted features (0 = all, centred only).
     """
 
     name = "geometric"
@@ -101,23 +108,31 @@ class GeometricTeacher(Teacher):
         seed: int = 0,
         levels: int = 1,
         desc_scales: int = 1,
+        sem_weight: float = 0.5,
+        sem_dim: int = 32,
     ) -> None:
         if variant not in VARIANTS:
             raise ConfigError(f"geometric teacher: unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         if not 0.0 <= sp_weight <= 1.0:
             raise ConfigError(f"geometric teacher: sp_weight must be in [0, 1], got {sp_weight}")
+        if not 0.0 <= sem_weight <= 1.0 or int(sem_dim) < 0:
+            raise ConfigError(
+                f"geometric teacher: sem_weight must be in [0, 1] and sem_dim >= 0, got {sem_weight}, {sem_dim}"
+            )
         if int(levels) < 1 or int(desc_scales) < 1:
             raise ConfigError(f"geometric teacher: levels and desc_scales must be >= 1, got {levels}, {desc_scales}")
         self.levels, self.desc_scales = int(levels), int(desc_scales)
         self.variant = variant
         self.k, self.sp_dim, self.sp_weight = int(k), int(sp_dim), float(sp_weight)
         self.fh_c, self.min_size, self.color_weight, self.seed = float(fh_c), int(min_size), float(color_weight), seed
+        self.sem_weight, self.sem_dim = float(sem_weight), int(sem_dim)
         self.last_superpoints: np.ndarray | None = None  # (V,) labels of the last call, for inspection
 
     def cache_key(self) -> str:
         return (
             f"geometric-{self.variant}-k{self.k}-d{self.sp_dim}-a{self.sp_weight}-c{self.fh_c}"
             f"-m{self.min_size}-w{self.color_weight}-s{self.seed}-l{self.levels}-ds{self.desc_scales}"
+            + (f"-b{self.sem_weight}-sd{self.sem_dim}" if self.variant == "semantic" else "")
         )
 
     def _voxel_normals(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
@@ -125,24 +140,40 @@ class GeometricTeacher(Teacher):
             return _unit_rows(grid.reduce(scene.normals))
         return estimate_normals(grid.centers, k=self.k)
 
-    def features(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
+    def features(self, scene: Scene, grid: VoxelGrid, lifted: np.ndarray | None = None) -> np.ndarray:
         if len(scene.points) != len(grid.point_to_voxel):
             raise InputError(
                 f"{scene.root or scene.name}: voxel grid built from {len(grid.point_to_voxel)} points, "
                 f"scene has {len(scene.points)}"
             )
+        if self.variant == "semantic":  # cheap checks before the expensive work
+            if lifted is None:
+                raise ConfigError("geometric teacher: variant=semantic needs the scene's lifted 2D features")
+            lifted = np.asarray(lifted)
+            if lifted.ndim != 2 or lifted.shape[0] != len(scene.points):
+                raise InputError(
+                    f"{scene.name}: lifted features {lifted.shape} do not match {len(scene.points)} points"
+                )
+        self.last_segments = None
         normals = self._voxel_normals(scene, grid)
         lab = rgb_to_lab(grid.reduce(scene.colors))
         parts = []
-        if self.variant in ("descriptor", "combined"):
+        if self.variant in ("descriptor", "combined", "semantic"):
             desc = self.descriptor(grid.centers, normals, lab)
-            parts.append(desc * np.sqrt(1.0 - self.sp_weight if self.variant == "combined" else 1.0))
+            share = {"combined": 1.0 - self.sp_weight, "semantic": 1.0 - self.sem_weight}.get(self.variant, 1.0)
+            parts.append(desc * np.sqrt(share))
+        if self.variant == "semantic":
+            labels = self.superpoints(scene, grid, normals, lab)
+            parts.append(self.semantic_embedding(grid.reduce(lifted), labels) * np.sqrt(self.sem_weight))
+            self.last_segments = labels
         if self.variant in ("superpoint", "combined"):
             w = np.sqrt((self.sp_weight if self.variant == "combined" else 1.0) / self.levels)
             graph = self.superpoint_graph(scene, grid, normals, lab)  # the same for every level
             for level in range(self.levels):
                 labels = self.superpoints(scene, grid, normals, lab, self.fh_c * 4.0**level, graph=graph)
                 parts.append(self.superpoint_embedding(labels, self.seed + level) * w)
+                if level == 0:
+                    self.last_segments = labels
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def descriptor(self, centers: np.ndarray, normals: np.ndarray, lab: np.ndarray) -> np.ndarray:
@@ -183,3 +214,26 @@ class GeometricTeacher(Teacher):
         rng = np.random.default_rng(self.seed if seed is None else seed)
         table = _unit_rows(rng.standard_normal((int(labels.max()) + 1, self.sp_dim)))
         return table[labels]
+
+    def semantic_embedding(self, lifted_voxel: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """(V, min(sem_dim, D)) float32 unit rows: per superpoint, the mean of the voxels' unit lifted
+        features ``lifted_voxel`` (V, D), centred over voxels and reduced by PCA to ``sem_dim``.
+
+        Centring removes the component every 2D feature shares (their raw cosines are all high); PCA is
+        over the S superpoint means, so it costs O(S D^2), not O(V D^2).
+        """
+        from scipy.sparse import csr_matrix
+
+        f = _unit_rows(np.asarray(lifted_voxel, np.float32)).astype(np.float64)
+        s = int(labels.max()) + 1
+        counts = np.bincount(labels, minlength=s).astype(np.float64)
+        member = csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(s, len(labels)))
+        sums = member @ f  # (S, D); np.add.at is serial and ~10x slower
+        means = _unit_rows(sums / np.maximum(counts, 1.0)[:, None]).astype(np.float64)
+        means -= counts @ means / counts.sum()  # centred as the voxels weigh them
+        if 0 < self.sem_dim < means.shape[1]:
+            _, _, vt = np.linalg.svd(means * np.sqrt(counts)[:, None], full_matrices=False)
+            proj = np.zeros((means.shape[0], self.sem_dim))  # fewer superpoints than sem_dim: zero columns
+            proj[:, : min(self.sem_dim, len(vt))] = means @ vt[: self.sem_dim].T
+            means = proj
+        return _unit_rows(means)[labels]

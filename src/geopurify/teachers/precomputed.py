@@ -30,7 +30,7 @@ class PrecomputedTeacher(Teacher):
     def cache_key(self) -> str:
         return f"precomputed-{self.path}"
 
-    def features(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
+    def features(self, scene: Scene, grid: VoxelGrid, lifted: np.ndarray | None = None) -> np.ndarray:
         n = scene.num_points
         if self.path is not None:
             src = Path(self.path.format(scene=scene.name))

@@ -89,7 +89,7 @@ class SonataTeacher(Teacher):
             self._model = model.to(pick_device(self.device)).eval()
         return sonata, self._model
 
-    def features(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
+    def features(self, scene: Scene, grid: VoxelGrid, lifted: np.ndarray | None = None) -> np.ndarray:
         import torch
 
         sonata, model = self._load()
