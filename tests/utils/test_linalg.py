@@ -104,3 +104,17 @@ def test_recorded_products_keep_autograd(monkeypatch):
     assert out.grad_fn is not None
     out.sum().backward()
     torch.testing.assert_close(a.grad, b.sum(1).expand(8, 4))
+
+
+@pytest.mark.parametrize("name", ["torch", "onednn"])
+def test_linear_matches_float64(name, monkeypatch):
+    got = _use(monkeypatch, name)
+    if name == "onednn" and got != name:
+        pytest.skip("oneDNN's product is not usable with this torch")
+    g = torch.Generator().manual_seed(2)
+    x, w, b = torch.randn(3001, 70, generator=g), torch.randn(33, 70, generator=g), torch.randn(33, generator=g)
+    _close(linalg.linear(x, w, b), x.double() @ w.double().T + b.double())
+    _close(linalg.linear(x, w), x.double() @ w.double().T)
+    wg = w.clone().requires_grad_(True)
+    out = linalg.linear(x, wg, b)  # recorded by autograd: F.linear, with its gradient
+    assert out.grad_fn is not None

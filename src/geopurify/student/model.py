@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..utils import linalg
 from .sparse_conv import KernelMap, SubMConv3d, build_kernel_map
 
 FORMAT_VERSION = 1
@@ -102,10 +103,11 @@ class AffinityNet(nn.Module):
             raise ValueError(f"{coords.shape[0]} coords but {feats.shape[0]} feature rows")
         if kmap is None:
             kmap = build_kernel_map(coords.to(feats.device))
-        x = self.stem(feats)
+        # linalg.linear = F.linear, through oneDNN's faster float32 product when autograd is off
+        x = linalg.linear(feats, self.stem.weight, self.stem.bias)
         for block in self.blocks:
             x = block(x, kmap)
-        return F.normalize(self.head(F.relu(self.norm(x))), dim=1)
+        return F.normalize(linalg.linear(F.relu(self.norm(x)), self.head.weight, self.head.bias), dim=1)
 
     @torch.no_grad()
     def embed(self, coords: np.ndarray, feats: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:

@@ -42,15 +42,19 @@ def _op():
         return None
 
 
+def _onednn_linear(x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, w, bias, "none", [], "")
+
+
 def _onednn_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.ops.mkldnn._linear_pointwise(a, b.t(), None, "none", [], "")
+    return _onednn_linear(a, b.t(), None)
 
 
 def _self_check() -> bool:
     """True when the oneDNN op exists, runs, and matches ``torch.mm`` on small random products.
 
     The cases cover the strides the callers use: contiguous rows, a transposed (column-major) left
-    factor as in a weight gradient ``x.T @ g``, and a transposed right factor.
+    factor as in a weight gradient ``x.T @ g``, a transposed right factor, and a bias.
     """
     if _op() is None or not getattr(torch.backends.mkldnn, "is_available", lambda: False)():
         return False
@@ -58,11 +62,12 @@ def _self_check() -> bool:
     a = torch.randn(67, 19, generator=g)
     b = torch.randn(19, 13, generator=g)
     c = torch.randn(67, 13, generator=g)
-    cases = [(a, b), (a.t(), c), (a, b.t().contiguous().t())]
+    bias = torch.randn(13, generator=g)
+    cases = [(a, b, None), (a.t(), c, None), (a, b.t().contiguous().t(), None), (a, b, bias)]
     try:
-        for x, y in cases:
-            got = _onednn_mm(x, y)
-            want = torch.mm(x, y)
+        for x, y, z in cases:
+            got = _onednn_mm(x, y) if z is None else _onednn_linear(x, y.t(), z)
+            want = torch.mm(x, y) if z is None else torch.addmm(z, x, y)
             if got.shape != want.shape or got.dtype != want.dtype:
                 return False
             scale = float(want.abs().max()) or 1.0
@@ -99,6 +104,28 @@ def reset() -> None:
     _state["choice"] = None
 
 
+def _usable(*tensors: torch.Tensor) -> bool:
+    """CPU float32 2-D (or 1-D bias) operands, none empty, that autograd would not record; oneDNN chosen."""
+    record = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    return (
+        not record
+        and all(t.dtype == torch.float32 and t.device.type == "cpu" and t.numel() for t in tensors)
+        and backend() == "onednn"
+    )
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear``: x (M, K) float, weight (N, K), bias (N,) or None -> (M, N) = x @ weight.T + bias.
+
+    Through oneDNN for CPU float32 2-D operands outside autograd (e.g. a student's inference forward);
+    ``F.linear`` otherwise.
+    """
+    ops = (x, weight) if bias is None else (x, weight, bias)
+    if x.ndim == 2 and weight.ndim == 2 and (bias is None or bias.ndim == 1) and _usable(*ops):
+        return _onednn_linear(x, weight, bias if bias is None else bias.contiguous())
+    return torch.nn.functional.linear(x, weight, bias)
+
+
 def mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """``a @ b`` for 2-D ``a`` (M, K) and ``b`` (K, N), any strides; returns (M, N).
 
@@ -106,17 +133,6 @@ def mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> tor
     returns a fresh tensor instead, so callers must use the returned tensor, not ``out``. The oneDNN op
     has no autograd formula, so a product that autograd would record always takes ``torch.mm``.
     """
-    if (
-        a.dtype == torch.float32
-        and b.dtype == torch.float32
-        and a.device.type == "cpu"
-        and b.device.type == "cpu"
-        and a.ndim == 2
-        and b.ndim == 2
-        and a.numel()
-        and b.numel()
-        and not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
-        and backend() == "onednn"
-    ):
+    if a.ndim == 2 and b.ndim == 2 and _usable(a, b):
         return _onednn_mm(a, b)
     return torch.mm(a, b, out=out) if out is not None else torch.mm(a, b)
