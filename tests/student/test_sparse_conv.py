@@ -66,8 +66,8 @@ def gemm(monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["torch", "onednn"])
-@pytest.mark.parametrize("seed,row_block", [(0, 4096), (1, 4096), (0, 5)])
-def test_forward_and_backward_match_dense_conv3d(seed, row_block, backend, gemm, monkeypatch):
+@pytest.mark.parametrize("seed,row_block,bias", [(0, 4096, False), (1, 4096, True), (0, 5, True)])
+def test_forward_and_backward_match_dense_conv3d(seed, row_block, bias, backend, gemm, monkeypatch):
     from geopurify.student import sparse_conv
 
     gemm(backend)
@@ -77,11 +77,13 @@ def test_forward_and_backward_match_dense_conv3d(seed, row_block, backend, gemm,
     g = torch.Generator().manual_seed(10 + seed)
     x = torch.randn(coords.shape[0], 4, generator=g, requires_grad=True)
     w = torch.randn(27, 4, 3, generator=g, requires_grad=True)
+    b = torch.randn(3, generator=g, requires_grad=True) if bias else None
     x_ref = x.detach().clone().requires_grad_(True)
     w_ref = w.detach().clone().requires_grad_(True)
+    b_ref = b.detach().clone().requires_grad_(True) if bias else torch.zeros(3)
 
-    out = submanifold_conv3d(x, w, build_kernel_map(coords))
-    ref = _dense_reference(coords, x_ref, w_ref, shape)
+    out = submanifold_conv3d(x, w, build_kernel_map(coords), b)
+    ref = _dense_reference(coords, x_ref, w_ref, shape) + b_ref
     torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
 
     grad = torch.randn(out.shape, generator=g)
@@ -89,6 +91,8 @@ def test_forward_and_backward_match_dense_conv3d(seed, row_block, backend, gemm,
     ref.backward(grad)
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(w.grad, w_ref.grad, rtol=1e-5, atol=1e-5)
+    if bias:
+        torch.testing.assert_close(b.grad, b_ref.grad, rtol=1e-5, atol=1e-5)
 
 
 def _scaled_close(got: torch.Tensor, want: torch.Tensor, rtol: float = 1e-4) -> None:
@@ -132,7 +136,8 @@ def test_gradcheck_float64():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(coords.shape[0], 3, dtype=torch.float64, generator=g, requires_grad=True)
     w = torch.randn(27, 3, 2, dtype=torch.float64, generator=g, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: submanifold_conv3d(a, b, kmap), (x, w))
+    b = torch.randn(2, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, w_, b_: submanifold_conv3d(a, w_, kmap, b_), (x, w, b))
 
 
 def test_isolated_site_sees_only_itself():

@@ -76,9 +76,11 @@ class _ResBlock(nn.Module):
         self.conv2 = SubMConv3d(width, width)
 
     def forward(self, x: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-        h = self.conv1(F.relu(self.norm1(x)), kmap)
-        h = self.conv2(F.relu(self.norm2(h)), kmap)
-        return x + h
+        # in place where autograd allows it (LayerNorm's backward needs its input, not its output; the
+        # convolution saves its input, not its output): each fresh (V, width) tensor costs page faults
+        h = self.conv1(F.relu(self.norm1(x), inplace=True), kmap)
+        h = self.conv2(F.relu(self.norm2(h), inplace=True), kmap)
+        return h.add_(x)
 
 
 class AffinityNet(nn.Module):
@@ -107,7 +109,7 @@ class AffinityNet(nn.Module):
         x = linalg.linear(feats, self.stem.weight, self.stem.bias)
         for block in self.blocks:
             x = block(x, kmap)
-        return F.normalize(linalg.linear(F.relu(self.norm(x)), self.head.weight, self.head.bias), dim=1)
+        return F.normalize(linalg.linear(F.relu(self.norm(x), inplace=True), self.head.weight, self.head.bias), dim=1)
 
     @torch.no_grad()
     def embed(self, coords: np.ndarray, feats: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:

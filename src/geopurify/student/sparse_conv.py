@@ -127,11 +127,15 @@ def _buffers(kmap: KernelMap, *cols: int, like: torch.Tensor) -> list[torch.Tens
 
 
 class _SubMConvFunction(torch.autograd.Function):
-    """out = sum_k scatter_{out_k}(gather_{in_k}(x) @ W[k]); saves only x and W."""
+    """out = bias + sum_k scatter_{out_k}(gather_{in_k}(x) @ W[k]); saves only x and W.
+
+    The bias is added by the centre product (one pass over the output fewer than ``out + bias``).
+    """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
-        out = linalg.mm(x, weight[CENTER])
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,  # type: ignore[override]
+                kmap: KernelMap) -> torch.Tensor:
+        out = linalg.mm(x, weight[CENTER]) if bias is None else linalg.linear(x, weight[CENTER].T, bias)
         xb, yb = _buffers(kmap, x.shape[1], weight.shape[2], like=x)
         for k, i_idx, o_idx in _blocks(kmap, x.device):
             n = i_idx.numel()
@@ -145,7 +149,8 @@ class _SubMConvFunction(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         grad_out = grad_out.contiguous()
-        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        need_x, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        grad_b = grad_out.sum(0) if need_b else None
         grad_x = linalg.mm(grad_out, weight[CENTER].T) if need_x else None
         grad_w = torch.zeros_like(weight) if need_w else None
         if need_w:
@@ -161,23 +166,26 @@ class _SubMConvFunction(torch.autograd.Function):
                 _add_rows(grad_x, i_idx, linalg.mm(g, weight[k].T, out=yb[:n]))
             if need_w:
                 grad_w[k] += linalg.mm(torch.index_select(x, 0, i_idx, out=xb[:n]).T, g)
-        return grad_x, grad_w, None
+        return grad_x, grad_w, grad_b, None
 
 
-def submanifold_conv3d(x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
+def submanifold_conv3d(
+    x: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Submanifold 3x3x3 convolution.
 
     Args:
         x: (V, C_in) float features of the active sites.
         weight: (27, C_in, C_out) float, offset order of :data:`OFFSETS`.
         kmap: neighbour map of the sites (:func:`build_kernel_map`).
+        bias: optional (C_out,) float added to every output row.
 
     Returns:
-        (V, C_out) features at the same sites (no bias).
+        (V, C_out) features at the same sites.
     """
     if x.shape[0] != kmap.num_sites:
         raise ValueError(f"features have {x.shape[0]} rows but the kernel map has {kmap.num_sites} sites")
-    return _SubMConvFunction.apply(x, weight, kmap)
+    return _SubMConvFunction.apply(x, weight, bias, kmap)
 
 
 class SubMConv3d(nn.Module):
@@ -196,8 +204,7 @@ class SubMConv3d(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
 
     def forward(self, x: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-        out = submanifold_conv3d(x, self.weight, kmap)
-        return out + self.bias if self.bias is not None else out
+        return submanifold_conv3d(x, self.weight, kmap, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel=3x3x3, submanifold"
