@@ -28,6 +28,7 @@ import torch
 
 from ..errors import ConfigError, InputError
 from ..geometry import knn
+from ..utils.finite import all_finite
 from .config import KNN_METHODS, PoolConfig  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _as_float_tensor(x: ArrayLike, name: str, device: torch.device | None = None
 
 
 def _check_finite(t: torch.Tensor, name: str) -> None:
-    if not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise InputError(f"pooling: {name} contains NaN or infinite values")
 
 

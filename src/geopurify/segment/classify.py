@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
+from ..utils.finite import all_finite
 
 ArrayLike = np.ndarray | torch.Tensor
 
@@ -38,7 +39,7 @@ def prepare(features: ArrayLike, text: ArrayLike, where: str) -> tuple[torch.Ten
         raise InputError(f"{where}: no text embeddings given (C = 0)")
     if f.shape[1] != t.shape[1]:
         raise InputError(f"{where}: features have D={f.shape[1]} but text embeddings have D={t.shape[1]}")
-    if not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise InputError(f"{where}: text embeddings contain NaN or infinite values")
     return f, t / t.norm(dim=1, keepdim=True).clamp_min(_EPS)
 
@@ -51,7 +52,7 @@ def _check_chunk(chunk: int) -> int:
 
 def _finite_chunk(f: torch.Tensor, where: str) -> torch.Tensor:
     f = f.to(torch.float32)
-    if not bool(torch.isfinite(f).all()):
+    if not all_finite(f):
         raise InputError(f"{where}: features contain NaN or infinite values")
     return f
 
