@@ -171,3 +171,27 @@ def test_single_frame_depth_from_other_resolution():
     u = np.rint(300 * pts[:, 0] / 2 + 160.0).astype(int)
     v = np.rint(300 * pts[:, 1] / 2 + 120.0).astype(int)
     np.testing.assert_array_equal(res.features, fm.dense[v, u])
+
+
+def test_lift_scene_returns_unit_rows_parallel_to_the_features():
+    """Per-point features given directly: each row is scaled to unit length (zero rows stay zero),
+    and the scene's own array is left as it was."""
+    from geopurify.encoders.base import TextEmbeddings
+    from geopurify.io.scene import Scene
+    from geopurify.lifting import lift_scene
+
+    rng = np.random.default_rng(0)
+    feats = (rng.standard_normal((50, 8)) * rng.uniform(0.1, 30.0, (50, 1))).astype(np.float32)
+    feats[7] = 0.0
+    before = feats.copy()
+    scene = Scene("s", rng.standard_normal((50, 3)).astype(np.float32), np.zeros((50, 3), np.float32),
+                  point_features=feats)
+    text = TextEmbeddings(["a", "b"], np.eye(2, 8, dtype=np.float32))
+    out = lift_scene(scene, None, text, LiftConfig()).features
+    assert out.dtype == np.float32 and out.shape == feats.shape
+    norms = np.linalg.norm(out.astype(np.float64), axis=1)
+    np.testing.assert_allclose(np.delete(norms, 7), 1.0, rtol=1e-5)
+    assert not out[7].any()
+    cos = np.einsum("ij,ij->i", out.astype(np.float64), feats) / np.maximum(np.linalg.norm(feats, axis=1), 1e-30)
+    np.testing.assert_allclose(np.delete(cos, 7), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(feats, before)

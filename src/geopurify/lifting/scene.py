@@ -57,6 +57,11 @@ def lift_scene(scene: Scene, encoder: Encoder | None, text: TextEmbeddings, conf
         )
     if not np.isfinite(feats).all():
         raise InputError(f"{scene.name}: lifted features contain NaN or inf")
-    norm = np.linalg.norm(feats, axis=1, keepdims=True)
+    if feats.dtype == np.float32:
+        # no (N, D) temporary: np.linalg.norm's x * x cost page faults, 0.27 s for 67k x 512 in a
+        # segment process against 0.006 s here (same norms within 3e-7 relative)
+        norm = np.sqrt(np.einsum("ij,ij->i", feats, feats))[:, None]
+    else:
+        norm = np.linalg.norm(feats, axis=1, keepdims=True)
     feats = feats / np.maximum(norm, 1e-12)
     return Lifted(feats.astype(np.float32, copy=False), seen, stats)  # float32 already for float32 features
