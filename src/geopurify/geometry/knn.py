@@ -22,4 +22,5 @@ def knn(points: np.ndarray, queries: np.ndarray, k: int, tree: cKDTree | None = 
     dist, idx = tree.query(queries, k=k, workers=-1)
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
-    return idx.astype(np.int64), dist.astype(np.float32)
+    # the tree returns fresh intp (int64) indices: no second copy of the (M, k) table
+    return idx.astype(np.int64, copy=False), dist.astype(np.float32)
