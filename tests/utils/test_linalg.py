@@ -118,3 +118,25 @@ def test_linear_matches_float64(name, monkeypatch):
     wg = w.clone().requires_grad_(True)
     out = linalg.linear(x, wg, b)  # recorded by autograd: F.linear, with its gradient
     assert out.grad_fn is not None
+
+
+def test_unit_rows_equals_normalize_in_values_and_gradients():
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.randn(300, 17, generator=g) * torch.rand(300, 1, generator=g) * 10
+    x0[5] = 0.0  # a zero row: F.normalize leaves it zero, its gradient is grad / eps
+    x0[9] = 2e-13  # |row| = 8e-13 < eps: clamped as well, its projection term must be dropped
+    grad = torch.randn(300, 17, generator=g)
+    got_x, want_x = x0.clone().requires_grad_(True), x0.clone().requires_grad_(True)
+    got, want = linalg.unit_rows(got_x), torch.nn.functional.normalize(want_x, dim=1)
+    got.backward(grad)
+    want.backward(grad)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
+    rows = [i for i in range(300) if i not in (5, 9)]
+    _close(got_x.grad[rows], want_x.grad[rows])
+    _close(got_x.grad[[5, 9]], want_x.grad[[5, 9]])  # (the 1e12-scale gradients of the clamped rows)
+
+
+def test_unit_rows_gradcheck_float64():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    assert torch.autograd.gradcheck(linalg.unit_rows, (x,))

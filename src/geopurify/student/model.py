@@ -109,7 +109,7 @@ class AffinityNet(nn.Module):
         x = linalg.linear(feats, self.stem.weight, self.stem.bias)
         for block in self.blocks:
             x = block(x, kmap)
-        return F.normalize(linalg.linear(F.relu(self.norm(x), inplace=True), self.head.weight, self.head.bias), dim=1)
+        return linalg.unit_rows(linalg.linear(F.relu(self.norm(x), inplace=True), self.head.weight, self.head.bias))
 
     @torch.no_grad()
     def embed(self, coords: np.ndarray, feats: np.ndarray, device: str | torch.device = "cpu") -> np.ndarray:
