@@ -55,6 +55,7 @@ class Variant:
     train: dict = field(default_factory=dict)  # TrainConfig fields
     teacher: dict = field(default_factory=dict)  # geometric teacher options
     pool: dict = field(default_factory=dict)  # PoolConfig fields
+    inputs: str = ""  # student input change: "" (none) or "lab" (colour as CIE Lab, not RGB)
     note: str = ""
 
 
@@ -85,6 +86,11 @@ VARIANTS: dict[str, Variant] = {
                                    note="descriptor + superpoint-mean lifted features (PCA 32), b 0.3"),  # fmt: skip
     "teacher-semantic0.6": Variant(teacher={"variant": "semantic", "sem_weight": 0.6},
                                    note="descriptor + superpoint-mean lifted features (PCA 32), b 0.6"),  # fmt: skip
+    "teacher-semantic0.9": Variant(teacher={"variant": "semantic", "sem_weight": 0.9},
+                                   note="descriptor + superpoint-mean lifted features (PCA 32), b 0.9"),  # fmt: skip
+    "teacher-appearance": Variant(teacher={"variant": "appearance"},
+                                  note="teacher: unit [normal, 2 Lab/100], the best weight-free affinity"),  # fmt: skip
+    "inputs-lab": Variant(inputs="lab", note="student colour in CIE Lab ((L-50)/50, a/128, b/128), not 2 RGB - 1"),
     "anchors-superpoint": Variant(train={"anchor_spread": "superpoint"},
                                   note="anchors spread over the teacher's superpoints (each as likely)"),  # fmt: skip
 }
@@ -222,6 +228,17 @@ def _oracle(r, n):
     return _csr(n, np.where(r.gt_voxel[n] == r.gt_voxel[:, None], 1.0, 1e-6))
 
 
+def student_inputs_of(r: Room, var: Variant) -> np.ndarray:
+    """(V, C) float32 student inputs of ``r`` under the variant's input change (columns -6:-3 are colour)."""
+    if not var.inputs:
+        return r.inputs
+    from geopurify.teachers import rgb_to_lab
+
+    x = r.inputs.copy()
+    x[:, -6:-3] = (rgb_to_lab(r.colors) - np.array([50.0, 0, 0], np.float32)) / np.array([50.0, 128, 128], np.float32)
+    return x
+
+
 def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | None = None,
                 base: dict | None = None, tag: str = "real") -> dict:  # fmt: skip
     """Train on ``rooms`` (TrainConfig = defaults, then ``base``, then the variant's), score on ``test``
@@ -243,7 +260,8 @@ def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | N
         # per-point lifted features for a teacher that reads them: the voxels' unit features, expanded
         feats = teacher.features(r.scene, r.grid, r.grid.expand(r.inputs[:, :-6]))
         if any(r is t for t in rooms):
-            scenes.append(TrainScene(r.name, r.grid.coords, r.grid.centers, r.inputs, feats, teacher.last_segments))
+            scenes.append(TrainScene(r.name, r.grid.coords, r.grid.centers, student_inputs_of(r, var), feats,
+                                     teacher.last_segments))  # fmt: skip
         if id(r) in scored:
             direct[r.name] = feats
     torch.manual_seed(tcfg.seed)
@@ -252,7 +270,7 @@ def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | N
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     shared = WORK / "students" / f"{tag}_default.safetensors"
-    if not var.train and not var.teacher and shared.is_file():  # a pooling-only row: the default student
+    if not (var.train or var.teacher or var.inputs) and shared.is_file():  # a pooling-only row: the default student
         model = load(shared)
     else:
         model = distill_train(scenes, tcfg)
@@ -263,9 +281,9 @@ def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | N
 
     def rows_of(net):
         return score(test, pool_with(test, lambda r, n: affinity_from_neighbors(
-            n, net.embed(r.grid.coords, r.inputs), pcfg), pcfg))  # fmt: skip
+            n, net.embed(r.grid.coords, student_inputs_of(r, var)), pcfg), pcfg))  # fmt: skip
 
-    row = {"note": var.note, "train": var.train, "teacher": var.teacher, "pool": var.pool,
+    row = {"note": var.note, "train": var.train, "teacher": var.teacher, "pool": var.pool, "inputs": var.inputs,
            "untrained": rows_of(untrained), "trained": rows_of(model), "train_s": round(seconds, 1),
            "load_before": round(load0, 1), "load_after": round(load1, 1)}  # fmt: skip
     if direct:

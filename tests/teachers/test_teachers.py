@@ -308,7 +308,7 @@ def test_semantic_variant_is_label_free_and_checks_its_input():
     scene.labels = label
     ref = build_teacher("geometric", variant="semantic").features(scene, grid, lifted)
     np.testing.assert_array_equal(build_teacher("geometric", variant="semantic").features(trap, grid, lifted), ref)
-    for variant in ("combined", "descriptor", "superpoint"):
+    for variant in ("combined", "descriptor", "superpoint", "appearance"):
         build_teacher("geometric", variant=variant).features(trap, grid)
     with pytest.raises(ConfigError, match="lifted"):
         build_teacher("geometric", variant="semantic").features(scene, grid)
@@ -319,3 +319,15 @@ def test_semantic_variant_is_label_free_and_checks_its_input():
     t = build_teacher("geometric", variant="descriptor")
     t.features(scene, grid)
     assert t.last_segments is None  # no superpoints cut
+
+
+def test_appearance_variant_is_unit_normal_and_weighted_lab():
+    scene, _ = corner_scene(8)
+    grid = voxelize(scene.points, 0.02)
+    f = build_teacher("geometric", variant="appearance", app_color=3.0).features(scene, grid)
+    assert f.shape == (grid.num_voxels, 6) and f.dtype == np.float32
+    lab = rgb_to_lab(grid.reduce(scene.colors))
+    raw = np.concatenate([grid.reduce(scene.normals), 3.0 * lab / 100.0], axis=1)
+    np.testing.assert_allclose(f, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-5)
+    with pytest.raises(ConfigError, match="app_color"):
+        build_teacher("geometric", variant="appearance", app_color=-1.0)

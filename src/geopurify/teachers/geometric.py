@@ -11,6 +11,8 @@ Variants (``variant=``):
   ``b = sem_weight``: voxels of one superpoint, or of superpoints the 2D model reads alike, are
   positives; across a border where the reading changes, negatives (the part object-level features such
   as Sonata's play in the paper, bootstrapped from the 2D features instead; still label-free).
+- ``"appearance"``: unit rows of [normal, ``app_color`` * Lab / 100], unstandardised: the strongest
+  weight-free pooling affinity measured on the real scans (BENCHMARKS.md), as a teacher.
 
 Several granularities (``levels`` > 1): superpoints are cut with thresholds ``fh_c * 4**l`` and each
 level gets its own random table, scaled so the superpoint cosine is the fraction of levels two voxels
@@ -31,7 +33,7 @@ from .superpoints import felzenszwalb, voxel_edges
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("combined", "superpoint", "descriptor", "semantic")
+VARIANTS = ("combined", "superpoint", "descriptor", "semantic", "appearance")
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
@@ -80,7 +82,7 @@ class GeometricTeacher(Teacher):
     """Geometric teacher (see module doc).
 
     Args:
-        variant: ``"combined"``, ``"superpoint"``, ``"descriptor"`` or ``"semantic"``.
+        variant: ``"combined"``, ``"superpoint"``, ``"descriptor"``, ``"semantic"`` or ``"appearance"``.
         k: neighbours for local PCA descriptors (and normals when the scene has none).
         sp_dim: dimension of the random superpoint embeddings.
         sp_weight: ``a`` in the combined cosine (0..1).
@@ -92,6 +94,7 @@ class GeometricTeacher(Teacher):
         desc_scales: neighbourhood sizes of the shape descriptors (``k * 4**s``, s < desc_scales).
         sem_weight: ``b`` in the semantic cosine (0..1).
         sem_dim: PCA dimensions kept of the superpoint-mean lifted features (0 = all, centred only).
+        app_color: weight of Lab / 100 against the unit normal in the ``appearance`` variant.
     """
 
     name = "geometric"
@@ -110,6 +113,7 @@ class GeometricTeacher(Teacher):
         desc_scales: int = 1,
         sem_weight: float = 0.5,
         sem_dim: int = 32,
+        app_color: float = 2.0,
     ) -> None:
         if variant not in VARIANTS:
             raise ConfigError(f"geometric teacher: unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
@@ -119,13 +123,15 @@ class GeometricTeacher(Teacher):
             raise ConfigError(
                 f"geometric teacher: sem_weight must be in [0, 1] and sem_dim >= 0, got {sem_weight}, {sem_dim}"
             )
+        if not app_color >= 0:
+            raise ConfigError(f"geometric teacher: app_color must be >= 0, got {app_color}")
         if int(levels) < 1 or int(desc_scales) < 1:
             raise ConfigError(f"geometric teacher: levels and desc_scales must be >= 1, got {levels}, {desc_scales}")
         self.levels, self.desc_scales = int(levels), int(desc_scales)
         self.variant = variant
         self.k, self.sp_dim, self.sp_weight = int(k), int(sp_dim), float(sp_weight)
         self.fh_c, self.min_size, self.color_weight, self.seed = float(fh_c), int(min_size), float(color_weight), seed
-        self.sem_weight, self.sem_dim = float(sem_weight), int(sem_dim)
+        self.sem_weight, self.sem_dim, self.app_color = float(sem_weight), int(sem_dim), float(app_color)
         self.last_superpoints: np.ndarray | None = None  # (V,) labels of the last call, for inspection
 
     def cache_key(self) -> str:
@@ -133,6 +139,7 @@ class GeometricTeacher(Teacher):
             f"geometric-{self.variant}-k{self.k}-d{self.sp_dim}-a{self.sp_weight}-c{self.fh_c}"
             f"-m{self.min_size}-w{self.color_weight}-s{self.seed}-l{self.levels}-ds{self.desc_scales}"
             + (f"-b{self.sem_weight}-sd{self.sem_dim}" if self.variant == "semantic" else "")
+            + (f"-ac{self.app_color}" if self.variant == "appearance" else "")
         )
 
     def _voxel_normals(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
@@ -157,6 +164,8 @@ class GeometricTeacher(Teacher):
         self.last_segments = None
         normals = self._voxel_normals(scene, grid)
         lab = rgb_to_lab(grid.reduce(scene.colors))
+        if self.variant == "appearance":
+            return _unit_rows(np.concatenate([normals, self.app_color * lab / 100.0], axis=1))
         parts = []
         if self.variant in ("descriptor", "combined", "semantic"):
             desc = self.descriptor(grid.centers, normals, lab)
