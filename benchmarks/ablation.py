@@ -90,6 +90,11 @@ VARIANTS: dict[str, Variant] = {
                                    note="descriptor + superpoint-mean lifted features (PCA 32), b 0.9"),  # fmt: skip
     "teacher-appearance": Variant(teacher={"variant": "appearance"},
                                   note="teacher: unit [normal, 2 Lab/100], the best weight-free affinity"),  # fmt: skip
+    "local0.5": Variant(train={"local_weight": 0.5}, note="0.5 InfoNCE + 0.5 KL of local softmax(20 cos) affinities"),
+    "appearance-local0.5": Variant(teacher={"variant": "appearance"}, train={"local_weight": 0.5},
+                                   note="appearance teacher, 0.5 InfoNCE + 0.5 local affinity KL"),  # fmt: skip
+    "appearance-local0.9": Variant(teacher={"variant": "appearance"}, train={"local_weight": 0.9},
+                                   note="appearance teacher, 0.1 InfoNCE + 0.9 local affinity KL"),  # fmt: skip
     "inputs-lab": Variant(inputs="lab", note="student colour in CIE Lab ((L-50)/50, a/128, b/128), not 2 RGB - 1"),
     "anchors-superpoint": Variant(train={"anchor_spread": "superpoint"},
                                   note="anchors spread over the teacher's superpoints (each as likely)"),  # fmt: skip

@@ -263,3 +263,31 @@ def test_anchors_spread_over_segments():
     assert torch.equal(s.anchors, a)
     table = ContrastiveTable.build(teacher, centers, 4, 2, 8)
     assert torch.equal(table.sample(20, torch.Generator().manual_seed(0), segments).anchors, a)
+
+
+def test_local_targets_and_local_affinity_loss():
+    from geopurify.distill.sampler import LocalTargets, local_affinity_loss, local_targets
+
+    centers, teacher = _scene(v=200, t=5)
+    anchors = torch.tensor([3, 50, 199])
+    lt = local_targets(teacher, centers, anchors, 12)
+    assert lt.neighbors.shape == (3, 12) and lt.teacher_sim.shape == (3, 12)
+    d = ((centers[:, None] - centers[None]) ** 2).sum(-1)
+    tn = torch.nn.functional.normalize(teacher, dim=1)
+    for i, a in enumerate(anchors.tolist()):
+        near = np.argsort(d[a])
+        assert set(lt.neighbors[i].tolist()) == set(near[near != a][:12].tolist())  # the 12 nearest, not itself
+        np.testing.assert_allclose(lt.teacher_sim[i], (tn[lt.neighbors[i]] @ tn[a]).numpy(), atol=1e-5)
+    # the student that reproduces the teacher's cosines has zero loss; another one does not, and learns
+    assert float(local_affinity_loss(teacher, anchors, lt, 20.0)) == pytest.approx(0.0, abs=1e-5)
+    emb = torch.randn(200, 5, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    loss = local_affinity_loss(emb, anchors, lt, 20.0)
+    assert float(loss.detach()) > 0.1
+    loss.backward()
+    assert emb.grad is not None and float(emb.grad[anchors].abs().sum()) > 0
+    ref = torch.nn.functional.kl_div(
+        torch.log_softmax(20 * (torch.nn.functional.normalize(emb, dim=1)[lt.neighbors]
+                                @ torch.nn.functional.normalize(emb, dim=1)[anchors][:, :, None])[:, :, 0], 1),
+        torch.softmax(20 * lt.teacher_sim, 1), reduction="batchmean")  # fmt: skip
+    assert float(loss.detach()) == pytest.approx(float(ref.detach()), rel=1e-4)
+    assert isinstance(lt, LocalTargets)

@@ -196,3 +196,19 @@ def test_anchor_spread_superpoint_draws_from_the_teacher_segments(monkeypatch):
     ts = build_train_scene(s, scene.inputs, build_teacher("geometric", variant="combined", k=4))
     assert ts.segments is not None and ts.segments.shape == (ts.num_voxels,)
     assert build_train_scene(s, scene.inputs, build_teacher("geometric", variant="descriptor", k=4)).segments is None
+
+
+def test_local_weight_mixes_the_local_affinity_loss_in(monkeypatch):
+    scene, _ = two_planes(n=8)
+    with pytest.raises(ConfigError, match="local_weight"):
+        tiny_config(local_weight=1.5)
+    calls = {"nce": 0, "local": 0}
+    real_nce, real_local = train_mod.info_nce, train_mod.local_affinity_loss
+    monkeypatch.setattr(train_mod, "info_nce", lambda *a: calls.__setitem__("nce", calls["nce"] + 1) or real_nce(*a))
+    monkeypatch.setattr(train_mod, "local_affinity_loss",
+                        lambda *a: calls.__setitem__("local", calls["local"] + 1) or real_local(*a))  # fmt: skip
+    for w, crop, expect in ((0.0, 0.0, (3, 0)), (0.5, 0.0, (3, 3)), (1.0, 0.1, (0, 3))):  # crops too
+        calls.update(nce=0, local=0)
+        m = train([scene], tiny_config(steps=3, local_weight=w, crop=crop, crop_above=0))
+        assert (calls["nce"], calls["local"]) == expect, w
+        assert np.isfinite(m.embed(scene.coords, scene.inputs)).all()

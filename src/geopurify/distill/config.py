@@ -36,6 +36,10 @@ class TrainConfig:
         anchor_spread: how a step's anchors are drawn: ``"uniform"`` over the voxels (the paper's), or
             ``"superpoint"``, each of the teacher's segments equally likely (voxels weighted by one over
             their segment's size), so small objects get anchors too; needs a teacher that cuts segments.
+        local_weight: share ``w`` of the local affinity loss in ``(1 - w) * InfoNCE + w * KL``: KL between
+            the teacher's and the student's ``softmax(local_sharpen * cos)`` over each anchor's
+            ``micro_pool`` spatial neighbours (the weights pooling uses). 0 = InfoNCE only (the paper's).
+        local_sharpen: sharpening of those softmaxes (pooling's default sharpen is 20).
         seed: model init and sampling seed.
         width, out_dim, blocks: student architecture.
         voxel_size: metres (recorded; scenes arrive voxelised).
@@ -58,6 +62,8 @@ class TrainConfig:
     crop_above: int = 100_000
     local_positives: bool = False
     anchor_spread: str = "uniform"
+    local_weight: float = 0.0
+    local_sharpen: float = 20.0
     seed: int = 0
     width: int = 32
     out_dim: int = 128
@@ -81,6 +87,11 @@ class TrainConfig:
         if self.anchor_spread not in ANCHOR_SPREADS:
             raise ConfigError(
                 f"TrainConfig.anchor_spread: unknown {self.anchor_spread!r}; choose one of {', '.join(ANCHOR_SPREADS)}"
+            )
+        if not 0.0 <= self.local_weight <= 1.0 or not self.local_sharpen > 0:
+            raise ConfigError(
+                f"TrainConfig.local_weight must be in [0, 1] and local_sharpen > 0, got {self.local_weight}, "
+                f"{self.local_sharpen}"
             )
         if not self.temperature > 0 or not self.lr > 0:
             raise ConfigError("TrainConfig.temperature and lr must be > 0")

@@ -324,6 +324,42 @@ def info_nce(embeddings: torch.Tensor, sample: ContrastiveSample, temperature: f
     return F.cross_entropy(logits, target)
 
 
+def local_targets(teacher: torch.Tensor, centers: np.ndarray, anchors: torch.Tensor, pool: int) -> LocalTargets:
+    """The ``pool`` spatial nearest voxels of each anchor (itself excluded) and their teacher cosines.
+
+    Args:
+        teacher: (V, T) float teacher features; centers: (V, 3) voxel centres; anchors: (A,) int64.
+    """
+    pool = min(pool, teacher.shape[0] - 1)
+    ids = anchors.cpu()
+    nb, _ = knn(np.asarray(centers), np.asarray(centers)[ids.numpy()], pool + 1)
+    nb = _drop_self(torch.from_numpy(nb), ids, pool).to(teacher.device)
+    t = F.normalize(teacher.float(), dim=1)
+    sim = torch.einsum("at,apt->ap", t[anchors], t[nb])
+    return LocalTargets(nb, sim)
+
+
+@dataclass
+class LocalTargets:
+    """Each anchor's spatial neighbours (A, P) int64 and their teacher cosines (A, P) float32."""
+
+    neighbors: torch.Tensor
+    teacher_sim: torch.Tensor
+
+
+def local_affinity_loss(
+    embeddings: torch.Tensor, anchors: torch.Tensor, targets: LocalTargets, sharpen: float
+) -> torch.Tensor:
+    """Mean over anchors of KL(teacher || student) between the pooling-style affinities
+    ``softmax(sharpen * cos)`` over each anchor's spatial neighbours: the student learns the teacher's
+    local affinity itself, the weights pooling will use, not only a ranking of extremes. Scalar tensor.
+    """
+    e = F.normalize(embeddings, dim=1)
+    logits = _PairDots.apply(e, anchors, targets.neighbors) * sharpen
+    target = torch.softmax(targets.teacher_sim * sharpen, dim=1)
+    return F.kl_div(torch.log_softmax(logits, dim=1), target, reduction="batchmean")
+
+
 #: anchors per piece of :class:`_PairDots` ((LOSS_CHUNK * (1+M+m), E) gathered rows at a time)
 LOSS_CHUNK = 128
 

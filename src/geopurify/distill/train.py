@@ -23,7 +23,16 @@ from ..student.sparse_conv import KernelMap
 from ..utils.atomic import atomic_path, write_json
 from . import ddp
 from .config import TrainConfig, TrainScene
-from .sampler import ContrastiveSample, ContrastiveTable, crop_sites, info_nce, sample_contrastive
+from .sampler import (
+    ContrastiveSample,
+    ContrastiveTable,
+    LocalTargets,
+    crop_sites,
+    info_nce,
+    local_affinity_loss,
+    local_targets,
+    sample_contrastive,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +73,7 @@ class _Batch:
     inputs: torch.Tensor
     kmap: KernelMap
     sample: ContrastiveSample
+    local: LocalTargets | None = None  # with TrainConfig.local_weight > 0
 
 
 class _SceneTensors:
@@ -94,13 +104,21 @@ class _SceneTensors:
     def batch(self, generator: torch.Generator) -> _Batch:
         """The step's sites of this scene (all of them, or a random crop) and their contrastive sample."""
         if self.crop <= 0:
-            return _Batch(self.coords, self.inputs, self.kmap, self.sample(generator))
+            sample = self.sample(generator)
+            return _Batch(self.coords, self.inputs, self.kmap, sample, self._local(self.teacher, self.scene.centers,
+                                                                                  sample))  # fmt: skip
         sel = crop_sites(self.scene.centers, self.crop, generator)
         sel_t = torch.from_numpy(sel).to(self.coords.device)
         coords = self.coords[sel_t]
         segments = self.segments[torch.from_numpy(sel)] if self.segments is not None else None
         sample = self._draw(self.teacher[sel_t], self.scene.centers[sel], generator, segments)
-        return _Batch(coords, self.inputs[sel_t], build_kernel_map(coords), sample)
+        local = self._local(self.teacher[sel_t], self.scene.centers[sel], sample)
+        return _Batch(coords, self.inputs[sel_t], build_kernel_map(coords), sample, local)
+
+    def _local(self, teacher: torch.Tensor, centers: np.ndarray, sample: ContrastiveSample) -> LocalTargets | None:
+        if self.config.local_weight <= 0:
+            return None
+        return local_targets(teacher, centers, sample.anchors, self.config.micro_pool)
 
     def sample(self, generator: torch.Generator):
         c = self.config
@@ -261,7 +279,12 @@ def train(
                 cache[si] = _SceneTensors(local[si], device, config)
             st = cache[si]
             b = st.batch(_sample_generator(config, step, si))
-            loss = info_nce(model(b.coords, b.inputs, b.kmap), b.sample, config.temperature) / len(batch)
+            emb = model(b.coords, b.inputs, b.kmap)
+            w = config.local_weight
+            loss = info_nce(emb, b.sample, config.temperature) * (1.0 - w) if w < 1 else 0.0
+            if b.local is not None:
+                loss = loss + w * local_affinity_loss(emb, b.sample.anchors, b.local, config.local_sharpen)
+            loss = loss / len(batch)
             loss.backward()
             step_loss += loss.detach()
         ddp.all_reduce_sum_([*_grads(model), step_loss], info)  # sums over ranks = the combined batch's mean
