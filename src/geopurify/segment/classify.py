@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
+from ..utils import linalg
 from ..utils.finite import all_finite
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -60,7 +61,7 @@ def _finite_chunk(f: torch.Tensor, where: str) -> torch.Tensor:
 def _cosine_chunk(f: torch.Tensor, t_unit: torch.Tensor, where: str) -> torch.Tensor:
     f = _finite_chunk(f, where)
     # Zero rows get similarity 0 to every class (their label is then class 0).
-    return (f / f.norm(dim=1, keepdim=True).clamp_min(_EPS)) @ t_unit.T
+    return linalg.mm(f / f.norm(dim=1, keepdim=True).clamp_min(_EPS), t_unit.T)
 
 
 def _like(out: torch.Tensor, ref: ArrayLike) -> ArrayLike:
@@ -94,5 +95,5 @@ def classify(features: ArrayLike, text: ArrayLike, chunk: int = DEFAULT_CHUNK) -
         fc = _finite_chunk(f[s : s + chunk], "classify")
         # A row's norm is a positive scale of all its C scores, so the argmax needs no normalising
         # (zero rows score 0 everywhere: class 0, as with cosines). Same labels up to float rounding.
-        out[s : s + chunk] = (fc @ t.T).argmax(dim=1)
+        out[s : s + chunk] = linalg.mm(fc, t.T).argmax(dim=1)  # oneDNN on the CPU: 16 vs 35 ms, 67k x 512 x 20
     return _like(out, features)
