@@ -147,9 +147,10 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
         labels = np.asarray(grid.expand(pur.labels), np.int64)
         features = grid.expand(pur.features) if pur.features is not None else None
 
-    with t("write"), open_writer(out_dir, inputs=[scene_path]) as w:
-        w.segment(SegmentFiles(scene.points, scene.colors, labels, list(text.names), palette(C), text.embeddings,
-                               raw_labels if student is not None else None, features))
+    with open_writer(out_dir, inputs=[scene_path]) as w:
+        with t("write"):  # the result files; run.json is written last, so it can hold this stage's time
+            w.segment(SegmentFiles(scene.points, scene.colors, labels, list(text.names), palette(C),
+                                   text.embeddings, raw_labels if student is not None else None, features))
         run = {
             "command": "segment",
             "scene": str(scene_path),

@@ -36,7 +36,7 @@ def test_raw_segment_gives_the_hand_known_labels(tmp_path):
     assert feats.dtype == np.float16 and feats.shape == (1600, 4)
     run = json.loads((o / "run.json").read_text())
     assert run["status"] == "complete" and run["counts"]["points"] == 1600
-    assert {"lift", "classify"} <= set(run["seconds"])
+    assert {"lift", "classify", "write"} <= set(run["seconds"])
     assert run["config"]["purify"] is False and run["config"]["lift"]["fusion"] == "consensus"
     assert json.loads((o / "names.json").read_text()) == ["wall", "floor"]
 

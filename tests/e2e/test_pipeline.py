@@ -38,7 +38,7 @@ def test_purified_beats_raw_by_a_clear_margin(rooms, student, tmp_path):
     assert 0.3 < raw < 0.75, raw  # the simulated VLM is wrong in realistic amounts
     assert pur > raw + 0.04, (raw, pur)
     run = json.loads((tmp_path / "pur" / "run.json").read_text())
-    assert set(run["seconds"]) >= {"lift", "student", "knn", "pool", "classify"}
+    assert set(run["seconds"]) >= {"lift", "student", "knn", "pool", "classify", "write"}
     pool = run["config"]["pool"]
     assert pool["k"] == 96 and pool["steps"] == 18 and pool["sharpen"] == 20.0
     feats = np.load(tmp_path / "pur" / "features.npy")
