@@ -106,6 +106,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     from .segment import classify, purify_scene
     from .student import load as load_student
     from .utils.device import configure_threads, pick_device
+    from .utils.linalg import backend as gemm_backend
     from .utils.memory import check_fits, estimate_segment_bytes
     from .viz.ply import palette
 
@@ -113,6 +114,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     t = StageTimer()
     check_out_path(out_dir, inputs=[scene_path, cfg.lift.text])
     configure_threads()
+    gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     student = load_student(cfg.student) if cfg.purify else None
     with t("read"):
         scene = load_scene(scene_path, cfg.read, cfg.lift, student)
@@ -229,10 +231,12 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .distill import train as distill_train
     from .teachers import build_teacher
     from .utils.device import configure_threads
+    from .utils.linalg import backend as gemm_backend
 
     cfg = config or TrainRunConfig()
     out_dir = check_out_path(out_dir, inputs=scenes)
     configure_threads()
+    gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     t = StageTimer()
     teacher = build_teacher(cfg.teacher, **cfg.teacher_options)
     with ddp.process_group(cfg.train.device) as info:

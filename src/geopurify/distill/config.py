@@ -88,7 +88,7 @@ class TrainConfig:
             raise ConfigError(
                 f"TrainConfig.anchor_spread: unknown {self.anchor_spread!r}; choose one of {', '.join(ANCHOR_SPREADS)}"
             )
-        if not 0.0 <= self.local_weight <= 1.0 or not self.local_sharpen > 0:
+        if not 0.0 <= self.local_weight <= 1.0 or not 0 < self.local_sharpen < np.inf:
             raise ConfigError(
                 f"TrainConfig.local_weight must be in [0, 1] and local_sharpen > 0, got {self.local_weight}, "
                 f"{self.local_sharpen}"

@@ -334,8 +334,9 @@ def local_targets(teacher: torch.Tensor, centers: np.ndarray, anchors: torch.Ten
     ids = anchors.cpu()
     nb, _ = knn(np.asarray(centers), np.asarray(centers)[ids.numpy()], pool + 1)
     nb = _drop_self(torch.from_numpy(nb), ids, pool).to(teacher.device)
-    t = F.normalize(teacher.float(), dim=1)
-    sim = torch.einsum("at,apt->ap", t[anchors], t[nb])
+    # only the rows used are normalised (every step would otherwise normalise the whole scene)
+    t_a, t_nb = F.normalize(teacher[anchors].float(), dim=1), F.normalize(teacher[nb].float(), dim=2)
+    sim = torch.einsum("at,apt->ap", t_a, t_nb)
     return LocalTargets(nb, sim)
 
 
@@ -354,7 +355,7 @@ def local_affinity_loss(
     ``softmax(sharpen * cos)`` over each anchor's spatial neighbours: the student learns the teacher's
     local affinity itself, the weights pooling will use, not only a ranking of extremes. Scalar tensor.
     """
-    e = F.normalize(embeddings, dim=1)
+    e = linalg.unit_rows(embeddings)  # as in info_nce
     logits = _PairDots.apply(e, anchors, targets.neighbors) * sharpen
     target = torch.softmax(targets.teacher_sim * sharpen, dim=1)
     return F.kl_div(torch.log_softmax(logits, dim=1), target, reduction="batchmean")

@@ -226,11 +226,11 @@ def train(
         raise InputError(f"train: scenes have different input widths {sorted(in_dims)}")
     if config.anchor_spread == "superpoint":
         bare = [s.name for s in local.values() if s.segments is None]
-        if bare:
-            raise ConfigError(
-                f"train: anchor_spread=superpoint needs the teacher's segments, and scene {bare[0]} has none "
-                "(use the geometric teacher's combined, superpoint or semantic variant)"
-            )
+        # collective, so the other ranks stop too instead of waiting in the next gather
+        ddp.raise_if_any(ConfigError(
+            f"train: anchor_spread=superpoint needs the teacher's segments, and scene {bare[0]} has none "
+            "(use the geometric teacher's combined, superpoint or semantic variant)"
+        ) if bare else None, info)  # fmt: skip
     meta = ddp.gather_dict({i: {"name": s.name, "voxels": s.num_voxels} for i, s in local.items()}, info)
     device = ddp.rank_device(config.device, info.local_rank)
     student_cfg = StudentConfig(in_dim=in_dims.pop(), width=config.width, out_dim=config.out_dim, blocks=config.blocks)

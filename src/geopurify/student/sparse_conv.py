@@ -157,7 +157,7 @@ class _SubMConvFunction(torch.autograd.Function):
             # in row pieces too: oneDNN's x.T @ g over all V rows at once was slower than torch.mm's
             step = ROW_BLOCK if x.device.type == "cpu" else max(x.shape[0], 1)
             for s in range(0, x.shape[0], step):
-                grad_w[CENTER] += linalg.mm(x[s : s + step].T, grad_out[s : s + step])
+                linalg.addmm_(grad_w[CENTER], x[s : s + step].T, grad_out[s : s + step])
         gb, xb, yb = _buffers(kmap, grad_out.shape[1], x.shape[1], x.shape[1], like=x)
         for k, i_idx, o_idx in _blocks(kmap, x.device):
             n = i_idx.numel()
@@ -165,7 +165,7 @@ class _SubMConvFunction(torch.autograd.Function):
             if need_x:
                 _add_rows(grad_x, i_idx, linalg.mm(g, weight[k].T, out=yb[:n]))
             if need_w:
-                grad_w[k] += linalg.mm(torch.index_select(x, 0, i_idx, out=xb[:n]).T, g)
+                linalg.addmm_(grad_w[k], torch.index_select(x, 0, i_idx, out=xb[:n]).T, g)
         return grad_x, grad_w, grad_b, None
 
 

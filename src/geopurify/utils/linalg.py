@@ -30,14 +30,13 @@ log = logging.getLogger(__name__)
 ENV = "GEOPURIFY_GEMM"
 BACKENDS = ("auto", "torch", "onednn")
 
-_state: dict[str, bool | str | None] = {"onednn": None, "choice": None}
+_state: dict[str, str | None] = {"choice": None}
 
 
 def _op():
     """The oneDNN linear op, or None when this torch lacks it."""
-    mkldnn = getattr(torch.ops, "mkldnn", None)
-    try:
-        return getattr(mkldnn, "_linear_pointwise", None) if mkldnn is not None else None
+    try:  # torch.ops namespaces resolve lazily; a missing op raises here
+        return getattr(torch.ops.mkldnn, "_linear_pointwise", None)
     except (AttributeError, RuntimeError):
         return None
 
@@ -136,6 +135,16 @@ def mm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None = None) -> tor
     if a.ndim == 2 and b.ndim == 2 and _usable(a, b):
         return _onednn_mm(a, b)
     return torch.mm(a, b, out=out) if out is not None else torch.mm(a, b)
+
+
+def addmm_(out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``out += a @ b`` in place (``out`` (M, N), ``a`` (M, K), ``b`` (K, N)); returns ``out``.
+
+    oneDNN's product then an add where :func:`mm` would use it, else ``out.addmm_`` (no temporary).
+    """
+    if a.ndim == 2 and b.ndim == 2 and _usable(a, b):
+        return out.add_(_onednn_mm(a, b))
+    return out.addmm_(a, b)
 
 
 class _UnitRows(torch.autograd.Function):
