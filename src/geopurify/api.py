@@ -22,6 +22,7 @@ from .errors import InputError
 from .eval.config import EvalConfig, SelectConfig
 from .io import Scene, read_scene
 from .outputs import (
+    INSTANCES_FILE,
     QUERY_DIR,
     RUN_FILE,
     OutputWriter,
@@ -307,7 +308,7 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
     ``config``'s label set and reading options (``fields`` override them)."""
     from .eval.gt import gt_indices, name_mapping
     from .eval.instance import InstanceEvaluator, predictions, thing_classes
-    from .instances import JSON_FILE, read_instances
+    from .instances import read_instances
     from .labels import get_label_set
 
     cfg = updated(EvalConfig, config, fields)
@@ -315,8 +316,8 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
     if json_path is not None:
         json_path = check_out_file(json_path, "--json")
     lset = get_label_set(cfg.label_set)
-    pairs = scene_pairs(out, gt, lambda p: (p / JSON_FILE).is_file(),
-                        f"no {JSON_FILE} found (run `geopurify instances OUT` first)")
+    pairs = scene_pairs(out, gt, lambda p: (p / INSTANCES_FILE).is_file(),
+                        f"no {INSTANCES_FILE} found (run `geopurify instances OUT` first)")
     ev = InstanceEvaluator(len(lset.names), thing_classes(lset.names))
     for o, g in pairs:
         found = read_instances(o)
@@ -440,11 +441,11 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
 def view(out_dir: str | Path, config: ViewConfig | None = None, **fields: Any) -> None:
     """Serve the interactive viewer until interrupted (``config``: port and host,
     :class:`~geopurify.viz.config.ViewConfig`)."""
-    from .instances import JSON_FILE, read_instances
+    from .instances import read_instances
     from .viz.viewer import serve
 
     cfg = updated(ViewConfig, config, fields)
-    found = read_instances(out_dir) if (Path(out_dir) / JSON_FILE).is_file() else None
+    found = read_instances(out_dir) if (Path(out_dir) / INSTANCES_FILE).is_file() else None
     serve(Path(out_dir), port=cfg.port, host=cfg.host, block=True, instances=found)
 
 

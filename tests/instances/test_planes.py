@@ -11,7 +11,7 @@ from geopurify.errors import ConfigError
 from geopurify.geometry import voxelize
 from geopurify.instances import InstanceConfig, find_instances, voxel_graph
 from geopurify.instances.group import pca_normals
-from geopurify.instances.planes import PlaneOptions, find_walls, room_planes
+from geopurify.instances.planes import PlaneOptions, find_floor, find_walls, room_planes
 
 
 def bleeding_room(warp=0.0):
@@ -87,3 +87,14 @@ def test_a_scan_without_a_floor_keeps_its_lowest_level_surface():
     g, e, vn = scan_voxels(pts)
     planes, mask = room_planes(g.centers, vn, 0.03, PlaneOptions(), edges=e)
     assert not [p for p in planes if p.kind == "floor"] and not mask.any()
+
+
+def test_floor_of_a_sparse_scan_fits_one_point_without_error():
+    # three level voxels a metre apart in height: the lowest height bin holds one voxel, and the plane
+    # fit through it must not fail (an SVD of fewer than 3 points has fewer than 3 right vectors)
+    centers = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 2.0]])
+    normals = np.tile([0.0, 0.0, 1.0], (3, 1))
+    floor = find_floor(centers, normals, 0.02, PlaneOptions())
+    assert floor is not None and floor.voxels == 1
+    np.testing.assert_allclose(floor.normal, [0.0, 0.0, 1.0], atol=1e-6)
+    assert abs(floor.offset) < 1e-6

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import InputError
 from ..geometry import VoxelGrid, knn, voxelize
@@ -35,7 +34,7 @@ from ..teachers.geometric import rgb_to_lab
 from ..teachers.superpoints import felzenszwalb
 from .boxes import Box, axis_aligned_box, oriented_box
 from .config import InstanceConfig
-from .planes import PlaneOptions, room_planes
+from .planes import PlaneOptions, components, room_planes
 from .split import split_thin
 
 log = logging.getLogger(__name__)
@@ -143,12 +142,6 @@ def voxel_graph(grid: VoxelGrid, faces: np.ndarray | None, neighbours: int, max_
     return e
 
 
-def _components(n: int, pairs: np.ndarray) -> np.ndarray:
-    """(n,) int64 connected-component labels of ``n`` nodes joined by ``pairs (P, 2)``."""
-    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
-    return connected_components(g, directed=False)[1].astype(np.int64)
-
-
 def stuff_mask(names: list[str], stuff: list[str]) -> np.ndarray:
     """(C,) bool: which class names are stuff (compared after prompt normalisation)."""
     st = {normalize_phrase(s) for s in stuff}
@@ -248,7 +241,7 @@ def find_instances(
         cos = np.einsum("ij,ij->i", sp_f[pairs[:, 0]], sp_f[pairs[:, 1]])
         ok &= same & (cos >= cfg.merge_cosine)
     pairs = pairs[ok]
-    comp = _components(n_sp, pairs)
+    comp = components(n_sp, pairs)
     comp[~thing] = -1
     voxel_comp = comp[sp]
     if cfg.grouping == "features" and cfg.split_width > 0:

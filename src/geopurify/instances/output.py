@@ -1,7 +1,7 @@
 """``instances.json`` and ``instances.ply`` of a segment output folder.
 
 The folder is read and written through :mod:`geopurify.outputs` (the output folder as one type):
-:func:`instances_from_output` reads it with ``read_output``, holds its lock while grouping, and
+:func:`instances_from_output` reads it with ``read_output``, groups, then under the folder's lock
 writes both files atomically with an ``OutputWriter``; ``instances.json``'s own format is here.
 """
 
@@ -94,8 +94,8 @@ def instances_from_output(out: str | Path | SegmentOutput, config: InstanceConfi
 
     Uses ``features.npy`` (purified features) when present, else the labels in ``labels.txt``
     (one-hot features: grouping by class and geometry only). ``out``: the folder, or what
-    :func:`geopurify.outputs.read_output` read from it. The folder's lock is held from the grouping
-    to the last file written.
+    :func:`geopurify.outputs.read_output` read from it. The folder's lock is held while the two files
+    are written (not while grouping, so readers do not see the folder as busy meanwhile).
     """
     cfg = config or InstanceConfig()
     res = out if isinstance(out, SegmentOutput) else read_output(out)  # refuses an incomplete output
@@ -108,7 +108,7 @@ def instances_from_output(out: str | Path | SegmentOutput, config: InstanceConfi
         log.info("%s: no features.npy; grouping by labels.txt and geometry", res.path)
         feats = np.eye(len(names), dtype=np.float32)[res.labels]
         text = np.eye(len(names), dtype=np.float32)
+    result = find_instances(res.points, feats, text, names, cfg, colors=res.colors.astype(np.float32) / 255.0)
     with locked(res.path):
-        result = find_instances(res.points, feats, text, names, cfg, colors=res.colors.astype(np.float32) / 255.0)
         write_instances(res.path, result, res.points, cfg)
     return result

@@ -59,7 +59,7 @@ class PlaneOptions:
 def _fit_plane(xyz: np.ndarray) -> tuple[np.ndarray, float]:
     """Least-squares plane of (M, 3) points: unit normal (3,) and offset."""
     c = xyz.mean(axis=0)
-    _, _, vt = np.linalg.svd((xyz - c).astype(np.float64), full_matrices=False)
+    _, _, vt = np.linalg.svd((xyz - c).astype(np.float64), full_matrices=True)  # vt is 3 x 3 even for M < 3 points
     n = vt[2]
     return n, float(n @ c)
 
@@ -145,15 +145,21 @@ def plane_voxels(centers: np.ndarray, normals: np.ndarray, planes: list[Plane], 
     return out
 
 
+def components(n: int, pairs: np.ndarray) -> np.ndarray:
+    """(n,) int64 connected-component labels of ``n`` nodes joined by ``pairs (P, 2)``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    g = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(g, directed=False)[1].astype(np.int64)
+
+
 def grow_floor(centers: np.ndarray, normals: np.ndarray, edges: np.ndarray, seed: np.ndarray,
                opt: PlaneOptions) -> np.ndarray:  # fmt: skip
     """(V,) bool: the floor grown from ``seed (V,) bool`` over graph ``edges (E, 2)`` through voxels with a
     near-vertical normal and edges that climb at most ``angle`` degrees (a warped or drifting floor stays one
     surface; chair legs and cabinet sides, with horizontal normals, stop it), plus its rim: the voxels one
     edge away within ``band / 2`` of a floor voxel's height."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     v = len(centers)
     cos = np.cos(np.radians(opt.angle))
     flat = np.abs(normals[:, 2]) >= cos
@@ -161,8 +167,7 @@ def grow_floor(centers: np.ndarray, normals: np.ndarray, edges: np.ndarray, seed
     d = centers[b] - centers[a]
     climb = np.abs(d[:, 2]) <= np.tan(np.radians(opt.angle)) * np.linalg.norm(d[:, :2], axis=1)
     keep = flat[a] & flat[b] & climb
-    g = coo_matrix((np.ones(int(keep.sum())), (a[keep], b[keep])), shape=(v, v))
-    comp = connected_components(g, directed=False)[1]
+    comp = components(v, edges[keep])
     floor = np.isin(comp, np.unique(comp[seed & flat])) & flat
     # the rim: voxels at an object's foot hold floor points too (mixed normals); one step, at floor height
     rim = floor[a] != floor[b]
