@@ -24,14 +24,13 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse import coo_matrix
 
 from ..errors import InputError
 from ..geometry import VoxelGrid, knn, voxelize
 from ..geometry.normals import pca_axes
 from ..segment.query import normalize_phrase
 from ..teachers.geometric import rgb_to_lab
-from ..teachers.superpoints import felzenszwalb
+from ..teachers.superpoints import felzenszwalb, segment_mean
 from .boxes import Box, axis_aligned_box, oriented_box
 from .config import InstanceConfig
 from .planes import PlaneOptions, components, room_planes
@@ -86,15 +85,6 @@ class InstanceSet:
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)).astype(np.float32)
-
-
-def _segment_mean(values: np.ndarray, seg: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
-    """Weighted mean of ``values (V, D)`` per segment ``seg (V,)`` -> (n, D) float32."""
-    # a sparse (n, V) product: much faster than np.add.at
-    m = coo_matrix((weights.astype(np.float64), (seg, np.arange(len(seg)))), shape=(n, len(seg))).tocsr()
-    out = m @ values.astype(np.float64)
-    tot = np.bincount(seg, weights=weights, minlength=n)
-    return (out / np.maximum(tot, _EPS)[:, None]).astype(np.float32)
 
 
 def pca_normals(centers: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -224,7 +214,7 @@ def find_instances(
     t_sp = time.perf_counter()
     n_sp = int(sp.max()) + 1 if v else 0
     counts = grid.counts.astype(np.float64)
-    sp_f = _unit(_segment_mean(vf, sp, counts, n_sp))
+    sp_f = _unit(segment_mean(vf, sp, n_sp, counts).astype(np.float32))
     sp_cls = (sp_f @ tu.T).argmax(axis=1)
     thing = ~is_stuff[sp_cls]
     if on_plane.any():

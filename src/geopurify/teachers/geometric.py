@@ -29,7 +29,7 @@ from ..errors import ConfigError, InputError
 from ..geometry import VoxelGrid, estimate_normals, knn
 from ..io.scene import Scene
 from .base import TEACHERS, Teacher
-from .superpoints import felzenszwalb, voxel_edges
+from .superpoints import felzenszwalb, segment_mean, voxel_edges
 
 log = logging.getLogger(__name__)
 
@@ -231,14 +231,10 @@ class GeometricTeacher(Teacher):
         Centring removes the component every 2D feature shares (their raw cosines are all high); PCA is
         over the S superpoint means, so it costs O(S D^2), not O(V D^2).
         """
-        from scipy.sparse import csr_matrix
-
         f = _unit_rows(np.asarray(lifted_voxel, np.float32)).astype(np.float64)
         s = int(labels.max()) + 1
         counts = np.bincount(labels, minlength=s).astype(np.float64)
-        member = csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))), shape=(s, len(labels)))
-        sums = member @ f  # (S, D); np.add.at is serial and ~10x slower
-        means = _unit_rows(sums / np.maximum(counts, 1.0)[:, None]).astype(np.float64)
+        means = _unit_rows(segment_mean(f, labels, s)).astype(np.float64)
         means -= counts @ means / counts.sum()  # centred as the voxels weigh them
         if 0 < self.sem_dim < means.shape[1]:
             _, _, vt = np.linalg.svd(means * np.sqrt(counts)[:, None], full_matrices=False)
