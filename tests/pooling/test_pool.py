@@ -86,10 +86,10 @@ def test_chunk_size_does_not_change_the_matrix():
 
 def test_memory_budget_bounds_the_chunk():
     cfg = PoolConfig(memory_mb=1.0)
-    rows = cfg.rows_per_chunk(96, 128)
-    assert rows * 96 * 132 * 4 <= 2**20 < (rows + 1) * 96 * 132 * 4
-    assert PoolConfig(memory_mb=1e-6).rows_per_chunk(96, 128) == 1
-    assert PoolConfig(chunk=5).rows_per_chunk(96, 128) == 5
+    rows = cfg.rows_per_chunk(96)
+    assert rows * 96 * 16 <= 2**20 < (rows + 1) * 96 * 16
+    assert PoolConfig(memory_mb=1e-6).rows_per_chunk(96) == 1
+    assert PoolConfig(chunk=5).rows_per_chunk(96) == 5
 
 
 @pytest.mark.parametrize("steps", [0, 1, 5, 18])
@@ -211,20 +211,35 @@ def test_gpu_matches_cpu():
     np.testing.assert_allclose(gpu.cpu().numpy(), cpu, atol=1e-4)
 
 
-def test_affinity_gathers_at_most_one_chunk_at_a_time(monkeypatch):
+def test_affinity_computes_at_most_one_chunk_at_a_time(monkeypatch):
     centers, emb = random_scene(v=250, e=32)
     sizes: list[int] = []
-    real = torch.index_select
+    real = torch.sparse.sampled_addmm
 
-    def spy(inp, dim, index):
-        sizes.append(index.numel())
-        return real(inp, dim, index)
+    def spy(pattern, *args, **kwargs):
+        sizes.append(pattern.shape[0])
+        return real(pattern, *args, **kwargs)
 
-    monkeypatch.setattr(torch, "index_select", spy)
-    cfg = PoolConfig(k=16, memory_mb=16 * 36 * 4 * 40 / 2**20)  # exactly 40 rows of (16, 32 + 4)
+    monkeypatch.setattr(torch.sparse, "sampled_addmm", spy)
+    cfg = PoolConfig(k=16, memory_mb=16 * 16 * 40 / 2**20)  # exactly 40 rows of 16 neighbours
     build_affinity(centers, emb, cfg)
-    assert cfg.rows_per_chunk(16, 32) == 40
-    assert max(sizes) == 40 * 16 and sum(sizes) == 250 * 16
+    assert cfg.rows_per_chunk(16) == 40
+    assert max(sizes) == 40 and sum(sizes) == 250
+
+
+def test_sampled_cosines_equal_the_gathered_ones():
+    # the CPU's sampled product and the gather + vecdot kept for other devices give the same cosines
+    from geopurify.pooling.pool import _neighbour_cosines
+
+    rng = np.random.default_rng(8)
+    emb = torch.from_numpy(rng.standard_normal((300, 24)).astype(np.float32))
+    unit = emb / emb.norm(dim=1, keepdim=True)
+    cols = torch.from_numpy(np.sort(rng.integers(0, 300, (120, 10)), axis=1)).int()
+    a = _neighbour_cosines(unit, slice(50, 170), cols, sampled=True)
+    b = _neighbour_cosines(unit, slice(50, 170), cols.long(), sampled=False)
+    ref = (unit[50:170, None, :].double() * unit[cols.long()].double()).sum(-1)
+    torch.testing.assert_close(a.double(), ref, rtol=0, atol=1e-6)
+    torch.testing.assert_close(b.double(), ref, rtol=0, atol=1e-6)
 
 
 def test_k_larger_than_scene_is_clipped():
@@ -314,3 +329,46 @@ def test_build_affinity_takes_coords_for_the_stencil_option():
     nb = neighbors(centers, cfg, coords)
     np.testing.assert_array_equal(np.sort(A.col_indices().numpy().reshape(len(centers), -1), axis=1),
                                   np.sort(nb, axis=1))  # fmt: skip
+
+
+@pytest.mark.parametrize("index_dtype", [torch.int32, torch.int64])
+def test_csr_product_equals_dense_product_with_uneven_and_empty_rows(index_dtype):
+    # the CPU product is embedding_bag over the CSR arrays: rows of any length, empty rows give 0
+    from geopurify.pooling.pool import csr_product
+
+    rng = np.random.default_rng(5)
+    dense = rng.random((50, 50)) * (rng.random((50, 50)) < 0.2)
+    dense[[3, 17, 49]] = 0.0  # empty rows, the last one included
+    A = torch.from_numpy(dense.astype(np.float32)).to_sparse_csr()
+    A = torch.sparse_csr_tensor(A.crow_indices().to(index_dtype), A.col_indices().to(index_dtype), A.values(), A.shape)
+    x = rng.standard_normal((50, 9)).astype(np.float32)
+    got = csr_product(A)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, dense @ x.astype(np.float64), rtol=1e-5, atol=1e-6)
+    assert np.all(got[[3, 17, 49]] == 0.0)
+
+
+def test_csr_product_falls_back_to_matmul_for_other_layouts():
+    from geopurify.pooling.pool import csr_product
+
+    rng = np.random.default_rng(6)
+    dense = torch.from_numpy(rng.random((12, 12)))
+    x = torch.from_numpy(rng.standard_normal((12, 3)))
+    for A in (dense, dense.to_sparse(), dense.to_sparse_csr(), dense.float().to_sparse()):
+        xx = x.to(A.dtype)
+        torch.testing.assert_close(csr_product(A)(xx), (dense.to(A.dtype) @ xx), rtol=1e-5, atol=1e-6)
+
+
+def test_propagate_on_an_empty_scene():
+    A = torch.zeros((0, 0)).to_sparse_csr()
+    assert propagate(A, np.zeros((0, 5), np.float32), 18).shape == (0, 5)
+
+
+def test_column_block_rule():
+    from geopurify.pooling.pool import column_block
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert column_block(66_000, 512, cpu) == 64  # a 64-column block fits the 32 MiB L3
+    assert column_block(165_000, 512, cpu) == 48  # only a 48-column block fits
+    assert column_block(1_000_000, 512, cpu) == 128  # none fits: wide blocks read the indices less
+    assert column_block(66_000, 20, cpu) == 20 and column_block(66_000, 512, gpu) == 512
+    assert column_block(66_000, 512, cpu, block=7) == 7 and column_block(10, 5, cpu, block=99) == 5

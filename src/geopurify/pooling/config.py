@@ -19,8 +19,8 @@ class PoolConfig:
         sharpen: multiplier of the cosine before the softmax (paper: 20).
         steps: number of ``X <- A X`` products (paper: T = 18).
         chunk: rows of the affinity computed at once; ``None`` derives it from ``memory_mb``.
-        memory_mb: budget for the per-chunk ``(chunk, k, E)`` gather, in MiB. Small chunks that stay
-            in cache were measured fastest on CPU (16 MiB: ~330 rows at k=96, E=128).
+        memory_mb: budget for the per-chunk temporaries (cosines, weights and the sampled product's
+            entries, about 16 bytes per neighbour), in MiB (16 MiB: ~10,900 rows at k = 96).
         knn: neighbour search: "kdtree" (exact, on voxel centres) or "stencil" (integer grid offsets, as released).
         include_self: keep the voxel itself among its ``k`` neighbours. The released GeoPurify code
             searches ``k + 1`` and drops the first hit (the voxel itself); ``False`` (the default)
@@ -54,13 +54,13 @@ class PoolConfig:
         if not self.memory_mb > 0:
             raise ConfigError(f"PoolConfig.memory_mb must be > 0, got {self.memory_mb!r}")
 
-    def rows_per_chunk(self, k: int, dim: int) -> int:
+    def rows_per_chunk(self, k: int) -> int:
         """Rows per affinity chunk: ``chunk`` if set, else what fits ``memory_mb`` (>= 1).
 
-        Per row the chunk holds the gathered ``(k, E)`` neighbour embeddings plus a few ``(k,)``
-        vectors (cosines, weights, indices), all 4 bytes.
+        Per row the chunk holds four ``(k,)`` vectors of 4 bytes: the sampled product's values and
+        indices, the cosines and the weights.
         """
         if self.chunk is not None:
             return int(self.chunk)
-        per_row = 4 * k * (dim + 4)
+        per_row = 16 * k
         return max(1, int(self.memory_mb * 2**20) // per_row)
