@@ -109,6 +109,8 @@ def neighbors(centers: ArrayLike, config: PoolConfig, coords: ArrayLike | None =
     if k < 1:
         raise InputError("pooling: include_self=False needs at least 2 voxels")
     idx, _ = knn(centers, centers, k + 1)
+    if np.array_equal(idx[:, 0], np.arange(v)):
+        return idx[:, 1:]  # the usual case, distinct centres: each voxel is its own first hit
     is_self = idx == np.arange(v)[:, None]
     # Rows where self was not returned (duplicates): drop the farthest hit instead.
     no_self = ~is_self.any(axis=1)
