@@ -6,7 +6,8 @@ voxelise: integer voxel coordinates, voxel centres, the student's inputs ``[feat
 randomly initialised one of the default size: same cost) gives the embeddings; they come from the
 room's inputs, never from its ground truth.
 
-Rows (each in its own process, so its peak RSS is its own):
+Rows (each in its own process, so its peak RSS is its own; each imports its libraries before its timer:
+faiss for the released path, scipy.spatial and geopurify for the others):
 
 * ``released``: written after ``evaluate_scene`` in GeoPurify's ``models/affinity_module.py``. faiss
   ``IndexFlatL2`` kNN over the integer voxel coordinates (``K + 1`` hits, the first, itself, dropped),
@@ -158,9 +159,14 @@ def worker(method: str, folder: Path, student_path: str, threads: int | None) ->
 
     if threads:
         torch.set_num_threads(threads)
+    # Each path's libraries are imported before its timer (faiss here; scipy.spatial, which geopurify's
+    # kNN imports on first use, 0.25-0.3 s): start-up imports belong to the whole-process benchmark
+    # (segment_vs.py), not to this one's per-stage seconds.
     if method == "released":
         import faiss  # noqa: F401
     else:
+        import scipy.spatial  # noqa: F401
+
         import geopurify.pooling  # noqa: F401
         import geopurify.student  # noqa: F401
     arrays = {n: np.load(folder / f"{n}.npy") for n in INPUTS}
