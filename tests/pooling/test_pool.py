@@ -372,3 +372,17 @@ def test_column_block_rule():
     assert column_block(1_000_000, 512, cpu) == 128  # none fits: wide blocks read the indices less
     assert column_block(66_000, 20, cpu) == 20 and column_block(66_000, 512, gpu) == 512
     assert column_block(66_000, 512, cpu, block=7) == 7 and column_block(10, 5, cpu, block=99) == 5
+
+
+@pytest.mark.parametrize("bad", [-1, 50, 2**32 + 3])
+def test_out_of_range_neighbour_indices_are_refused(bad):
+    # 2**32 + 3 would wrap onto 3 if the indices were narrowed to int32 before the check
+    from geopurify.pooling import affinity_from_neighbors
+
+    rng = np.random.default_rng(9)
+    nbr = rng.integers(0, 50, (50, 4)).astype(np.int64)
+    nbr[7, 2] = bad
+    with pytest.raises(InputError, match="must lie in"):
+        affinity_from_neighbors(nbr, rng.standard_normal((50, 8)).astype(np.float32), PoolConfig(k=4))
+    with pytest.raises(InputError, match="must lie in"):
+        affinity_from_neighbors(torch.from_numpy(nbr), rng.standard_normal((50, 8)).astype(np.float32), PoolConfig(k=4))

@@ -122,28 +122,28 @@ def neighbors(centers: ArrayLike, config: PoolConfig, coords: ArrayLike | None =
     return idx[keep].reshape(v, k)
 
 
-def _sorted_columns(nbr: ArrayLike, device: torch.device, index_dtype: torch.dtype) -> torch.Tensor:
-    """``(V, k)`` neighbour indices sorted within each row, as ``index_dtype`` on ``device``.
+def _sorted_columns(nbr: ArrayLike, device: torch.device) -> torch.Tensor:
+    """``(V, k)`` integer neighbour indices sorted within each row, on ``device``, in their own dtype.
 
     Sorted columns make the CSR canonical and its products' gathers cache-friendlier. On the CPU the
-    sort is numpy's (AVX-512 where available): 0.014 s against torch.sort's 0.20 s for 75k x 96.
+    sort is numpy's (AVX-512 where available): 0.014-0.023 s against torch.sort's 0.20 s for 75k x 96.
     """
-    np_dtype = np.int32 if index_dtype == torch.int32 else np.int64
     if device.type == "cpu":
         arr = nbr.cpu().numpy() if isinstance(nbr, torch.Tensor) else np.asarray(nbr)
-        return torch.from_numpy(np.sort(arr.astype(np_dtype, copy=False), axis=1))
+        arr = arr if np.issubdtype(arr.dtype, np.integer) else arr.astype(np.int64)
+        return torch.from_numpy(np.sort(arr, axis=1))
     t = nbr if isinstance(nbr, torch.Tensor) else torch.from_numpy(np.asarray(nbr))
-    return torch.sort(t.to(device=device, dtype=index_dtype), dim=1)[0]
+    return torch.sort(t.to(device=device, dtype=torch.int64), dim=1)[0]
 
 
 def _neighbour_cosines(unit: torch.Tensor, rows: slice, cols: torch.Tensor, sampled: bool) -> torch.Tensor:
     """``(r, k)`` float32 cosines of the unit rows ``unit[rows]`` with their neighbours ``cols`` ``(r, k)``.
 
-    With ``sampled`` (the CPU) this is a sampled dense product (``torch.sparse.sampled_addmm``: ``unit[rows] @ unit.T``
-    evaluated only at the neighbour entries), which reads each neighbour row once and writes nothing
-    else: 0.07 s against 0.78 s for the gather + ``vecdot`` below on a 75k-voxel ScanNet room (k = 96,
-    E = 128, 1 thread), the same values up to float32 summation order. Elsewhere (not measured here:
-    no GPU was available) the gather + ``vecdot`` form is kept.
+    With ``sampled`` (the CPU) this is a sampled dense product (``torch.sparse.sampled_addmm``:
+    ``unit[rows] @ unit.T`` evaluated only at the neighbour entries), which reads each neighbour row
+    once and writes nothing else: 0.07 s against 0.78 s for the gather + ``vecdot`` below on a
+    75k-voxel ScanNet room (k = 96, E = 128, 1 thread), the same values up to float32 summation order.
+    Elsewhere (not measured here: no GPU was available) the gather + ``vecdot`` form is kept.
     """
     r, k = cols.shape
     if sampled:
@@ -180,9 +180,11 @@ def affinity_from_neighbors(nbr: ArrayLike, embeddings: ArrayLike, config: PoolC
         raise InputError(f"pooling: neighbours have shape {shape} but embeddings have {emb.shape[0]} rows")
     v, k = shape
     index_dtype = torch.int32 if v * k < 2**31 - 1 else torch.int64
-    cols = _sorted_columns(nbr, device, index_dtype)
+    cols = _sorted_columns(nbr, device)
+    # checked before narrowing to int32, which would wrap an index of 2^32 + i onto i
     if v and k and (int(cols[:, 0].min()) < 0 or int(cols[:, -1].max()) >= v):
         raise InputError(f"pooling: neighbour indices must lie in [0, {v})")
+    cols = cols.to(index_dtype)
     unit = emb / emb.norm(dim=1, keepdim=True).clamp_min(_EPS)
     rows = config.rows_per_chunk(k)
     vals = torch.empty((v, k), dtype=torch.float32, device=device)
