@@ -35,6 +35,7 @@ from .outputs import (
     open_writer,
     read_output,
     read_run,
+    require_complete,
     scene_pairs,
     write_report,
 )
@@ -312,12 +313,15 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
     from .labels import get_label_set
 
     cfg = updated(EvalConfig, config, fields)
+    cfg.check_for_instances()
     out, gt = Path(out), Path(gt)
     if json_path is not None:
         json_path = check_out_file(json_path, "--json")
     lset = get_label_set(cfg.label_set)
     pairs = scene_pairs(out, gt, lambda p: (p / INSTANCES_FILE).is_file(),
                         f"no {INSTANCES_FILE} found (run `geopurify instances OUT` first)")
+    for o, _ in pairs:  # cheap checks before any scene is read
+        require_complete(o, cfg.allow_incomplete)
     ev = InstanceEvaluator(len(lset.names), thing_classes(lset.names))
     for o, g in pairs:
         found = read_instances(o)

@@ -356,6 +356,21 @@ def is_complete(out_dir: str | os.PathLike) -> bool:
     return bool(run and run.get("status") == "complete") and not is_locked(out_dir)
 
 
+def require_complete(out_dir: str | os.PathLike, allow_incomplete: bool, run: dict | None = None) -> bool:
+    """Whether ``out_dir`` is complete (:func:`is_complete`); an incomplete one is refused (InputError)
+    unless ``allow_incomplete``, which reads it with a loud warning. ``run``: its run.json, if read already."""
+    out = Path(out_dir)
+    run = read_run(out) if run is None else run
+    busy = is_locked(out)
+    if bool(run and run.get("status") == "complete") and not busy:
+        return True
+    why = "a segment is writing it now" if busy else "no complete run.json: a killed or failed segment"
+    if not allow_incomplete:
+        raise InputError(f"{out}: incomplete output ({why}); rerun segment, or pass --allow-incomplete")
+    log.warning("%s: INCOMPLETE output (%s); reading it anyway because of --allow-incomplete", out, why)
+    return False
+
+
 def is_output(path: str | os.PathLike) -> bool:
     """Whether ``path`` looks like a segment output (complete or not)."""
     p = Path(path)
@@ -416,13 +431,7 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
     if not out.is_dir():
         raise InputError(f"{out}: not a folder (expected a geopurify segment output)")
     run = read_run(out)
-    busy = is_locked(out)
-    complete = bool(run and run.get("status") == "complete") and not busy
-    if not complete:
-        why = "a segment is writing it now" if busy else "no complete run.json: a killed or failed segment"
-        if not allow_incomplete:
-            raise InputError(f"{out}: incomplete output ({why}); rerun segment, or pass --allow-incomplete")
-        log.warning("%s: INCOMPLETE output (%s); reading it anyway because of --allow-incomplete", out, why)
+    complete = require_complete(out, allow_incomplete, run)
     for req in ("points.npy", "labels.txt"):
         if not (out / req).is_file():
             raise InputError(f"{out / req}: missing (written by `geopurify segment`)")

@@ -202,3 +202,29 @@ def test_a_fragment_ranks_below_whole_objects():
     assert ap == pytest.approx(1.0) and frag == max(chairs)
     ap0, frag0, chairs0 = chair_ap50(InstanceConfig(size_prior=0))
     assert ap0 < 0.9 and frag0 == min(chairs0)
+
+
+def test_eval_instances_refuses_a_protocol_and_an_incomplete_output(tmp_path, capsys):
+    # --protocol shapes only the semantic scores; an unfinished segment output is refused as eval refuses it
+    from geopurify.cli import main
+    from geopurify.outputs import RUN_FILE
+
+    out, obj = segment_output(tmp_path)
+    pts = np.load(out / "points.npy")
+    cls = np.loadtxt(out / "labels.txt", dtype=np.int64)
+    gt = tmp_path / "scene0000_00"
+    gt.mkdir()
+    np.save(gt / "coord.npy", pts)
+    np.save(gt / "color.npy", np.full((len(pts), 3), 128, np.uint8))
+    np.save(gt / "segment20.npy", np.array([0, 1, 4, 6, 5])[cls])
+    np.save(gt / "instance.npy", obj)
+    assert main(["-q", "instances", str(out)]) == 0
+    assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances", "--protocol", "openscene"]) == 3
+    assert "applies to the semantic scores" in capsys.readouterr().err
+    assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 0
+    run = json.loads((out / RUN_FILE).read_text())
+    (out / RUN_FILE).write_text(json.dumps({**run, "status": "running"}))
+    capsys.readouterr()
+    assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 2
+    assert "incomplete output" in capsys.readouterr().err
+    assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances", "--allow-incomplete"]) == 0

@@ -31,6 +31,13 @@ class EvalConfig(OutputOptions):
             raise ConfigError(f"unknown evaluation protocol {self.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
         get_label_set(self.label_set)  # refuses an unknown name with the accepted list
 
+    def check_for_instances(self) -> None:
+        """``eval --instances``: ``protocol`` shapes only the semantic scores, so another than the default
+        is refused (ConfigError) rather than ignored; instance AP is over the label set's thing classes."""
+        if self.protocol != EvalConfig.protocol:
+            raise ConfigError(f"--protocol {self.protocol} applies to the semantic scores; instance AP is over the "
+                              "label set's thing classes (ScanNet's instance benchmark): leave it out with --instances")
+
 
 @dataclass
 class SelectConfig:
