@@ -151,10 +151,8 @@ def test_cli_instances_query_objects_and_errors(tmp_path, capsys):
     assert len(read_instances(out)) == 4
 
 
-def test_eval_instances_against_pointcept_gt(tmp_path, capsys):
-    from geopurify.cli import main
-
-    out, obj = segment_output(tmp_path)
+def pointcept_gt(tmp_path, out, obj):
+    """A Pointcept-layout GT scene of ``out``'s points: its labels as ScanNet-20 classes, ``obj`` as instances."""
     pts = np.load(out / "points.npy")
     cls = np.loadtxt(out / "labels.txt", dtype=np.int64)
     gt = tmp_path / "scene0000_00"
@@ -164,6 +162,14 @@ def test_eval_instances_against_pointcept_gt(tmp_path, capsys):
     to20 = np.array([0, 1, 4, 6, 5])  # wall, floor, chair, table, sofa in ScanNet-20 order
     np.save(gt / "segment20.npy", to20[cls])
     np.save(gt / "instance.npy", obj)
+    return gt
+
+
+def test_eval_instances_against_pointcept_gt(tmp_path, capsys):
+    from geopurify.cli import main
+
+    out, obj = segment_output(tmp_path)
+    gt = pointcept_gt(tmp_path, out, obj)
     assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 2  # no instances.json yet
     assert main(["-q", "instances", str(out)]) == 0
     capsys.readouterr()
@@ -210,14 +216,7 @@ def test_eval_instances_refuses_a_protocol_and_an_incomplete_output(tmp_path, ca
     from geopurify.outputs import RUN_FILE
 
     out, obj = segment_output(tmp_path)
-    pts = np.load(out / "points.npy")
-    cls = np.loadtxt(out / "labels.txt", dtype=np.int64)
-    gt = tmp_path / "scene0000_00"
-    gt.mkdir()
-    np.save(gt / "coord.npy", pts)
-    np.save(gt / "color.npy", np.full((len(pts), 3), 128, np.uint8))
-    np.save(gt / "segment20.npy", np.array([0, 1, 4, 6, 5])[cls])
-    np.save(gt / "instance.npy", obj)
+    gt = pointcept_gt(tmp_path, out, obj)
     assert main(["-q", "instances", str(out)]) == 0
     assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances", "--protocol", "openscene"]) == 3
     assert "applies to the semantic scores" in capsys.readouterr().err
