@@ -352,8 +352,12 @@ def read_run(out_dir: str | os.PathLike) -> dict[str, Any] | None:
 
 def is_complete(out_dir: str | os.PathLike) -> bool:
     """An output folder is complete when its run.json says so (written last) and no writer holds it."""
-    run = read_run(out_dir)
-    return bool(run and run.get("status") == "complete") and not is_locked(out_dir)
+    return _finished(read_run(out_dir)) and not is_locked(out_dir)
+
+
+def _finished(run: dict | None) -> bool:
+    """Whether a run.json (None: none) says its segment finished; it is written last."""
+    return bool(run and run.get("status") == "complete")
 
 
 def require_complete(out_dir: str | os.PathLike, allow_incomplete: bool, run: dict | None = None) -> bool:
@@ -362,7 +366,7 @@ def require_complete(out_dir: str | os.PathLike, allow_incomplete: bool, run: di
     out = Path(out_dir)
     run = read_run(out) if run is None else run
     busy = is_locked(out)
-    if bool(run and run.get("status") == "complete") and not busy:
+    if _finished(run) and not busy:
         return True
     why = "a segment is writing it now" if busy else "no complete run.json: a killed or failed segment"
     if not allow_incomplete:
@@ -534,7 +538,7 @@ def batch_names(scenes: list[str]) -> dict[str, str]:
 def same_run(out_dir: str | os.PathLike, scene: str, config: dict[str, Any]) -> bool:
     """Whether ``out_dir`` holds a complete output of ``scene`` made with ``config`` (run.json compared)."""
     run = read_run(out_dir)
-    if not run or run.get("status") != "complete" or is_locked(out_dir):
+    if not _finished(run) or is_locked(out_dir):
         return False
     try:
         same_scene = Path(run.get("scene", "")).resolve() == Path(scene).resolve()

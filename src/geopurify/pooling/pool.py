@@ -175,7 +175,7 @@ def affinity_from_neighbors(nbr: ArrayLike, embeddings: ArrayLike, config: PoolC
     device = _compute_device(emb.device)
     emb = emb.to(device)
     nbr = nbr if hasattr(nbr, "shape") else np.asarray(nbr)
-    shape = tuple(nbr.shape) if hasattr(nbr, "shape") else ()
+    shape = tuple(nbr.shape)
     if len(shape) != 2 or shape[0] != emb.shape[0]:
         raise InputError(f"pooling: neighbours have shape {shape} but embeddings have {emb.shape[0]} rows")
     v, k = shape
