@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..registry import Registry
+from ..utils.rows import unit_rows_np
 
 
 @dataclass
@@ -63,8 +64,7 @@ class TextEmbeddings:
     embeddings: np.ndarray
 
     def normalized(self) -> np.ndarray:
-        e = self.embeddings.astype(np.float32)
-        return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+        return unit_rows_np(self.embeddings.astype(np.float32))
 
 
 class Encoder(ABC):

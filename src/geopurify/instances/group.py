@@ -31,6 +31,7 @@ from ..geometry.normals import pca_axes
 from ..segment.query import normalize_phrase
 from ..teachers.geometric import rgb_to_lab
 from ..teachers.superpoints import felzenszwalb, segment_mean
+from ..utils.rows import unit_rows_np
 from .boxes import Box, axis_aligned_box, oriented_box
 from .config import InstanceConfig
 from .planes import PlaneOptions, components, room_planes
@@ -38,7 +39,6 @@ from .split import split_thin
 
 log = logging.getLogger(__name__)
 
-_EPS = 1e-12
 
 
 @dataclass
@@ -83,13 +83,9 @@ class InstanceSet:
         return len(self.instances)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), _EPS)).astype(np.float32)
-
-
 def pca_normals(centers: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """(V, 3) float32 unit normals: the least-spread axis of each voxel's neighbours ``idx (V, k)``."""
-    return _unit(pca_axes(centers, idx))
+    return unit_rows_np(pca_axes(centers, idx))
 
 
 def voxel_graph(grid: VoxelGrid, faces: np.ndarray | None, neighbours: int, max_edge: float,
@@ -184,12 +180,12 @@ def find_instances(
                          for s in range(0, features.shape[1], 128)], axis=1)  # fmt: skip
     if not np.isfinite(vf).all():
         raise InputError("instances: features contain NaN or infinite values")
-    vf = _unit(vf)
-    tu = _unit(text)
+    vf = unit_rows_np(vf)
+    tu = unit_rows_np(text)
     nbrs: list = []
     edges = voxel_graph(grid, faces, cfg.neighbours, cfg.max_edge, knn_out=nbrs)
     if normals is not None:
-        vn = _unit(grid.reduce(np.asarray(normals, np.float32)))
+        vn = unit_rows_np(grid.reduce(np.asarray(normals, np.float32)))
     elif nbrs and nbrs[0].shape[1] >= 3:  # PCA over the graph's own neighbours: no second kNN search
         vn = pca_normals(grid.centers, nbrs[0])
     else:
@@ -214,7 +210,7 @@ def find_instances(
     t_sp = time.perf_counter()
     n_sp = int(sp.max()) + 1 if v else 0
     counts = grid.counts.astype(np.float64)
-    sp_f = _unit(segment_mean(vf, sp, n_sp, counts).astype(np.float32))
+    sp_f = unit_rows_np(segment_mean(vf, sp, n_sp, counts).astype(np.float32))
     sp_cls = (sp_f @ tu.T).argmax(axis=1)
     thing = ~is_stuff[sp_cls]
     if on_plane.any():

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from ..encoders.base import Encoder, FeatureMap, TextEmbeddings
 from ..errors import FrameError, InputError
 from ..geometry import knn
+from ..utils.rows import unit_rows_np
 from .config import LiftConfig
 from .projection import PointProjector, check_pose
 
@@ -378,8 +379,7 @@ def _as_text(text, dim: int | None) -> np.ndarray:
     arr = text.embeddings if isinstance(text, TextEmbeddings) else np.asarray(text)
     if arr.ndim != 2 or not np.all(np.isfinite(arr)):
         raise InputError(f"text embeddings must be a finite (C, D) array, got shape {arr.shape}")
-    arr = arr.astype(np.float32)
-    return arr / np.maximum(np.linalg.norm(arr, axis=1, keepdims=True), 1e-12)
+    return unit_rows_np(arr.astype(np.float32))
 
 
 def lift(

@@ -28,6 +28,7 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..geometry import VoxelGrid, estimate_normals, knn
 from ..io.scene import Scene
+from ..utils.rows import unit_rows_np
 from .base import TEACHERS, Teacher
 from .superpoints import felzenszwalb, segment_mean, voxel_edges
 
@@ -71,10 +72,6 @@ def shape_descriptors(centers: np.ndarray, k: int = 16, chunk: int = 100_000, tr
         l1 = np.maximum(ev[:, 0], 1e-12)
         out[s : s + chunk] = np.stack([(ev[:, 0] - ev[:, 1]) / l1, (ev[:, 1] - ev[:, 2]) / l1, ev[:, 2] / l1], 1)
     return out
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 @TEACHERS.register("geometric")
@@ -144,7 +141,7 @@ class GeometricTeacher(Teacher):
 
     def _voxel_normals(self, scene: Scene, grid: VoxelGrid) -> np.ndarray:
         if scene.normals is not None:
-            return _unit_rows(grid.reduce(scene.normals))
+            return unit_rows_np(grid.reduce(scene.normals))
         return estimate_normals(grid.centers, k=self.k)
 
     def features(self, scene: Scene, grid: VoxelGrid, lifted: np.ndarray | None = None) -> np.ndarray:
@@ -165,7 +162,7 @@ class GeometricTeacher(Teacher):
         normals = self._voxel_normals(scene, grid)
         lab = rgb_to_lab(grid.reduce(scene.colors))
         if self.variant == "appearance":
-            return _unit_rows(np.concatenate([normals, self.app_color * lab / 100.0], axis=1))
+            return unit_rows_np(np.concatenate([normals, self.app_color * lab / 100.0], axis=1))
         parts = []
         if self.variant in ("descriptor", "combined", "semantic"):
             desc = self.descriptor(grid.centers, normals, lab)
@@ -194,7 +191,7 @@ class GeometricTeacher(Teacher):
         vert = 1.0 - np.abs(normals[:, 2:3])
         x = np.concatenate([normals, lab / np.array([100.0, 128.0, 128.0], np.float32), *shapes, vert], axis=1)
         x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-6)  # cosine needs centred columns
-        return _unit_rows(x)
+        return unit_rows_np(x)
 
     def superpoint_graph(
         self, scene: Scene, grid: VoxelGrid, normals: np.ndarray, lab: np.ndarray
@@ -221,7 +218,7 @@ class GeometricTeacher(Teacher):
     def superpoint_embedding(self, labels: np.ndarray, seed: int | None = None) -> np.ndarray:
         """(V, sp_dim) float32: one seeded random unit vector per superpoint."""
         rng = np.random.default_rng(self.seed if seed is None else seed)
-        table = _unit_rows(rng.standard_normal((int(labels.max()) + 1, self.sp_dim)))
+        table = unit_rows_np(rng.standard_normal((int(labels.max()) + 1, self.sp_dim)))
         return table[labels]
 
     def semantic_embedding(self, lifted_voxel: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -231,14 +228,14 @@ class GeometricTeacher(Teacher):
         Centring removes the component every 2D feature shares (their raw cosines are all high); PCA is
         over the S superpoint means, so it costs O(S D^2), not O(V D^2).
         """
-        f = _unit_rows(np.asarray(lifted_voxel, np.float32)).astype(np.float64)
+        f = unit_rows_np(np.asarray(lifted_voxel, np.float32)).astype(np.float64)
         s = int(labels.max()) + 1
         counts = np.bincount(labels, minlength=s).astype(np.float64)
-        means = _unit_rows(segment_mean(f, labels, s)).astype(np.float64)
+        means = unit_rows_np(segment_mean(f, labels, s)).astype(np.float64)
         means -= counts @ means / counts.sum()  # centred as the voxels weigh them
         if 0 < self.sem_dim < means.shape[1]:
             _, _, vt = np.linalg.svd(means * np.sqrt(counts)[:, None], full_matrices=False)
             proj = np.zeros((means.shape[0], self.sem_dim))  # fewer superpoints than sem_dim: zero columns
             proj[:, : min(self.sem_dim, len(vt))] = means @ vt[: self.sem_dim].T
             means = proj
-        return _unit_rows(means)[labels]
+        return unit_rows_np(means)[labels]
