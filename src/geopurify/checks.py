@@ -110,6 +110,12 @@ class SceneReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def write(self, path: str | Path) -> None:
+        """Write the report as JSON, atomically (``geopurify inspect --json``); numpy scalars as floats."""
+        from .utils.atomic import write_json
+
+        write_json(Path(path), json.loads(json.dumps(self.to_dict(), default=float)))
+
     def counts(self) -> dict[str, Any]:
         """The figures ``segment``/``train`` add to run.json's counts."""
         out: dict[str, Any] = {
@@ -487,9 +493,3 @@ def inspect_scene(scene: Scene, voxel_size: float, encoder: str, k: int,
         dim = int(scene.point_features.shape[1])
     need = estimate_segment_bytes(scene.num_points, dim, classes, k, True, True) if dim else None
     return check_scene(scene, cfg, voxel_size=voxel_size, encoder=encoder, text_dim=dim, memory_bytes=need)
-
-
-def write_report(rep: SceneReport, path: Path) -> None:
-    from .utils.atomic import write_json
-
-    write_json(path, json.loads(json.dumps(rep.to_dict(), default=float)))

@@ -488,9 +488,7 @@ def _inspect_run(a: argparse.Namespace) -> int:
     rep = api.inspect(a.scene, cfg)
     print("\n".join(rep.lines()))
     if a.json:
-        from .checks import write_report
-
-        write_report(rep, Path(a.json))
+        rep.write(a.json)
         print(f"inspect: report -> {a.json}")
     return 0
 
