@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from .segment.config import QueryConfig
 from .synthetic.config import SynthConfig
 from .utils.run import StageTimer, versions
 from .viz.config import RenderConfig, ViewConfig
+
+if TYPE_CHECKING:
+    from .viz.viewer import ViewerServer
 
 log = logging.getLogger(__name__)
 
@@ -442,15 +445,17 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
     return paths
 
 
-def view(out_dir: str | Path, config: ViewConfig | None = None, **fields: Any) -> None:
-    """Serve the interactive viewer until interrupted (``config``: port and host,
-    :class:`~geopurify.viz.config.ViewConfig`)."""
+def view(out_dir: str | Path, config: ViewConfig | None = None, block: bool = True,
+         **fields: Any) -> ViewerServer:
+    """Serve the interactive viewer (``config``: port and host, :class:`~geopurify.viz.config.ViewConfig`)
+    until interrupted, or with ``block=False`` return the running :class:`~geopurify.viz.viewer.ViewerServer`
+    at once (its ``.url`` is where it listens: the next free port when ``port`` is taken; ``.wait()`` blocks)."""
     from .instances import read_instances
     from .viz.viewer import serve
 
     cfg = updated(ViewConfig, config, fields)
     found = read_instances(out_dir) if (Path(out_dir) / INSTANCES_FILE).is_file() else None
-    serve(Path(out_dir), port=cfg.port, host=cfg.host, block=True, instances=found)
+    return serve(Path(out_dir), port=cfg.port, host=cfg.host, block=block, instances=found)
 
 
 # --------------------------------------------------------------------------- select / synth

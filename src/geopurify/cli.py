@@ -587,9 +587,10 @@ def _view_run(a: argparse.Namespace) -> int:
     from . import api
     from .viz.config import ViewConfig
 
-    cfg = build_config(ViewConfig, a)
-    print(f"view: serving {a.out} on http://{cfg.host}:{cfg.port} (Ctrl-C to stop)")
-    api.view(a.out, cfg)
+    # the line is printed once the server listens: viser takes the next port when --port is taken
+    viewer = api.view(a.out, build_config(ViewConfig, a), block=False)
+    print(f"view: serving {a.out} on {viewer.url} (Ctrl-C to stop)", flush=True)
+    viewer.wait()
     return 0
 
 

@@ -237,3 +237,21 @@ def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
         if browser is not None:
             browser.close()
         v.stop()
+
+
+def test_cli_view_prints_the_url_it_serves_on_when_the_port_is_taken(output_dir, monkeypatch, capsys):
+    """`geopurify view OUT --port P` with P taken: viser listens on the next port, and the one line the
+    command prints names that port, not P (it used to print P before the server had started)."""
+    from geopurify.cli import main
+    from geopurify.viz.viewer import ViewerServer
+
+    monkeypatch.setattr(ViewerServer, "wait", ViewerServer.stop)  # return at once instead of until Ctrl-C
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["view", str(output_dir), "--port", str(port)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("view:")]  # viser prints a banner
+    assert len(lines) == 1 and lines[0].startswith(f"view: serving {output_dir} on http://127.0.0.1:"), lines
+    served = int(lines[0].split("http://127.0.0.1:", 1)[1].split()[0])
+    assert served != port
