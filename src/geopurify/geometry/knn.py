@@ -18,8 +18,11 @@ def knn(points: np.ndarray, queries: np.ndarray, k: int, tree: cKDTree | None = 
     from scipy.spatial import cKDTree  # loaded on first use: importing geometry stays cheap
 
     k = int(min(k, len(points)))
+    from ..utils.interrupt import deferred_interrupt
+
     tree = tree if tree is not None else cKDTree(points)
-    dist, idx = tree.query(queries, k=k, workers=-1)
+    with deferred_interrupt():  # Ctrl-C inside scipy's threaded query would crash the process
+        dist, idx = tree.query(queries, k=k, workers=-1)
     if k == 1:
         dist, idx = dist[:, None], idx[:, None]
     # the tree returns fresh intp (int64) indices: no second copy of the (M, k) table
