@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,12 @@ def check_memory_limit(text: str | None) -> None:
         raise ConfigError(f"--memory-limit {text!r}: expected a size such as 4G, 512M or 1000000") from None
 
 
+def check_voxel_size(voxel_size: float) -> None:
+    """Refuse a voxel edge that is not a finite number of metres > 0 (inf would make one voxel of any scene)."""
+    if not 0 < voxel_size < math.inf:
+        raise ConfigError(f"voxel_size must be a finite number of metres > 0, got {voxel_size}")
+
+
 @dataclass
 class SegmentConfig:
     """``geopurify segment``: defaults follow the paper (2 cm voxels, K=96, sharpen 20, T=18).
@@ -127,8 +134,7 @@ class SegmentConfig:
             raise ConfigError("purification needs a trained student: pass --student PATH, or --no-purify")
         if not self.purify and self.student:
             raise ConfigError("--student and --no-purify exclude each other")
-        if not self.voxel_size > 0:
-            raise ConfigError(f"voxel_size must be > 0, got {self.voxel_size}")
+        check_voxel_size(self.voxel_size)
         check_device(self.device)
         check_memory_limit(self.memory_limit)
 
@@ -155,8 +161,7 @@ class InspectConfig:
 
     def __post_init__(self) -> None:
         _sections_from_dicts(self)
-        if not self.voxel_size > 0:
-            raise ConfigError(f"voxel_size must be > 0, got {self.voxel_size}")
+        check_voxel_size(self.voxel_size)
         if int(self.k) != self.k or self.k < 1:
             raise ConfigError(f"k must be a positive integer, got {self.k}")
 

@@ -212,3 +212,19 @@ def test_local_weight_mixes_the_local_affinity_loss_in(monkeypatch):
         m = train([scene], tiny_config(steps=3, local_weight=w, crop=crop, crop_above=0))
         assert (calls["nce"], calls["local"]) == expect, w
         assert np.isfinite(m.embed(scene.coords, scene.inputs)).all()
+
+
+@pytest.mark.parametrize("field,value", [("lr", float("inf")), ("temperature", float("inf")), ("lr", float("nan")),
+                                         ("voxel_size", -1.0), ("voxel_size", float("nan")),
+                                         ("weight_decay", float("nan")), ("weight_decay", -1.0),
+                                         ("warmup", -1), ("checkpoint_every", -1), ("scenes_per_step", -1)])
+def test_config_refuses_values_that_train_nonsense(field, value):
+    with pytest.raises(ConfigError, match=field):
+        tiny_config(**{field: value})
+
+
+def test_a_diverging_run_stops_and_saves_no_student(tmp_path):
+    scene, _ = two_planes(n=6)
+    with pytest.raises(ConfigError, match="diverged.*lower --lr"):
+        train([scene], tiny_config(steps=6, lr=1e9, warmup=0), out_dir=tmp_path)
+    assert not (tmp_path / "student.safetensors").exists()

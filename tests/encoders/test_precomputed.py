@@ -109,6 +109,8 @@ def test_load_text_embeddings(tmp_path):
         ({"names": np.array(["a", "b"]), "embeddings": np.array([[1.0], [0.0]])}, "b has an all-zero"),
         ({"embeddings": np.ones((1, 2))}, "needs arrays 'names' and 'embeddings'"),
         ({"names": np.array(["a", "a"]), "embeddings": np.ones((2, 2))}, "duplicate"),
+        ({"names": np.array([], "U1"), "embeddings": np.zeros((0, 4))}, "no class embeddings"),
+        ({"names": np.array(["a"]), "embeddings": np.zeros((1, 0))}, "no class embeddings"),
     ]
     for arrays, match in cases:
         np.savez(p, **arrays)

@@ -93,8 +93,14 @@ class TrainConfig:
                 f"TrainConfig.local_weight must be in [0, 1] and local_sharpen > 0, got {self.local_weight}, "
                 f"{self.local_sharpen}"
             )
-        if not self.temperature > 0 or not self.lr > 0:
-            raise ConfigError("TrainConfig.temperature and lr must be > 0")
+        for name in ("temperature", "lr", "voxel_size"):  # inf lr trains a NaN student; inf temperature nothing
+            if not 0 < getattr(self, name) < np.inf:
+                raise ConfigError(f"TrainConfig.{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not 0 <= self.weight_decay < np.inf:
+            raise ConfigError(f"TrainConfig.weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        for name in ("warmup", "scenes_per_step", "checkpoint_every", "log_every"):  # 0 has a meaning for each
+            if int(getattr(self, name)) < 0:
+                raise ConfigError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

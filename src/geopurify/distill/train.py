@@ -290,6 +290,11 @@ def train(
         ddp.all_reduce_sum_([*_grads(model), step_loss], info)  # sums over ranks = the combined batch's mean
         opt.step()
         losses.append(float(step_loss))
+        if not math.isfinite(losses[-1]):  # the same all-reduced loss on every rank: all stop together
+            raise ConfigError(
+                f"training diverged at step {step + 1}: the loss is {losses[-1]}; lower --lr (now {config.lr:g}). "
+                "Nothing was saved at or after this step"
+            )
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if info.is_main and (step % max(config.log_every, 1) == 0 or step == config.steps - 1):
             log.info(

@@ -92,6 +92,8 @@ def load_text_embeddings(path: str | Path) -> TextEmbeddings:
         raise InputError(f"{path}: 'names' must be a 1-D string array, got {names.dtype} {names.shape}")
     if emb.ndim != 2 or len(emb) != len(names) or not np.issubdtype(emb.dtype, np.floating):
         raise InputError(f"{path}: 'embeddings' must be float ({len(names)}, D), got {emb.dtype} {emb.shape}")
+    if emb.size == 0:  # no class to choose, or 0-d vectors: every argmax downstream would fail
+        raise InputError(f"{path}: holds no class embeddings (shape {emb.shape}); expected (C, D) with C, D >= 1")
     if not np.all(np.isfinite(emb)):
         raise InputError(f"{path}: 'embeddings' holds NaN or infinite values")
     norms = np.linalg.norm(emb.astype(np.float64), axis=1)

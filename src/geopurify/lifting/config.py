@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
@@ -36,8 +37,8 @@ class LiftConfig:
             raise ConfigError(f"lift fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.top_views < 1:
             raise ConfigError(f"lift top_views must be >= 1, got {self.top_views}")
-        if not self.depth_tolerance > 0:
-            raise ConfigError(f"lift depth_tolerance must be > 0, got {self.depth_tolerance}")
+        if not 0 < self.depth_tolerance < math.inf:  # inf * a 0 depth is NaN in the visibility test
+            raise ConfigError(f"lift depth_tolerance must be a finite number > 0, got {self.depth_tolerance}")
         if self.border < 0:
             raise ConfigError(f"lift border must be >= 0, got {self.border}")
         if not self.temperature > 0:

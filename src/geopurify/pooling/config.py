@@ -51,8 +51,8 @@ class PoolConfig:
         b = self.block_columns
         if b is not None and (int(b) != b or b < 1):
             raise ConfigError(f"PoolConfig.block_columns must be None or a positive integer, got {b!r}")
-        if not self.memory_mb > 0:
-            raise ConfigError(f"PoolConfig.memory_mb must be > 0, got {self.memory_mb!r}")
+        if not 0 < self.memory_mb < math.inf:
+            raise ConfigError(f"PoolConfig.memory_mb must be a finite number > 0, got {self.memory_mb!r}")
 
     def rows_per_chunk(self, k: int) -> int:
         """Rows per affinity chunk: ``chunk`` if set, else what fits ``memory_mb`` (>= 1).
