@@ -44,14 +44,21 @@ from .synthetic.config import SynthConfig
 from .utils.run import StageTimer, versions
 from .viz.config import RenderConfig, ViewConfig
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # return types only: the stages load when their command runs
+    from .checks import SceneReport
+    from .encoders.encode import EncodeConfig, EncodeResult
+    from .eval.instance import InstanceScores
+    from .eval.select import Selection
+    from .instances.config import InstanceConfig
+    from .instances.group import InstanceSet
+    from .student import AffinityNet
     from .viz.viewer import ViewerServer
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "EvalResult", "QueryResult", "SegmentResult", "encode", "evaluate", "evaluate_instances", "instances", "query",
-    "render", "segment", "segment_many", "select", "synth", "train", "view", "RUN_FILE",
+    "inspect", "render", "segment", "segment_many", "select", "synth", "train", "view", "RUN_FILE",
 ]
 
 
@@ -74,15 +81,18 @@ def load_scene(path: str | Path, read: ReadOptions, lift=None, student=None) -> 
     return scene
 
 
-def encode(scene_path: str | Path, config, read: ReadOptions | None = None):
+def encode(scene_path: str | Path, config: EncodeConfig | None = None, read: ReadOptions | None = None,
+           **fields: Any) -> EncodeResult:
     """``geopurify encode``: 2D features of every frame into ``features_2d/`` (resumable); see
-    :mod:`geopurify.encoders.encode`. ``config`` is an :class:`~geopurify.encoders.encode.EncodeConfig`."""
-    from .encoders.encode import encode_scene
+    :mod:`geopurify.encoders.encode`. ``config`` is an :class:`~geopurify.encoders.encode.EncodeConfig`
+    (``fields`` override it, e.g. ``encoder="clip", classes=["chair"]``)."""
+    from .encoders.encode import EncodeConfig, encode_scene
 
-    return encode_scene(read_scene(scene_path, read or ReadOptions()), config)
+    cfg = updated(EncodeConfig, config, fields)
+    return encode_scene(read_scene(scene_path, read or ReadOptions()), cfg)
 
 
-def inspect(scene_path: str | Path, config: InspectConfig | None = None, **fields: Any):
+def inspect(scene_path: str | Path, config: InspectConfig | None = None, **fields: Any) -> SceneReport:
     """Read a scene without lifting and check it (:func:`geopurify.checks.inspect_scene`); ``config``: an
     :class:`~geopurify.config.InspectConfig` (``fields`` override it, e.g. ``voxel_size=0.05``)."""
     from .checks import inspect_scene
@@ -226,7 +236,8 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
     return build_train_scene(scene, lifted.features, teacher, cfg.train.voxel_size, grid=grid), lifted.stats
 
 
-def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None = None, resume: bool = True):
+def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None = None,
+          resume: bool = True) -> AffinityNet:
     """Label-free distillation of a student on ``scenes``; writes ``student.safetensors`` and run.json.
 
     Under torchrun: one process group (gloo on CPU, NCCL on GPUs), each rank prepares its share of the
@@ -306,7 +317,7 @@ def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, 
 
 
 def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | None = None,
-                       json_path: str | Path | None = None, **fields: Any):
+                       json_path: str | Path | None = None, **fields: Any) -> InstanceScores:
     """Instance AP (:class:`geopurify.eval.instance.InstanceScores`) of ``instances.json`` against the GT
     instances of one scene, or of a folder of outputs against a folder of scenes (paired by name);
     ``config``'s label set and reading options (``fields`` override them)."""
@@ -402,11 +413,15 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     return QueryResult(scores, list(phrases), masks, files)
 
 
-def instances(out_dir: str | Path, config=None):
-    """Object proposals of a segment output folder; writes ``instances.json`` and ``instances.ply`` into it."""
+def instances(out_dir: str | Path, config: InstanceConfig | None = None, **fields: Any) -> InstanceSet:
+    """Object proposals of a segment output folder; writes ``instances.json`` and ``instances.ply`` into it
+    (``config``: an :class:`~geopurify.instances.config.InstanceConfig`; ``fields`` override it, e.g.
+    ``min_points=50``)."""
     from .instances import instances_from_output
+    from .instances.config import InstanceConfig
 
-    return instances_from_output(read_output(out_dir), config)
+    cfg = updated(InstanceConfig, config, fields)
+    return instances_from_output(read_output(out_dir), cfg)
 
 
 def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConfig | None = None,
@@ -459,7 +474,8 @@ def view(out_dir: str | Path, config: ViewConfig | None = None, block: bool = Tr
 
 
 # --------------------------------------------------------------------------- select / synth
-def select(root: str | Path, out_dir: str | Path, config: SelectConfig | None = None, **fields: Any):
+def select(root: str | Path, out_dir: str | Path, config: SelectConfig | None = None,
+           **fields: Any) -> Selection:
     """The paper's data-efficient subset of a dataset's scenes; writes selection.txt and scores.json
     (``config``: a :class:`~geopurify.eval.config.SelectConfig`; ``fields`` override it, e.g. ``n=10``)."""
     from tqdm import tqdm
