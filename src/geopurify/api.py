@@ -260,7 +260,8 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
             prepared = ddp.map_shard(scenes, lambda s: prepare_training_scene(s, cfg, teacher), info)
         stats = ddp.gather_dict({ts.name: {"voxels": ts.num_voxels, **st} for ts, st in filter(None, prepared)}, info)
         with t("train"):
-            model = distill_train([p and p[0] for p in prepared], cfg.train, out_dir=out_dir, resume=resume)
+            model = distill_train([p and p[0] for p in prepared], cfg.train, out_dir=out_dir, resume=resume,
+                                  context=_train_context(cfg))
         if info.is_main:
             OutputWriter(out_dir).finish({
                 "command": "train", "scenes": [str(s) for s in scenes],
@@ -268,6 +269,15 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
                 "seconds": t.seconds,
             })
     return model
+
+
+def _train_context(cfg: TrainRunConfig) -> dict[str, Any]:
+    """What a resumed checkpoint must share besides the training settings: the teacher, lifting and
+    reading settings the scenes were prepared with (not the frame batch size nor a Python hook)."""
+    ctx = {k: v for k, v in to_dict(cfg).items() if k != "train"}
+    ctx["lift"].pop("batch_size", None)
+    ctx["read"].pop("before_fusion", None)
+    return ctx
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -60,8 +60,8 @@ def test_resume_continues_from_saved_step_and_matches_uninterrupted(tmp_path, mo
 
     real_save = train_mod._save_checkpoint
 
-    def save_then_crash(path, model, opt, step, config, losses):
-        real_save(path, model, opt, step, config, losses)
+    def save_then_crash(path, model, opt, step, config, losses, *context):
+        real_save(path, model, opt, step, config, losses, *context)
         if step == 3:
             raise KeyboardInterrupt("simulated kill after the step-3 checkpoint")
 
@@ -228,3 +228,24 @@ def test_a_diverging_run_stops_and_saves_no_student(tmp_path):
     with pytest.raises(ConfigError, match="diverged.*lower --lr"):
         train([scene], tiny_config(steps=6, lr=1e9, warmup=0), out_dir=tmp_path)
     assert not (tmp_path / "student.safetensors").exists()
+
+
+def test_checkpoint_of_other_settings_or_scenes_is_not_resumed(tmp_path):
+    """A rerun into a finished run's folder with another lr, other scenes or the teacher changed used
+    to 'resume' at the last step, train 0 steps and label the old student with the new settings."""
+    scene, _ = two_planes(n=6)
+    cfg = tiny_config(steps=2)
+    out = tmp_path / "run"
+    train([scene], cfg, out_dir=out, context={"teacher": "geometric"})
+    with pytest.raises(ConfigError, match=r"different settings \(lr: "):
+        train([scene], tiny_config(steps=2, lr=cfg.lr / 2), out_dir=out, context={"teacher": "geometric"})
+    other, _ = two_planes(n=6, name="another_room")
+    with pytest.raises(ConfigError, match="different settings.*scenes"):
+        train([other], cfg, out_dir=out, context={"teacher": "geometric"})
+    with pytest.raises(ConfigError, match="different settings.*teacher: 'geometric' then, 'sonata' now"):
+        train([scene], cfg, out_dir=out, context={"teacher": "sonata"})
+    with pytest.raises(ConfigError, match="at step 2, past this run's steps=1"):
+        train([scene], tiny_config(steps=1), out_dir=out, context={"teacher": "geometric"})
+    # a longer run of the same settings continues; reporting settings may change
+    train([scene], tiny_config(steps=3, log_every=1), out_dir=out, context={"teacher": "geometric"})
+    assert json.loads((out / "train_log.json").read_text())["resumed_from"] == 2

@@ -37,7 +37,9 @@ from .sampler import (
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
-_ARCH_KEYS = ("width", "out_dim", "blocks", "seed")
+#: TrainConfig fields a resumed run may change: how long it runs and how it reports, not what it learns
+#: (a longer ``steps`` continues the run; the cosine schedule is then that of the new length)
+_RESUMABLE_KEYS = ("steps", "checkpoint_every", "log_every", "device")
 
 
 def lr_at(step: int, config: TrainConfig) -> float:
@@ -135,7 +137,9 @@ class _SceneTensors:
                                   segments=segments)  # fmt: skip
 
 
-def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig) -> dict:
+def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig, context: dict) -> dict:
+    """The checkpoint at ``path`` when this run may continue it: same student, same training settings
+    (but :data:`_RESUMABLE_KEYS`), same ``context`` (scenes and the data settings), step within ``steps``."""
     try:
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -144,22 +148,36 @@ def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig
         raise InputError(f"{path}: unreadable checkpoint ({str(exc).strip().splitlines()[0][:200]})") from None
     if not isinstance(ck, dict) or not {"step", "model", "optimizer", "config"} <= set(ck):
         raise InputError(f"{path}: not a geopurify training checkpoint (needs step, model, optimizer, config)")
+    restart = "use another --out, or --no-resume (resume=False) to restart"
     if ck["config"] != dataclasses.asdict(student_cfg):
         raise ConfigError(
             f"{path}: checkpoint student config {ck['config']} differs from this run's "
-            f"{dataclasses.asdict(student_cfg)}; use another out_dir or resume=False"
+            f"{dataclasses.asdict(student_cfg)}; {restart}"
         )
-    old = ck.get("train_config", {})
-    diff = [k for k in _ARCH_KEYS if k in old and old[k] != getattr(config, k)]
+    # a checkpoint of other settings or scenes would be "resumed" into a student that run.json then
+    # describes wrongly (a finished one trains 0 more steps), so it is refused, naming what differs
+    old, now = {**ck.get("train_config", {}), **ck.get("context", {})}, {**dataclasses.asdict(config), **context}
+    diff = [k for k in now if k not in _RESUMABLE_KEYS and k in old and old[k] != now[k]]
     if diff:
-        raise ConfigError(f"{path}: checkpoint was trained with different {', '.join(diff)}; resume=False to restart")
+        shown = "; ".join(f"{k}: {_short(old[k])} then, {_short(now[k])} now" for k in diff)
+        raise ConfigError(f"{path}: checkpoint was trained with different settings ({shown}); {restart}")
+    if int(ck["step"]) > config.steps:
+        raise ConfigError(f"{path}: checkpoint is at step {int(ck['step'])}, past this run's steps={config.steps}; "
+                          f"pass --steps {int(ck['step'])} or more, or {restart.split(', or ')[1]}")
     return ck
 
 
+def _short(value: object, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _save_checkpoint(
-    path: Path, model: AffinityNet, opt: torch.optim.Optimizer, step: int, config: TrainConfig, losses: list[float]
+    path: Path, model: AffinityNet, opt: torch.optim.Optimizer, step: int, config: TrainConfig, losses: list[float],
+    context: dict | None = None,
 ) -> None:
     state = {
+        "context": dict(context or {}),
         "step": int(step),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer": opt.state_dict(),
@@ -199,6 +217,7 @@ def train(
     config: TrainConfig | None = None,
     out_dir: str | os.PathLike | None = None,
     resume: bool = True,
+    context: dict | None = None,
 ) -> AffinityNet:
     """Distil a student from ``scenes`` (no labels).
 
@@ -216,7 +235,10 @@ def train(
 
     With ``out_dir``: atomic ``checkpoint.pt`` (model, optimizer, step; ``weights_only`` loadable) every
     ``checkpoint_every`` steps, resumed from when ``resume``; the final ``student.safetensors`` and
-    ``train_log.json``. Returns the trained student, on the CPU, in eval mode (on every rank).
+    ``train_log.json``. A checkpoint is resumed only by a run of the same scenes (by name, in order), the
+    same settings but ``steps`` / ``checkpoint_every`` / ``log_every`` / ``device``, and the same
+    ``context`` (JSON-able settings the scenes were prepared with: teacher, lifting, reading); else
+    ConfigError. Returns the trained student, on the CPU, in eval mode (on every rank).
     """
     config = config or TrainConfig()
     info = ddp.current()
@@ -232,6 +254,7 @@ def train(
             "(use the geometric teacher's combined, superpoint or semantic variant)"
         ) if bare else None, info)  # fmt: skip
     meta = ddp.gather_dict({i: {"name": s.name, "voxels": s.num_voxels} for i, s in local.items()}, info)
+    context = {**(context or {}), "scenes": [meta[i]["name"] for i in sorted(meta)]}
     device = ddp.rank_device(config.device, info.local_rank)
     student_cfg = StudentConfig(in_dim=in_dims.pop(), width=config.width, out_dim=config.out_dim, blocks=config.blocks)
     torch.manual_seed(config.seed)
@@ -244,7 +267,7 @@ def train(
     def read_checkpoint() -> dict | None:
         if ck_path is None or not resume or not ck_path.exists():
             return None
-        return _load_checkpoint(ck_path, student_cfg, config)
+        return _load_checkpoint(ck_path, student_cfg, config, context)
 
     ck = ddp.on_main(read_checkpoint, info)  # the other ranks need not see rank 0's disk
     start, losses = 0, []
@@ -311,13 +334,13 @@ def train(
             and config.checkpoint_every > 0
             and (step + 1) % config.checkpoint_every == 0
         ):
-            _save_checkpoint(ck_path, model, opt, step + 1, config, losses)
+            _save_checkpoint(ck_path, model, opt, step + 1, config, losses, context)
     seconds = time.perf_counter() - t0
     model.eval()
     if out is not None and info.is_main:
         periodic = config.checkpoint_every > 0 and config.steps % config.checkpoint_every == 0
         if start < config.steps and not periodic:  # the loop already wrote the last step otherwise
-            _save_checkpoint(ck_path, model, opt, config.steps, config, losses)
+            _save_checkpoint(ck_path, model, opt, config.steps, config, losses, context)
         save_student(model, out / "student.safetensors")
         write_json(
             out / "train_log.json",
