@@ -260,3 +260,19 @@ def test_real_7scenes_frames_encode_to_a_separate_folder_and_segment(half, seven
     assert json.loads((out / "names.json").read_text()) == ["wall", "floor"]  # the encoded classes
     assert main(["segment", str(seven_scenes), "--no-purify", "--out", str(tmp_path / "x"), "--encoder", "clip",
                  "--encoder-opt", f"features={feats}", *common]) == 3  # written by another encoder
+
+
+def test_features_from_another_folder_never_take_the_scene_folders_class_text(half, scene_dir, tmp_path, capsys):
+    """features=DIR of an unfinished encode (or one without --classes) has no text_embeddings.npz: segment
+    used to label with the scene folder's class text, whatever encoder that came from."""
+    other = {"names": np.array(["chair", "table"]), "embeddings": np.eye(4, dtype=np.float32)[:2]}
+    np.savez(scene_dir / "text_embeddings.npz", **other)  # same width as the features, another model's
+    feats = tmp_path / "f2d"
+    assert main(["encode", str(scene_dir), "--encoder", "half", "--out", str(feats)]) == 0  # no --classes
+    out = tmp_path / "seg"
+    argv = ["segment", str(scene_dir), "--no-purify", "--encoder", "half", "--encoder-opt", f"features={feats}"]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 3
+    assert f"no text_embeddings.npz in {feats}" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, "--classes", "wall", "floor", "--out", str(out)]) == 0  # the encoder's text tower
+    assert json.loads((out / "names.json").read_text()) == ["wall", "floor"]

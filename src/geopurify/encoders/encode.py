@@ -287,14 +287,17 @@ class EncodedFeatures(Encoder):
     """Features written by :func:`encode_scene`, with the model (when it loads) for frames not there.
 
     ``encode_text`` uses the model when it loaded, else looks the names up in ``text_embeddings.npz``.
+    ``text_file``: for a folder named with ``features=DIR``, ``DIR/text_embeddings.npz``, the only class
+    text that goes with these features (the scene folder's may come from another encoder); else None.
     """
 
     cacheable = False
 
-    def __init__(self, out_dir: Path, manifest: dict, model: Encoder | None) -> None:
+    def __init__(self, out_dir: Path, manifest: dict, model: Encoder | None, foreign: bool = False) -> None:
         self.dir, self.manifest, self.model = Path(out_dir), manifest, model
         self.name = str(manifest["encoder"])
         self.classes = manifest.get("classes")
+        self.text_file = self.dir / TEXT_FILE if foreign else None
 
     def cache_key(self) -> str:
         return str(self.manifest.get("key", self.name))
@@ -370,9 +373,9 @@ def scene_encoder(scene, name: str, options: dict[str, Any], classes: list[str] 
             if vocabulary(options["classes"]) != list(manifest["classes"]):
                 log.warning("%s: the features in %s were computed with the vocabulary %s, not the classes asked for",
                             scene.name, out_dir, manifest["classes"])
-        return EncodedFeatures(out_dir, manifest, None)
+        return EncodedFeatures(out_dir, manifest, None, foreign=features is not None)
     if model.cache_key() != manifest.get("key"):
         log.warning("%s: %s/ was encoded with other %s options (key %s, now %s); running the model instead",
                     scene.name, out_dir, name, manifest.get("key"), model.cache_key())
         return build_encoder(name, scene=scene, **options)
-    return EncodedFeatures(out_dir, manifest, model)
+    return EncodedFeatures(out_dir, manifest, model, foreign=features is not None)

@@ -74,6 +74,15 @@ def class_text(scene, text: str | None = None, classes: list[str] | None = None,
                 "pass --text FILE.npz, or --encoder clip --weights PATH"
             ) from None
         return TextEmbeddings(names=list(classes), embeddings=np.asarray(emb, np.float32))
+    pinned = getattr(encoder, "text_file", None)  # features read from another folder: only its text fits
+    if pinned is not None:
+        if Path(pinned).is_file():
+            return load_text_embeddings(Path(pinned))
+        raise ConfigError(
+            f"{scene.name}: no {Path(pinned).name} in {Path(pinned).parent} (an unfinished `geopurify encode`, "
+            "or one without --classes), and the scene folder's class text may come from another encoder; "
+            "pass --classes (rerun encode with them), or --text FILE.npz"
+        )
     found = scene_text_file(scene)
     if found is not None:
         return load_text_embeddings(found)
