@@ -159,6 +159,17 @@ def test_query_png_has_a_colour_bar(output_dir):
     assert np.median(ys_top) < np.median(ys_bottom)
 
 
+def test_colour_bar_label_is_not_cut_off():
+    """The bar's label ("cosine similarity") is wider than its ticks: it ran past the picture's right edge."""
+    from geopurify.viz.render import ColorBar, _colorbar_image
+
+    for font_px in (12, 20, 28):
+        img = np.asarray(_colorbar_image(ColorBar(-0.087, 0.732), 400, font_px)).astype(int)
+        label_rows = img[: 2 * font_px]
+        inked = np.nonzero((np.abs(label_rows - np.array(BACKGROUND)).max(-1) > 60).any(0))[0]
+        assert len(inked) and inked.max() < img.shape[1] - font_px // 2, (font_px, inked.max(), img.shape[1])
+
+
 def test_render_color_rgb(output_dir, capsys):
     import json
 

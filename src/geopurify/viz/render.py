@@ -306,7 +306,8 @@ def _colorbar_image(bar: ColorBar, height: int, font_px: int):
     ticks = [bar.vmax, (bar.vmin + bar.vmax) / 2, bar.vmin]
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     text_w = max(probe.textlength(f"{t:.3f}", font=font) for t in ticks)
-    img = Image.new("RGB", (int(pad + bar_w + pad // 2 + text_w + pad), height), BACKGROUND)
+    label_w = probe.textlength(bar.label, font=font)  # the label above the bar is wider than the ticks
+    img = Image.new("RGB", (int(pad + max(bar_w + pad // 2 + text_w, label_w) + pad), height), BACKGROUND)
     ramp = heatmap_colors(np.linspace(1.0, 0.0, bar_h), 0.0, 1.0)  # top row = highest score
     img.paste(Image.fromarray(np.repeat(ramp[:, None, :], bar_w, axis=1)), (pad, 2 * pad))
     draw = ImageDraw.Draw(img)
