@@ -38,6 +38,10 @@ def fused(tmp_path_factory):
     root = tmp_path_factory.mktemp("redkitchen")
     scene = read_scene(link_frames(root / "fuse", FUSED, mesh=False), ReadOptions(layout="7scenes"))
     held = read_scene(link_frames(root / "held", HELD_OUT, mesh=True), ReadOptions(layout="7scenes")).frames
+    T = np.eye(4)
+    T[:3, :3] = scene.meta["world_rotation"]  # the fused cloud's world was levelled (z up); these frames' not
+    for f in held:
+        f.camera_to_world = T @ f.camera_to_world
     return scene, held
 
 
@@ -145,3 +149,21 @@ def test_pose_handling(fused):
     gap = np.linalg.norm(world_b - world[ok][good], axis=1)
     assert good.sum() > 2000
     assert np.median(gap) < 0.03, float(np.median(gap))
+
+
+def test_the_fused_world_is_levelled_z_up(fused, tmp_path):
+    """7-Scenes' world is its first camera's (y down): top-down pictures, the viewer and the floor of
+    `instances` all take z as up, so the fused cloud and its cameras are rotated once after fusion."""
+    scene, _ = fused
+    R = np.asarray(scene.meta["world_rotation"])
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-5)
+    down = np.array([f.camera_to_world[:3, 1] for f in scene.frames])  # each camera's image-down axis
+    assert np.median(down[:, 2]) < -0.85  # hand-held cameras are upright: image-down is world-down
+    n = scene.normals.astype(np.float64)
+    assert (np.abs(n[:, 2]) > np.cos(np.radians(5))).mean() > 0.03  # table and counter tops are level
+    assert (np.abs(n[:, 2]) < np.sin(np.radians(5))).mean() > 0.15  # walls and cabinet fronts stand up
+    # --no-level keeps 7-Scenes' own frame: the same cloud, R apart
+    raw = read_scene(link_frames(tmp_path / "raw", FUSED, mesh=False), ReadOptions(layout="7scenes", level=False))
+    assert "world_rotation" not in raw.meta
+    np.testing.assert_allclose(raw.points.astype(np.float64) @ R.T, scene.points, atol=1e-4)
+    np.testing.assert_allclose(raw.frames[3].camera_to_world[:3, 1] @ R.T, down[3], atol=1e-6)

@@ -107,6 +107,9 @@ def test_yaml_reads_a_tum_trajectory_paired_by_order(tmp_path):
     )
     scene = read_scene(root, OPTS)
     assert scene.meta["pose_pairing"] == "order" and scene.meta["pose_form"] == "tum"
+    assert scene.name == "cap"  # geopurify.yaml: named after its folder
+    (root / "office.yaml").write_text((root / "geopurify.yaml").read_text())
+    assert read_scene(root / "office.yaml", OPTS).name == "office"  # any other YAML: after itself
     assert [f.frame_id for f in scene.frames] == ["frame_00000", "frame_00003", "frame_00006", "frame_00009"]
     for f, pose in zip(scene.frames, poses):
         np.testing.assert_allclose(f.camera_to_world, pose, atol=1e-6)

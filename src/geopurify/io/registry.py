@@ -32,6 +32,9 @@ class ReadOptions:
         reader_options: keyword options of the chosen reader's constructor (e.g. TUM ``camera``).
         before_fusion: called with the scene (frames read, no points yet) before a cloud is fused from
             depth, so cheap checks can refuse a scene before that expensive step.
+        level: rotate a cloud fused from depth, with its cameras, so that z is up when the capture's world
+            is not (7-Scenes' is y down); up from the cameras refined on horizontal surfaces; a world within
+            30 degrees of z up is left as it is. Off: keep the capture's own frame.
     """
 
     frame_skip: int = 1
@@ -42,6 +45,7 @@ class ReadOptions:
     labels_tsv: str | None = None
     reader_options: dict = field(default_factory=dict)
     before_fusion: Callable[[Scene], None] | None = None
+    level: bool = True
 
     def __post_init__(self) -> None:
         if int(self.frame_skip) != self.frame_skip or self.frame_skip < 1:

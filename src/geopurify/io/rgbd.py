@@ -52,6 +52,7 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from .frames import FrameCandidate, assemble_frames, depth_file_loader, native_scale, natural_key
 from .fusion import fuse_depth
+from .gravity import level_scene
 from .images import intrinsics_3x3, read_matrix
 from .ply import find_mesh, read_ply
 from .poses import PosePairing, associate, name_index, pair_poses, quat_to_pose, read_pose_files
@@ -87,6 +88,8 @@ def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_k
     cloud = fuse_depth(scene.frames, voxel_size=options.fuse_voxel_size, **fuse_kwargs)
     scene.points, scene.colors, scene.normals = cloud
     scene.meta["fused_from_depth"] = {"frames": len(scene.frames), "voxel_size": options.fuse_voxel_size}
+    if options.level:  # every later stage takes z as up; the cloud's frame is ours to choose here
+        level_scene(scene)
 
 
 def _empty_scene(name: str, root: Path, layout: str) -> Scene:
@@ -337,7 +340,10 @@ class GenericYamlReader(Reader):
         track = read_pose_files(pose_files)
         paired = pair_poses([c.stem for c in colors], track, pairing, str(cfg_path))
         depth_of = pair_depth(colors, depths, str(cfg_path))
-        scene = _empty_scene(str(cfg.get("name") or base.name), base, "generic")
+        # a folder's geopurify.yaml names the scene after the folder; any other YAML after itself, so two
+        # captures described side by side (a.yaml, b.yaml) are not both called after their folder
+        default_name = base.name if cfg_path.name == "geopurify.yaml" else cfg_path.stem
+        scene = _empty_scene(str(cfg.get("name") or default_name), base, "generic")
         loader = depth_file_loader(scale)
 
         def candidate(i: int) -> FrameCandidate | str:
