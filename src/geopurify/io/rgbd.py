@@ -71,8 +71,11 @@ TUM_INTRINSICS = {  # fx, fy, cx, cy of the TUM RGB-D cameras (vision.in.tum.de 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
-def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_kwargs) -> None:
-    """Fill scene.points/colors/normals from ``mesh`` when given, else fuse them from the frames."""
+def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, z_up: bool = False, **fuse_kwargs) -> None:
+    """Fill scene.points/colors/normals from ``mesh`` when given, else fuse them from the frames.
+
+    A fused cloud is levelled (:func:`~.gravity.level_scene`, ``options.level``) unless ``z_up``: the
+    layout's world is z up by definition (ScanNet, ``.sens``), whatever its cameras look like."""
     if mesh is not None:
         ply = read_ply(mesh)
         if ply.colors is None:
@@ -88,7 +91,7 @@ def geometry_for(scene: Scene, mesh: Path | None, options: ReadOptions, **fuse_k
     cloud = fuse_depth(scene.frames, voxel_size=options.fuse_voxel_size, **fuse_kwargs)
     scene.points, scene.colors, scene.normals = cloud
     scene.meta["fused_from_depth"] = {"frames": len(scene.frames), "voxel_size": options.fuse_voxel_size}
-    if options.level:  # every later stage takes z as up; the cloud's frame is ours to choose here
+    if options.level and not z_up:  # every later stage takes z as up; the cloud's frame is ours to choose here
         level_scene(scene)
 
 

@@ -86,7 +86,7 @@ class ScanNetExportReader(Reader):
             scene = Scene(name=path.name, points=np.zeros((0, 3), np.float32), colors=np.zeros((0, 3), np.float32),
                           root=path)
             scene.frames = self._frames(path, scene, options)
-            geometry_for(scene, None, options)
+            geometry_for(scene, None, options, z_up=True)
             scene.meta.update(layout="scannet", depth_scale=native_scale(options, 1000.0))
             return scene
         ply = read_ply(mesh_path)

@@ -274,7 +274,7 @@ class SensReader(Reader):
         if scene.skipped_frames.get("bad_pose"):
             log.warning("%s: dropped %d frames with invalid poses", sens, scene.skipped_frames["bad_pose"])
         mesh = folder / f"{name}_vh_clean_2.ply"
-        geometry_for(scene, mesh if mesh.is_file() else None, options)
+        geometry_for(scene, mesh if mesh.is_file() else None, options, z_up=True)
         if mesh.is_file():
             labels = find_labels(folder)
             if labels is not None:
