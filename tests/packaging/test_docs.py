@@ -74,3 +74,14 @@ def test_the_command_check_can_fail():
     assert stale_commands("`geopurify segment SCENE --no-such-option`")
     assert stale_commands("```bash\ngeopurify segmnt SCENE\n```")
     assert not stale_commands("`geopurify segment SCENE --no-purify --out OUT -k 48` `from geopurify import api`")
+
+
+def test_readme_data_flow_names_every_top_level_module():
+    """The README's "How it works" (the picture and the table) accounts for the package's folder tree."""
+    section = _text("README.md").split("## How it works", 1)[1].split("\n## ", 1)[0]
+    pkg = REPO / "src" / "geopurify"
+    tops = sorted(p.name for p in pkg.iterdir() if (p.is_dir() and (p / "__init__.py").exists())
+                  or (p.suffix == ".py" and p.name not in ("__init__.py", "__main__.py", "version.py")))
+    assert len(tops) > 15
+    missing = [n for n in tops if (n + "/" if not n.endswith(".py") else n) not in section]
+    assert not missing, f"README's data flow does not name: {missing}"
