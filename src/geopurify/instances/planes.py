@@ -59,8 +59,12 @@ class PlaneOptions:
 def _fit_plane(xyz: np.ndarray) -> tuple[np.ndarray, float]:
     """Least-squares plane of (M, 3) points: unit normal (3,) and offset."""
     c = xyz.mean(axis=0)
-    _, _, vt = np.linalg.svd((xyz - c).astype(np.float64), full_matrices=True)  # vt is 3 x 3 even for M < 3 points
-    n = vt[2]
+    # the normal is the scatter matrix's least eigenvector: (3, 3) for any M, also M < 3. The full SVD of
+    # the (M, 3) points built an (M, M) U: 33 s and 3 GB for a real room's 20k floor voxels, and a
+    # MemoryError for a large flat's floor
+    a = (xyz - c).astype(np.float64)
+    _, vecs = np.linalg.eigh(a.T @ a)
+    n = vecs[:, 0]
     return n, float(n @ c)
 
 
