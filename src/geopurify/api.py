@@ -127,7 +127,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
 
     cfg = config
     t = StageTimer()
-    check_out_path(out_dir, inputs=[scene_path, cfg.lift.text])
+    check_out_path(out_dir, inputs=[scene_path, cfg.lift.text], command="segment")
     configure_threads()
     gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     student = load_student(cfg.student) if cfg.purify else None
@@ -250,7 +250,7 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .utils.linalg import backend as gemm_backend
 
     cfg = config or TrainRunConfig()
-    out_dir = check_out_path(out_dir, inputs=scenes)
+    out_dir = check_out_path(out_dir, inputs=scenes, command="train")
     configure_threads()
     gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     t = StageTimer()
@@ -300,7 +300,7 @@ def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, 
     (:class:`~geopurify.eval.config.EvalConfig`); ``fields`` override it (``protocol="openscene"``).
     """
     from .eval import scores
-    from .eval.gt import gt_indices, prediction_confusion
+    from .eval.gt import PointSample, gt_indices, prediction_confusion
     from .labels import get_label_set
 
     cfg = updated(EvalConfig, config, fields)
@@ -309,14 +309,14 @@ def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, 
         json_path = check_out_file(json_path, "--json")
     lset = get_label_set(cfg.label_set)
     pairs = scene_pairs(out, gt, is_output, "no segment outputs found")
-    # all checked before scoring; only the labels and class names are kept, not every output's arrays
-    outputs = [(r.labels, r.names) for r in (read_output(o, allow_incomplete=cfg.allow_incomplete) for o, _ in pairs)]
+    # all checked before scoring; only the labels, class names and a sample of the points are kept
+    outputs = [(r.labels, r.names, PointSample.of(r.points))
+               for r in (read_output(o, allow_incomplete=cfg.allow_incomplete) for o, _ in pairs)]
     conf = np.zeros((len(lset.names) + 1,) * 2, np.int64)
     names_done = []
-    for (labels, names), (o, g) in zip(outputs, pairs):
+    for (labels, names, sample), (o, g) in zip(outputs, pairs):
         scene = read_scene(g, cfg.read)  # labels only: no normals needed
-        if labels.shape[0] != scene.num_points:
-            raise InputError(f"{o}: {len(labels)} labels but the scene {g} has {scene.num_points} points")
+        sample.check(scene, o, g)
         conf += prediction_confusion(labels, names, gt_indices(scene, cfg.label_set), lset.names)
         names_done.append(scene.name)
     sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=cfg.protocol, split=lset.split)

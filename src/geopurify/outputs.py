@@ -55,6 +55,8 @@ OWNED_FILES = (
 )
 OWNED_GLOBS = ("render_*.png", ".*.tmp")
 QUERY_DIR = "query"
+#: files that mark a folder as a command's output even without its run.json (a killed run)
+COMMAND_MARKERS = {"segment": ("labels.txt", "points.npy"), "train": ("student.safetensors", "checkpoint.pt")}
 _NAME_MAX = 255  # bytes per path component on every common file system
 
 
@@ -75,11 +77,14 @@ class OutputOptions:
 
 
 # --------------------------------------------------------------------------- path checks
-def check_out_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), what: str = "--out") -> Path:
+def check_out_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), what: str = "--out",
+                   command: str | None = None) -> Path:
     """Refuse, before any work, an output path that cannot hold a folder of results.
 
     Refused (ConfigError, exit 3): a component over 255 bytes, an existing file or a dangling symlink,
-    a folder equal to or inside one of ``inputs``, a location this user cannot write.
+    a folder equal to or inside one of ``inputs``, a location this user cannot write, and with
+    ``command`` (``"segment"``, ``"train"``) a folder that holds another command's output (its run.json
+    or the files of :data:`COMMAND_MARKERS`), which this run would mix with.
     """
     out = Path(out)
     for part in out.parts:
@@ -98,6 +103,10 @@ def check_out_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] =
         inside = (res == ip or ip in res.parents) if ip.is_dir() else res == ip.parent
         if inside:
             raise ConfigError(f"{what} {out}: is the input {inp} or inside it; write the output somewhere else")
+    other = other_command(out, command) if command is not None else None
+    if other is not None:
+        raise ConfigError(f"{what} {out}: holds the output of `geopurify {other[0]}` ({other[1]}); "
+                          f"write the {command} output into another folder")
     if is_locked(out):  # cheap: refuse a second writer before its work, not after
         raise OutputBusyError(
             f"{out}: another geopurify process is writing into this folder; wait for it or use another --out"
@@ -108,6 +117,22 @@ def check_out_path(out: str | os.PathLike, inputs: Iterable[str | os.PathLike] =
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise ConfigError(f"{what} {out}: cannot write there ({probe} is not a writable folder)")
     return out
+
+
+def other_command(out: str | os.PathLike, command: str) -> tuple[str, str] | None:
+    """(the other command, what shows it) when folder ``out`` holds another command's output than
+    ``command``'s; None when it holds none or ``command``'s own."""
+    out = Path(out)
+    if not out.is_dir():
+        return None
+    theirs = (read_run(out) or {}).get("command")
+    if isinstance(theirs, str) and theirs != command:
+        return theirs, RUN_FILE
+    for other, files in COMMAND_MARKERS.items():
+        found = [f for f in files if (out / f).is_file()]
+        if other != command and found:
+            return other, found[0]
+    return None
 
 
 def check_out_file(path: str | os.PathLike, what: str = "--json") -> Path:
@@ -290,8 +315,8 @@ def clear_owned(out_dir: Path) -> list[str]:
 
 @contextlib.contextmanager
 def open_writer(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[OutputWriter]:
-    """Check, lock and clear ``out_dir``, then yield a writer. Call ``writer.finish(run)`` last."""
-    out_dir = check_out_path(out_dir, inputs)
+    """Check, lock and clear ``out_dir`` (a segment output), then yield a writer. Call ``writer.finish(run)`` last."""
+    out_dir = check_out_path(out_dir, inputs, command="segment")
     with locked(out_dir):
         removed = clear_owned(out_dir)
         if removed:

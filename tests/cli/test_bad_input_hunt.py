@@ -30,3 +30,48 @@ def test_infinite_or_negative_values_are_config_errors_before_reading(tmp_path, 
     assert main(argv) == 3
     assert message in err_line(capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command, files", [
+    ("segment", {"run.json": '{"status": "complete", "command": "train"}', "student.safetensors": "x"}),
+    ("segment", {"checkpoint.pt": "x"}),  # a killed train: no run.json yet
+    ("train", {"run.json": '{"status": "complete", "command": "segment"}', "labels.txt": "0\n"}),
+    ("train", {"labels.txt": "0\n"}),  # a killed segment
+])
+def test_out_holding_another_commands_output_is_refused_untouched(tmp_path, capsys, monkeypatch, command, files):
+    import geopurify.lifting as lifting
+    from _fixtures import write_tiny_scannet
+
+    monkeypatch.setattr(lifting, "lift_scene", lambda *a, **k: pytest.fail("lifting started"))
+    scene = write_tiny_scannet(tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    argv = [command, str(scene), "--out", str(out)] + (["--no-purify"] if command == "segment" else ["--steps", "1"])
+    assert main(argv) == 3
+    assert "holds the output of `geopurify" in err_line(capsys)
+    assert {p.name: p.read_text() for p in out.iterdir()} == files
+
+
+def test_eval_against_another_scene_of_the_same_point_count_is_refused(tmp_path, capsys):
+    import shutil
+
+    from plyfile import PlyData
+
+    from _fixtures import write_tiny_scannet
+
+    scene = write_tiny_scannet(tmp_path)
+    out = tmp_path / "o"
+    assert main(["segment", str(scene), "--no-purify", "--out", str(out)]) == 0
+    other = tmp_path / "other" / scene.name
+    shutil.copytree(scene, other)
+    for ply in other.glob("*.ply"):  # the same vertex count, elsewhere: another room
+        data = PlyData.read(str(ply), mmap=False)
+        data["vertex"].data["x"] += 3.0
+        data.write(str(ply))
+    capsys.readouterr()
+    assert main(["eval", str(out), "--gt", str(other)]) == 2
+    assert "made from another scene" in err_line(capsys)
+    assert not (out / "eval.json").exists()
+    assert main(["eval", str(out), "--gt", str(scene)]) == 0

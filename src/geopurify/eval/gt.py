@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
 
 from ..errors import InputError
@@ -15,6 +18,42 @@ def name_mapping(pred_names: list[str], target_names: list[str]) -> np.ndarray:
     """(P,) int64 index of each predicted class name in ``target_names`` (by normalised name), -1 if absent."""
     lookup = {norm_name(n): i for i, n in enumerate(target_names)}
     return np.array([lookup.get(norm_name(n), -1) for n in pred_names], dtype=np.int64)
+
+
+@dataclass
+class PointSample:
+    """Up to 1024 of an output's points at evenly spaced indices, kept instead of all of them to tell,
+    once its scene is read, whether the output was made from that scene.
+
+    index: (S,) int64 point indices; points: (S, 3) float32 their positions; num_points: N.
+    """
+
+    num_points: int
+    index: np.ndarray
+    points: np.ndarray
+
+    @classmethod
+    def of(cls, points: np.ndarray, size: int = 1024) -> PointSample:
+        """The sample of (N, 3) ``points``."""
+        n = len(points)
+        index = np.unique(np.linspace(0, n - 1, min(size, n)).round().astype(np.int64)) if n else np.zeros(0, np.int64)
+        return cls(n, index, np.asarray(points[index], np.float32))
+
+    def check(self, scene: Scene, out: str | Path, gt: str | Path, tolerance: float = 1e-3) -> None:
+        """Refuse (InputError) a scene of another point count, or whose points at the sampled indices lie
+        more than ``tolerance`` metres from the output's: the output of another scene, scored silently
+        against this one's labels otherwise."""
+        if scene.num_points != self.num_points:
+            raise InputError(f"{out}: {self.num_points} labels but the scene {gt} has {scene.num_points} points")
+        theirs = np.asarray(scene.points[self.index], np.float64)
+        off = np.abs(theirs - self.points).max(axis=1) if len(self.index) else np.zeros(0)
+        if len(off) and not np.all(off <= tolerance):
+            i = int(np.argmax(~(off <= tolerance)))
+            raise InputError(
+                f"{out}: made from another scene than {gt}: the same {self.num_points} points in count, but point "
+                f"{int(self.index[i])} is at {np.round(self.points[i].astype(np.float64), 3).tolist()} there and at "
+                f"{np.round(theirs[i], 3).tolist()} in the scene"
+            )
 
 
 def gt_indices(scene: Scene, label_set: str) -> np.ndarray:
