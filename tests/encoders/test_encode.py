@@ -276,3 +276,17 @@ def test_features_from_another_folder_never_take_the_scene_folders_class_text(ha
     assert f"no text_embeddings.npz in {feats}" in capsys.readouterr().err and not out.exists()
     assert main([*argv, "--classes", "wall", "floor", "--out", str(out)]) == 0  # the encoder's text tower
     assert json.loads((out / "names.json").read_text()) == ["wall", "floor"]
+
+
+def test_a_scan_without_frames_or_point_features_is_told_what_to_do(half):
+    """A Pointcept scan (no frames): segment advised `--encoder clip`, which then loaded the model and
+    stopped at 'no camera frames'; now one line, before any model, pointing at synth --from-scan."""
+    from geopurify.encoders.scene import encoder_for_scene
+    from geopurify.io.scene import Scene
+
+    pts = np.zeros((10, 3), np.float32)
+    scan = Scene(name="scan", points=pts, colors=pts.copy())
+    for name in ("auto", "half"):
+        with pytest.raises(InputError, match="no camera frames and no per-point 2D features.*synth --from-scan"):
+            encoder_for_scene(scan, name)
+    assert not half  # no model was built

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from .base import Encoder, TextEmbeddings
 from .text import load_text_embeddings
 
@@ -20,6 +20,14 @@ def encoder_for_scene(scene, name: str = "auto", options: dict[str, Any] | None 
     """
     from . import build_encoder
 
+    if not scene.frames and scene.point_features is None:  # before a model loads: it would have no images
+        if scene.skipped_frames:
+            raise InputError(f"{scene.name}: every frame was dropped ({scene.skipped_frames}); no 2D features to lift")
+        raise InputError(
+            f"{scene.name}: no camera frames and no per-point 2D features, so no 2D encoder can label it; "
+            "give per-point features (a point cloud's features_2d key or sibling .npy: see Readers), or "
+            "render posed views of a scan with `geopurify synth --from-scan SCAN OUT` and segment OUT"
+        )
     if name == "auto":
         root = scene.root if scene.root is not None and Path(scene.root).is_dir() else None
         if root is not None and (root / "features_2d").is_dir():
