@@ -255,3 +255,14 @@ def test_cli_view_prints_the_url_it_serves_on_when_the_port_is_taken(output_dir,
     assert len(lines) == 1 and lines[0].startswith(f"view: serving {output_dir} on http://127.0.0.1:"), lines
     served = int(lines[0].split("http://127.0.0.1:", 1)[1].split()[0])
     assert served != port
+
+
+@pytest.mark.parametrize("host, match", [("999.1.1.1", "not an IP address"), ("", "not an IP address"),
+                                         ("192.0.2.1", "cannot listen on that address")])
+def test_view_refuses_a_host_it_cannot_listen_on_instead_of_hanging(output_dir, capsys, host, match):
+    """viser retried a bad bind address as a taken port, stopped, and left `view` waiting forever."""
+    from geopurify.cli import main
+
+    assert main(["view", str(output_dir), "--host", host]) == 3
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err

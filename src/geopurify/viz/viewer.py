@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from ..encoders.base import TextEmbeddings
-from ..errors import InputError, missing_dependency
+from ..errors import ConfigError, InputError, missing_dependency
 from ..outputs import read_output
 from ..segment.query import match_phrase, normalize_phrase
 from .config import ViewConfig
@@ -383,6 +383,33 @@ class ViewerServer:
             self.stop()
 
 
+def check_host(host: str) -> None:
+    """Refuse (ConfigError) an address this machine cannot listen on, before the server starts.
+
+    Why: viser takes any bind error for a taken port and tries the next ones, then stops its server
+    thread without telling the caller, which then waits for it forever: a mistyped ``--host`` hung
+    ``geopurify view``. A dotted-number address that is not one (``999.1.1.1``) is refused without
+    a DNS lookup; a name is resolved; then a socket is bound to the address on a free port.
+    """
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not host or all(c.isdigit() or c in ".:" for c in host):
+            raise ConfigError(f"view: --host {host!r} is not an IP address") from None
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as exc:
+        raise ConfigError(f"view: --host {host!r}: no such address ({exc})") from None
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(addr)
+        except OSError as exc:
+            raise ConfigError(f"view: --host {host!r}: cannot listen on that address ({exc.strerror})") from None
+
+
 def serve(
     out_dir: str | os.PathLike,
     port: int = ViewConfig.port,
@@ -404,6 +431,7 @@ def serve(
         max_points: show at most this many points (a fixed random subset) to keep the browser fluid.
         instances: the objects of ``instances.json`` (an InstanceSet) for the instances mode, or None.
     """
+    check_host(host)
     bundle = load_output(out_dir, instances)
     try:
         import viser
