@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import time
@@ -24,6 +25,10 @@ from geopurify.viz.viewer import (
     normalize_phrase,
     serve,
 )
+
+# the server tests need the viewer extra; the bundle and phrase tests above them do not
+needs_viser = pytest.mark.skipif(importlib.util.find_spec("viser") is None,
+                                 reason="needs viser: pip install 'geopurify[viewer]'")
 
 
 def test_load_output_reads_the_bundle(output_dir):
@@ -88,6 +93,7 @@ def test_cosine_scores_matches_naive_and_chunks():
     np.testing.assert_allclose(cosine_scores(f, q, chunk=100), ref, atol=1e-5)
 
 
+@needs_viser
 def test_server_modes_and_queries(output_dir):
     calls = []
 
@@ -117,6 +123,7 @@ def test_server_modes_and_queries(output_dir):
         v.stop()
 
 
+@needs_viser
 def test_server_without_encoder_uses_text_embeddings(output_dir):
     v = serve(output_dir, port=0, block=False)
     try:
@@ -134,6 +141,7 @@ def test_server_without_encoder_uses_text_embeddings(output_dir):
         v.stop()
 
 
+@needs_viser
 def test_enter_reads_the_whole_phrase_when_the_last_keys_arrive_late(output_dir):
     """Typing fast then Enter: the submit can reach the server before the box's final value. The query
     must run on what was typed ("chair"), not on the value the server had at the submit ("c")."""
@@ -184,6 +192,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@needs_viser
 def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
     """A person's session in Debian's headless Chromium: load the page, see the labels, click the Ask
     box, type 'chair', click Show heat map, see the heat map; then type 'floor' and press Enter."""
@@ -239,6 +248,7 @@ def test_browser_screenshots_show_labels_then_heat_map(tmp_path):
         v.stop()
 
 
+@needs_viser
 def test_cli_view_prints_the_url_it_serves_on_when_the_port_is_taken(output_dir, monkeypatch, capsys):
     """`geopurify view OUT --port P` with P taken: viser listens on the next port, and the one line the
     command prints names that port, not P (it used to print P before the server had started)."""
