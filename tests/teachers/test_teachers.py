@@ -243,7 +243,18 @@ def test_sonata_local_weights_path(monkeypatch, tmp_path):
 def test_sonata_missing_is_a_config_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "sonata", None)  # import sonata -> ImportError
     scene, _ = corner_scene(4)
-    with pytest.raises(MissingDependencyError, match="'sonata'.*weights="):
+    with pytest.raises(MissingDependencyError, match="'sonata'.*weights=") as exc:
+        build_teacher("sonata").features(scene, voxelize(scene.points, 0.02))
+    # PyPI's 'sonata' is an unrelated project: the message must not tell a user to pip install it
+    assert "pip install sonata" not in str(exc.value) and "github.com/facebookresearch/sonata" in str(exc.value)
+
+
+def test_an_unrelated_sonata_package_is_named_not_an_internal_error(monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "sonata", types.ModuleType("sonata"))  # PyPI's 'sonata': no sonata.load
+    scene, _ = corner_scene(4)
+    with pytest.raises(MissingDependencyError, match="is not facebookresearch/sonata"):
         build_teacher("sonata").features(scene, voxelize(scene.points, 0.02))
 
 

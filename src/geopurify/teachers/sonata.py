@@ -25,7 +25,7 @@ import logging
 
 import numpy as np
 
-from ..errors import missing_dependency
+from ..errors import MissingDependencyError
 from ..geometry import VoxelGrid, estimate_normals
 from ..io.scene import Scene
 from ..utils.device import pick_device
@@ -68,13 +68,16 @@ class SonataTeacher(Teacher):
         return f"sonata-{self.weights}-{self.concat_levels}-s{self.seed}-points"
 
     def _load(self):
+        # not `pip install sonata`: that name on PyPI is an unrelated project
+        install = ("install facebookresearch/sonata from github.com/facebookresearch/sonata (it is not on PyPI; "
+                   "PyPI's 'sonata' is another project), then pass weights=<name, or a local .pth path offline>")
         try:
             import sonata
         except ImportError:
-            err = missing_dependency("sonata", None, "the sonata teacher")
-            raise type(err)(
-                f"{err} (github.com/facebookresearch/sonata); then pass weights=<name, or a local .pth path offline>"
-            ) from None
+            raise MissingDependencyError(f"the sonata teacher needs the 'sonata' package: {install}") from None
+        if not callable(getattr(sonata, "load", None)):
+            raise MissingDependencyError(f"the installed 'sonata' ({getattr(sonata, '__file__', '?')}) is not "
+                                         f"facebookresearch/sonata (it has no sonata.load): {install}")
         if self._model is None:
             custom = self.custom_config
             if custom is None:
