@@ -85,3 +85,18 @@ def test_readme_data_flow_names_every_top_level_module():
     assert len(tops) > 15
     missing = [n for n in tops if (n + "/" if not n.endswith(".py") else n) not in section]
     assert not missing, f"README's data flow does not name: {missing}"
+
+
+def test_help_examples_name_real_options_and_parse():
+    import shlex
+
+    from geopurify.cli import commands
+
+    parser = build_parser()
+    for cmd in commands():
+        for line in cmd.example.splitlines():
+            line = line.split("#")[0].strip()
+            assert line.startswith(f"geopurify {cmd.name}"), (cmd.name, line)
+            assert not stale_commands(f"`{line}`"), (cmd.name, line)
+            a = parser.parse_args(shlex.split(line)[1:])  # argparse exits on a wrong argument count or value
+            assert a.command == cmd.name
