@@ -38,4 +38,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/scaling.py
 
 clean:
-	rm -rf $(VENV) demo_out .pytest_cache
+	rm -rf $(VENV) demo_out .pytest_cache .ruff_cache .hypothesis src/geopurify.egg-info
