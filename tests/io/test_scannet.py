@@ -45,17 +45,21 @@ def test_bad_poses_and_missing_images_are_skipped_and_counted(tmp_path):
 def test_truncated_jpeg_and_wrong_depth_size_raise_frame_error(tmp_path):
     from PIL import Image
 
+    from geopurify.io.images import load_color, load_depth
+
     d = write_tiny_scannet(tmp_path, frames=3)
     data = (d / "color" / "1.jpg").read_bytes()
     (d / "color" / "1.jpg").write_bytes(data[: len(data) // 2])
     Image.fromarray(np.zeros((10, 10), np.uint16)).save(d / "depth" / "2.png")
     s = read_scene(d)
     s.frames[0].color()
-    with pytest.raises(FrameError) as e1:
-        s.frames[1].color()
+    # an unreadable header and a depth image of another size than most frames' are skipped at reading
+    assert [f.frame_id for f in s.frames] == ["0"] and s.skipped_frames == {"bad_color": 1, "bad_depth": 1}
+    with pytest.raises(FrameError) as e1:  # and refused on loading too, had they slipped past the headers
+        load_color(d / "color" / "1.jpg")
     assert e1.value.reason == "bad_color" and "1.jpg" in str(e1.value)
     with pytest.raises(FrameError) as e2:
-        s.frames[2].depth()
+        load_depth(d / "depth" / "2.png", 1000.0, s.frames[0].depth_size)
     assert e2.value.reason == "bad_depth" and "10x10" in str(e2.value)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,14 +103,14 @@ def assemble_frames(scene: Scene, n: int, options: ReadOptions,
     ``candidate(i)`` describes the i-th of the ``n`` frames (called only for the picked ones), or
     returns the reason to skip it (a string; the reader has said why). Then, in this order: an
     unreadable or non-rigid pose is skipped as ``bad_pose``, a missing colour or depth file as
-    ``missing_color`` / ``missing_depth``, an unreadable first image header as ``bad_color``
-    (:func:`make_frame`); each skip is warned about and counted with ``scene.skip``.
+    ``missing_color`` / ``missing_depth``, an unreadable image header or an image of another size than
+    most frames' as ``bad_color`` / ``bad_depth`` (:func:`common_sizes`); each skip is warned about and
+    counted with ``scene.skip``.
 
     Raises:
         InputError: intrinsics that do not fit the images.
     """
-    frames: list[Frame] = []
-    sizes: dict = {}
+    frames: list[Frame | tuple[FrameCandidate, np.ndarray]] = []  # image-file frames wait for common_sizes
     for i in select_frames(n, options):
         c = candidate(i)
         if isinstance(c, str):
@@ -132,13 +133,55 @@ def assemble_frames(scene: Scene, n: int, options: ReadOptions,
             log.warning("skipping frame %s: %s (%s)", c.frame_id, *missing)
             scene.skip(missing[0])
             continue
-        K_depth = c.K_color if c.K_depth is None else c.K_depth
-        frame = make_frame(c.frame_id, c.color, c.depth, pose, c.K_color, K_depth, c.depth_loader, sizes)
-        if frame is None:
-            scene.skip("bad_color")
-            continue
-        frames.append(frame)
-    return frames
+        frames.append((c, pose))
+    sizes = common_sizes(scene, [f for f in frames if isinstance(f, tuple)])
+    out: list[Frame] = []
+    n_files = 0
+    for f in frames:
+        if isinstance(f, tuple):
+            c, pose = f
+            n_files += 1
+            if n_files - 1 in sizes["skipped"]:
+                continue
+            K_depth = c.K_color if c.K_depth is None else c.K_depth
+            f = make_frame(c.frame_id, c.color, c.depth, pose, c.K_color, K_depth, c.depth_loader, sizes)
+        out.append(f)
+    return out
+
+
+def common_sizes(scene: Scene, files: list[tuple[FrameCandidate, np.ndarray]]) -> dict:
+    """The colour and depth image sizes of most of these frames, from every frame's headers, and the
+    frames to skip: ``{"color": (H, W), "depth": (H, W), "skipped": {indices into files}}`` (no sizes
+    when no header is readable).
+
+    Why every frame's: the sizes were the first frame's, so one odd first frame (a depth image saved at
+    the colour resolution, a stray thumbnail) made every other frame fail at lifting. A frame with an
+    unreadable header or another size is skipped as ``bad_color`` / ``bad_depth``, warned about and
+    counted here, so ``inspect`` reports it before any lifting.
+    """
+    heads = [(image_size(c.color), image_size(c.depth)) for c, _ in files]
+    sizes: dict = {"skipped": set()}
+    for k, kind in enumerate(("color", "depth")):  # each its own majority: one odd image need not pair with another
+        common = Counter(h[k] for h in heads if h[k] is not None).most_common(1)
+        if common:
+            sizes[kind] = common[0][0]
+    for i, ((c, _), (chw, dhw)) in enumerate(zip(files, heads)):
+        problem = None
+        if chw is None:
+            problem = ("bad_color", f"unreadable image header ({c.color})")
+        elif dhw is None:
+            problem = ("bad_depth", f"unreadable image header ({c.depth})")
+        elif chw != sizes["color"]:
+            problem = ("bad_color", f"colour image {c.color} is {chw[1]}x{chw[0]}, most frames' are "
+                                    f"{sizes['color'][1]}x{sizes['color'][0]}")
+        elif dhw != sizes["depth"]:
+            problem = ("bad_depth", f"depth image {c.depth} is {dhw[1]}x{dhw[0]}, most frames' are "
+                                    f"{sizes['depth'][1]}x{sizes['depth'][0]}")
+        if problem is not None:
+            log.warning("skipping frame %s: %s", c.frame_id, problem[1])
+            scene.skip(problem[0])
+            sizes["skipped"].add(i)
+    return sizes
 
 
 def check_intrinsics(K: np.ndarray, hw: tuple[int, int], what: str) -> None:
@@ -196,7 +239,8 @@ def make_frame(
     depth_loader: Callable[[Path, tuple[int, int] | None], np.ndarray],
     sizes: dict,
 ) -> Frame | None:
-    """A lazy Frame; image sizes come from the first frame's headers (later ones are checked on load).
+    """A lazy Frame; image sizes come from ``sizes`` (:func:`common_sizes`), else from this frame's headers
+    (each image is checked against them again on load).
 
     Returns None (after a warning naming the file) when that first header is unreadable. The
     intrinsics are validated against the image sizes once per reader (``sizes`` caches the result);
