@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 class Registry(Generic[T]):
     """A name -> factory map.
 
-    Third-party packages add entries through the entry-point group ``geopurify.<kind>s``.
+    Third-party packages add entries through the registry's entry-point group (``geopurify.readers``,
+    ``geopurify.encoders``, ``geopurify.teachers``); a plugin under a built-in's name is ignored.
 
     >>> r = Registry("widget")
     >>> @r.register("plain")
