@@ -124,3 +124,22 @@ def test_hugging_face_cache_layout(clip_dir, tmp_path):
         resolve_weights(tmp_path / "hub")
     enc = ClipEncoder(weights=tmp_path / "hub", model="x/y", device="cpu")
     assert enc.folder == other
+
+
+def test_the_download_command_named_for_missing_weights_exists(tmp_path):
+    """The message names a command of the huggingface_hub that `geopurify[clip]` installs (its 1.x removed
+    `huggingface-cli`, which the message named before)."""
+    import os
+    import re
+    import shutil
+    import sys
+    from pathlib import Path
+
+    hub = pytest.importorskip("huggingface_hub")
+    with pytest.raises(ConfigError) as exc:
+        resolve_weights(tmp_path / "nothing")
+    command = re.search(r"`(\S+) download openai/clip-vit-base-patch16 --local-dir PATH`", str(exc.value))
+    assert command, str(exc.value)
+    bindir = Path(sys.executable).parent
+    assert shutil.which(command.group(1), path=os.pathsep.join([str(bindir), os.environ.get("PATH", "")])), (
+        f"{command.group(1)} is not a command of huggingface_hub {hub.__version__}")

@@ -54,7 +54,8 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 WEIGHTS_HELP = (
     "pass --weights PATH: a local folder with config.json, model.safetensors and the tokenizer files "
-    "(e.g. `huggingface-cli download openai/clip-vit-base-patch16 --local-dir PATH`), or a Hugging Face "
+    "(e.g. `hf download openai/clip-vit-base-patch16 --local-dir PATH`; huggingface_hub < 0.34: "
+    "`huggingface-cli download`), or a Hugging Face "
     "cache folder containing models--openai--clip-vit-base-patch16 (nothing is downloaded)"
 )
 
