@@ -100,3 +100,12 @@ def test_help_examples_name_real_options_and_parse():
             assert not stale_commands(f"`{line}`"), (cmd.name, line)
             a = parser.parse_args(shlex.split(line)[1:])  # argparse exits on a wrong argument count or value
             assert a.command == cmd.name
+
+
+def test_commands_named_in_messages_and_docstrings_are_real():
+    """A `geopurify ...` command that an error message or docstring tells a user to run exists as written."""
+    pkg = REPO / "src" / "geopurify"
+    spans = [(p, s) for p in pkg.rglob("*.py") for s in re.findall(r"`(geopurify [^`\n]+)`", p.read_text("utf-8"))]
+    assert len(spans) > 3
+    bad = [(str(p.relative_to(REPO)), b) for p, s in spans for b in stale_commands(f"`{s}`")]
+    assert not bad, bad
