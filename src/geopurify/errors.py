@@ -1,7 +1,7 @@
 """One error hierarchy; the CLI maps it to exit codes.
 
-Exit codes: 0 ok, 1 bug (unexpected exception), 2 bad input (:class:`InputError`),
-3 bad configuration or missing dependency/weights (:class:`ConfigError`), 130 interrupted.
+Exit codes: 0 ok, 1 bug (unexpected exception), 2 bad input (:class:`InputError`; also a full disk,
+:class:`DiskFullError`), 3 bad configuration or missing dependency/weights (:class:`ConfigError`), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ class ConfigError(GeoPurifyError):
     """Bad options, a missing optional dependency or missing model weights. Exit code 3."""
 
     exit_code = 3
+
+
+class DiskFullError(GeoPurifyError):
+    """No space left where an output is written: nothing wrong with the data or the options, but the run
+    cannot finish (exit code 2, as an out-of-memory run). The file it was writing is not left behind."""
+
+    exit_code = 2
 
 
 class MissingDependencyError(ConfigError):

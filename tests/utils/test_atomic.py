@@ -50,3 +50,38 @@ def test_outputs_get_the_usual_mode_even_when_the_writer_replaces_the_temporary_
     finally:
         os.umask(umask)
     assert (tmp_path / "x.bin").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
+                                   OSError("211776 requested and 112576 written"),  # numpy's short write
+                                   RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1 vs 2")])
+def test_a_full_disk_is_one_clear_error_and_leaves_nothing(tmp_path, error):
+    from geopurify.errors import DiskFullError
+
+    target = tmp_path / "features.npy"
+    with pytest.raises(DiskFullError, match="features.npy: no space left on the device") as e:
+        with atomic_open(target, "wb") as f:
+            f.write(b"half")
+            raise error
+    assert e.value.exit_code == 2
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="killed"):  # other failures pass through as they are
+        with atomic_open(target) as f:
+            raise RuntimeError("killed")
+
+
+def test_segment_on_a_full_disk_exits_2_with_one_line_and_no_run_json(tmp_path, capsys, monkeypatch):
+    from _fixtures import write_tiny_scannet
+    from geopurify.cli import main
+
+    scene = write_tiny_scannet(tmp_path)
+
+    def full(*a, **k):
+        raise OSError("211776 requested and 112576 written")
+
+    monkeypatch.setattr(np, "save", full)
+    out = tmp_path / "o"
+    assert main(["segment", str(scene), "--no-purify", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "Traceback" not in err and "internal error" not in err
+    assert not (out / "run.json").exists() and not list(out.glob(".*.tmp"))

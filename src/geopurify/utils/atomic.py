@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,21 +14,25 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..errors import DiskFullError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    A crash or kill leaves at most a ``.tmp`` file, never a partial ``path``.
+    A crash or kill leaves at most a ``.tmp`` file, never a partial ``path``. A full disk raises
+    :class:`~geopurify.errors.DiskFullError` (exit 2, one line naming ``path``), the temporary file removed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     umask = os.umask(0)
     os.umask(umask)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         # mkstemp makes 0600; outputs get the usual mode. After the block: a writer that replaces the
         # temporary file (safetensors' save_file does) makes a new one with mkstemp's mode again
@@ -34,9 +40,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as exc:
+        if not _disk_full(exc):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise DiskFullError(f"{path}: no space left on the device ({free / 2**20:.1f} MiB free); "
+                            "free some space or write elsewhere") from None
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+def _disk_full(exc: OSError | RuntimeError) -> bool:
+    """ENOSPC / EDQUOT, numpy's short write (``tofile``: "N requested and M written", no errno) or
+    torch.save's ("unexpected pos N vs M", "file write failed", a RuntimeError)."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError):
+        return "unexpected pos" in text or "file write failed" in text
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return exc.errno is None and "requested and" in text and "written" in text
 
 
 @contextlib.contextmanager
