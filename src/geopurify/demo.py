@@ -23,9 +23,12 @@ def run_demo(out: str | Path, steps: int | None = None, n_train: int = 2, seed: 
     :class:`~geopurify.synthetic.SyntheticConfig`) changes the rooms, e.g. smaller ones for a quick run.
     """
     from . import api
+    from .outputs import check_out_path
     from .synthetic import SyntheticConfig, make_scene
 
-    out = Path(out)
+    # the cheap refusals first: a bad --steps (0 too: it used to mean the default) or --out, before any room
+    train_cfg = TrainRunConfig(train=TrainConfig(**({"steps": steps} if steps is not None else {})))
+    out = check_out_path(out)
     t0 = time.perf_counter()
     base = scene_config or SyntheticConfig()
     scenes = []
@@ -39,8 +42,7 @@ def run_demo(out: str | Path, steps: int | None = None, n_train: int = 2, seed: 
     train_scenes, test_scene = scenes[:n_train], scenes[n_train]
 
     log.info("training the student on %d scenes", len(train_scenes))
-    api.train([str(s) for s in train_scenes], out / "student",
-              TrainRunConfig(train=TrainConfig(**({"steps": steps} if steps else {}))))
+    api.train([str(s) for s in train_scenes], out / "student", train_cfg)
 
     log.info("segmenting %s without and with purification", test_scene.name)
     api.segment(test_scene, out / "raw", SegmentConfig(purify=False))

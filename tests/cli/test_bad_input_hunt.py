@@ -75,3 +75,27 @@ def test_eval_against_another_scene_of_the_same_point_count_is_refused(tmp_path,
     assert "made from another scene" in err_line(capsys)
     assert not (out / "eval.json").exists()
     assert main(["eval", str(out), "--gt", str(scene)]) == 0
+
+
+@pytest.mark.parametrize("argv, code, message", [
+    (["--out", "{file}"], 3, "exists and is not a folder"),  # was an internal error after a room was made
+    (["--steps", "0", "--out", "{dir}"], 3, "TrainConfig.steps must be >= 1"),  # 0 silently meant the default
+])
+def test_demo_refuses_bad_options_before_any_work(tmp_path, capsys, argv, code, message):
+    (tmp_path / "f").write_text("x")
+    argv = [a.replace("{file}", str(tmp_path / "f")).replace("{dir}", str(tmp_path / "d")) for a in argv]
+    assert main(["demo", *argv]) == code
+    assert message in err_line(capsys)
+    assert not (tmp_path / "d").exists()
+
+
+def test_query_refuses_an_empty_phrase(tmp_path, capsys):
+    from _fixtures import write_tiny_scannet
+
+    scene = write_tiny_scannet(tmp_path)
+    out = tmp_path / "o"
+    assert main(["segment", str(scene), "--no-purify", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["query", str(out), "wall", "  "]) == 3
+    assert "an empty phrase" in err_line(capsys)
+    assert not (out / "query").exists()

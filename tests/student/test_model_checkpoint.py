@@ -135,3 +135,12 @@ def test_bad_config_rejected(tmp_path):
     torch.save({"config": {"in_dim": 7, "format_version": 99}, "model": {}}, p)
     with pytest.raises(ConfigError, match="future.pt.*newer"):
         load(p)
+
+
+def test_weights_with_nan_are_refused_on_loading(tmp_path):
+    model = _model()
+    with torch.no_grad():
+        next(model.parameters())[0] = float("nan")  # what a diverged run used to save
+    path = save(model, tmp_path / "m.safetensors")
+    with pytest.raises(InputError, match="NaN or infinite"):
+        load(path)

@@ -167,6 +167,8 @@ def phrase_embeddings(out_dir, run: dict, phrases: list[str], text: str | None =
 
     from ..encoders import build_encoder, load_text_embeddings
 
+    if any(not str(ph).strip() for ph in phrases):
+        raise ConfigError("query: an empty phrase; give words to search for, e.g. 'a red office chair'")
     opts: dict = {"weights": weights} if weights else {}
     if not encoder and not text:
         lift_cfg = (run.get("config") or {}).get("lift") or {} if isinstance(run, dict) else {}

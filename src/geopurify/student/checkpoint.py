@@ -12,6 +12,7 @@ import torch
 
 from ..errors import ConfigError, InputError
 from ..utils.atomic import atomic_path
+from ..utils.finite import all_finite
 from .model import AffinityNet, StudentConfig
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ def _build(config_dict: dict, state: dict, source: Path, map_location: str) -> A
         first = str(exc).strip().splitlines()
         detail = " ".join(line.strip() for line in first[:3])
         raise InputError(f"{source}: weights do not match the stored config ({detail[:300]})") from None
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not all_finite(v)]
+    if bad:  # a diverged training run: every embedding would be NaN, found only after lifting
+        raise InputError(f"{source}: the weights hold NaN or infinite values (e.g. {bad[0]}); retrain, lower --lr")
     return model.to(map_location).eval()
 
 
