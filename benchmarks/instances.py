@@ -112,8 +112,11 @@ def semantic(paths: dict, evaluated: list[str]) -> dict:
     return out
 
 
-def prepare(work: Path, steps: int | None, evaluated: list[str]) -> dict[str, dict[str, Path]]:
-    """Rendered scenes, two-fold students and both segment outputs per evaluated scan (cached)."""
+def prepare(work: Path, steps: int | None, evaluated: list[str], seed: int = 0) -> dict[str, dict[str, Path]]:
+    """Rendered scenes, two-fold students and both segment outputs per evaluated scan (cached).
+
+    ``seed``: the students' TrainConfig seed (initial weights and sampling); seeds other than the default
+    0 get their own students and purified outputs (``*_s<seed>``), the renders and raw fusion are shared."""
     paths = {}
     for name in NAMES:
         scene = work / "scenes" / name
@@ -123,13 +126,14 @@ def prepare(work: Path, steps: int | None, evaluated: list[str]) -> dict[str, di
         paths[name] = {"scene": scene}
     for name in evaluated:
         other = [n for n in NAMES if n != name][0]
-        student = work / f"student_{other}"
+        tag = f"_s{seed}" if seed else ""
+        student = work / f"student_{other}{tag}"
         if not (student / "student.safetensors").is_file():
-            log.info("distilling a student on %s (label-free)", other)
-            tcfg = TrainRunConfig(train=TrainConfig(**({"steps": steps} if steps else {})))
+            log.info("distilling a student on %s (label-free, seed %d)", other, seed)
+            tcfg = TrainRunConfig(train=TrainConfig(seed=seed, **({"steps": steps} if steps else {})))
             api.train([str(paths[other]["scene"])], student, tcfg)
         for kind, cfg in (("raw", SegmentConfig(purify=False)), ("purified", SegmentConfig(student=str(student)))):
-            out = work / "out" / kind / name
+            out = work / "out" / (kind + (tag if kind == "purified" else "")) / name
             if not is_complete(out):
                 api.segment(paths[name]["scene"], out, cfg)
             paths[name][kind] = out
@@ -142,6 +146,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="student training steps (default TrainConfig's)")
     ap.add_argument("--repeats", type=int, default=3, help="timed runs per variant and scan (median quoted)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "instances.md"))
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the students' training seed (0: TrainConfig's default); other seeds train their own")
     ap.add_argument("--scans", nargs="+", default=list(NAMES), choices=NAMES,
                     help="scans to evaluate (each purified by a student distilled on the other)")
     a = ap.parse_args()
@@ -149,7 +155,7 @@ def main() -> None:
     if not (SCANS / NAMES[0] / "instance.npy").is_file():
         raise SystemExit(f"real scans not found at {SCANS}")
     evaluated = list(a.scans)
-    paths = prepare(Path(a.work), a.steps, evaluated)
+    paths = prepare(Path(a.work), a.steps, evaluated, a.seed)
     s20, s200 = get_label_set("scannet20"), get_label_set("scannet200")
     results = {}
     for variant, (kind, cfg) in VARIANTS.items():
@@ -189,7 +195,7 @@ def main() -> None:
                             "scannet20_per_scan": per_scan,
                             "scannet200": r200.to_dict(), "seconds_per_scene": seconds, "cpu_seconds_per_scene": cpu,
                             "load_average": os.getloadavg()[0], "instances": counts,
-                            "scans": evaluated, "steps": a.steps,
+                            "scans": evaluated, "steps": a.steps, "seed": a.seed,
                             "points": [int(len(np.load(paths[n][kind] / "points.npy", mmap_mode="r")))
                                        for n in evaluated]}
         if variant in ORACLE:
@@ -229,7 +235,8 @@ def report(results: dict, sem: dict | None = None) -> str:
         "",
         f"Evaluated: {scans}; simulated per-mask VLM features rendered from the real scans (`synth --from-scan`); "
         f"each scan purified by a student distilled label-free on the other scan ({first['steps'] or 'default'} "
-        "steps). ScanNet-style instance AP over the 18 ScanNet-20 thing classes, matches pooled over the "
+        f"steps, training seed {first.get('seed', 0)}). ScanNet-style instance AP over the 18 ScanNet-20 thing "
+        "classes, matches pooled over the "
         "evaluated scans; AP averages IoU 0.50 ... 0.90 (the reference script's `np.arange(0.5, 0.95, 0.05)`). "
         "Seconds: `find_instances` per scene (median of repeats) on the shared 2-core machine: wall clock and the "
         "process's CPU time (user + sys, all threads), with the 1-minute load average while it ran (others' "
