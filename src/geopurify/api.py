@@ -331,7 +331,7 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
     """Instance AP (:class:`geopurify.eval.instance.InstanceScores`) of ``instances.json`` against the GT
     instances of one scene, or of a folder of outputs against a folder of scenes (paired by name);
     ``config``'s label set and reading options (``fields`` override them)."""
-    from .eval.gt import gt_indices, name_mapping
+    from .eval.gt import PointSample, gt_indices, name_mapping
     from .eval.instance import InstanceEvaluator, predictions, thing_classes
     from .instances import read_instances
     from .labels import get_label_set
@@ -349,10 +349,12 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
     ev = InstanceEvaluator(len(lset.names), thing_classes(lset.names))
     for o, g in pairs:
         found = read_instances(o)
+        sample = PointSample.of(read_output(o, allow_incomplete=cfg.allow_incomplete).points)
         scene = read_scene(g, cfg.read)
+        sample.check(scene, o, g)  # the output's own scene, before what its GT holds
         if "instance" not in scene.meta:
             raise InputError(f"{g}: no GT instances (instance.npy, or an 'instance' property in the labels PLY)")
-        if found.num_points != scene.num_points:
+        if found.num_points != scene.num_points:  # instances.json of another output than its folder's points
             raise InputError(f"{o}: instances of {found.num_points} points but the scene {g} has {scene.num_points}")
         pred = predictions(found, name_mapping(found.names, lset.names))
         ev.add(gt_indices(scene, cfg.label_set), scene.meta["instance"], pred)

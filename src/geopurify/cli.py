@@ -295,7 +295,7 @@ def _rerun(a: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str |
     if not a.config:
         return {}, {}, a.out
     folder = Path(a.config).parent if Path(a.config).is_file() else Path(a.config)
-    return load_config_dict(a.config), read_run(folder) or {}, a.out or str(folder)
+    return load_config_dict(a.config, a._command.name), read_run(folder) or {}, a.out or str(folder)
 
 
 def _segment_run(a: argparse.Namespace) -> int:

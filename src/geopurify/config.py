@@ -141,7 +141,7 @@ class SegmentConfig:
     @classmethod
     def load(cls, path: str | os.PathLike) -> SegmentConfig:
         """The config of a ``run.json`` (or of a JSON file holding just the config)."""
-        return from_dict(cls, load_config_dict(path))
+        return from_dict(cls, load_config_dict(path, "segment"))
 
 
 @dataclass
@@ -187,7 +187,7 @@ class TrainRunConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> TrainRunConfig:
-        return from_dict(cls, load_config_dict(path))
+        return from_dict(cls, load_config_dict(path, "train"))
 
 
 # --------------------------------------------------------------------------- dict <-> config
@@ -253,8 +253,9 @@ def from_dict(cls: type[C], d: dict[str, Any], where: str = "") -> C:
         raise ConfigError(f"config {where or cls.__name__}: {exc}") from None
 
 
-def load_config_dict(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``config`` object of a run.json (or the whole file when it is a bare config)."""
+def load_config_dict(path: str | os.PathLike, command: str | None = None) -> dict[str, Any]:
+    """The ``config`` object of a run.json (or the whole file when it is a bare config); with ``command``
+    (``"segment"``, ``"train"``), the run.json of another command is refused (ConfigError) by name."""
     p = Path(path)
     if p.is_dir():
         p = p / "run.json"
@@ -264,6 +265,9 @@ def load_config_dict(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{p}: cannot read ({exc.strerror})") from None
     except ValueError as exc:
         raise InputError(f"{p}: not JSON ({exc})") from None
+    theirs = d.get("command") if isinstance(d, dict) else None
+    if command is not None and isinstance(theirs, str) and theirs != command:
+        raise ConfigError(f"{p}: the run.json of `geopurify {theirs}`, not of {command}; give a {command} run's")
     if isinstance(d, dict) and "config" in d and isinstance(d["config"], dict):
         return d["config"]
     if not isinstance(d, dict):

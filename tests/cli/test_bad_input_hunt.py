@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from geopurify.cli import main
@@ -75,6 +77,10 @@ def test_eval_against_another_scene_of_the_same_point_count_is_refused(tmp_path,
     assert "made from another scene" in err_line(capsys)
     assert not (out / "eval.json").exists()
     assert main(["eval", str(out), "--gt", str(scene)]) == 0
+    assert main(["instances", str(out), "--stuff", "ceiling"]) == 0  # the tiny room has only wall and floor
+    capsys.readouterr()
+    assert main(["eval", str(out), "--gt", str(other), "--instances"]) == 2  # instance AP as well
+    assert "made from another scene" in err_line(capsys)
 
 
 @pytest.mark.parametrize("argv, code, message", [
@@ -99,3 +105,11 @@ def test_query_refuses_an_empty_phrase(tmp_path, capsys):
     assert main(["query", str(out), "wall", "  "]) == 3
     assert "an empty phrase" in err_line(capsys)
     assert not (out / "query").exists()
+
+
+@pytest.mark.parametrize("command, theirs", [("segment", "train"), ("train", "segment")])
+def test_config_of_another_commands_run_is_refused_by_name(tmp_path, capsys, command, theirs):
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"status": "complete", "command": theirs, "config": {}}))
+    assert main([command, "--config", str(run), "--out", str(tmp_path / "o")]) == 3
+    assert f"the run.json of `geopurify {theirs}`, not of {command}" in err_line(capsys)
