@@ -312,10 +312,14 @@ def _segment_run(a: argparse.Namespace) -> int:
     if not out:
         raise ConfigError("segment: pass --out FOLDER")
     if a.scenes:
+        if a.scene:  # it would be ignored
+            raise ConfigError(f"segment: give a SCENE or --scenes LIST, not both ({a.scene} and {a.scenes})")
         lst = Path(a.scenes)
         if not lst.is_file():
             raise InputError(f"{a.scenes}: scene list not found")
         scenes = [ln.strip() for ln in lst.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+        if not scenes:
+            raise InputError(f"{a.scenes}: the scene list names no scene (one path per line)")
         rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         status = api.segment_many(scenes, out, cfg, rank=rank, world_size=world)
         failed = {s: v for s, v in status.items() if v.startswith("failed")}

@@ -467,6 +467,8 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
     points = _load_npy(out / "points.npy")
     if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
         raise InputError(f"{out / 'points.npy'}: expected (N, 3) points, got {points.shape}")
+    if not np.issubdtype(points.dtype, np.number) or not np.isfinite(points).all():
+        raise InputError(f"{out / 'points.npy'}: holds NaN, infinite or non-numeric coordinates")
     points = points.astype(np.float32, copy=False)
     n = len(points)
     if run and "counts" in run and run["counts"].get("points") not in (None, n):

@@ -113,3 +113,37 @@ def test_config_of_another_commands_run_is_refused_by_name(tmp_path, capsys, com
     run.write_text(json.dumps({"status": "complete", "command": theirs, "config": {}}))
     assert main([command, "--config", str(run), "--out", str(tmp_path / "o")]) == 3
     assert f"the run.json of `geopurify {theirs}`, not of {command}" in err_line(capsys)
+
+
+def test_an_output_with_nan_points_is_refused_by_its_readers(tmp_path, capsys):
+    import numpy as np
+
+    from _fixtures import write_tiny_scannet
+
+    scene = write_tiny_scannet(tmp_path)
+    out = tmp_path / "o"
+    assert main(["segment", str(scene), "--no-purify", "--out", str(out)]) == 0
+    pts = np.load(out / "points.npy")
+    pts[5] = np.nan
+    np.save(out / "points.npy", pts)
+    capsys.readouterr()
+    for argv in (["render", str(out)], ["query", str(out), "wall"], ["instances", str(out)]):  # internal errors
+        assert main(argv) == 2
+        assert "points.npy: holds NaN" in err_line(capsys)
+
+
+@pytest.mark.parametrize("lines, scene, code, message", [
+    ("# nothing\n\n", False, 2, "names no scene"),  # was "0 done" and exit 0
+    ("{scene}\n", True, 3, "not both"),  # SCENE beside --scenes was silently ignored
+])
+def test_scene_list_mistakes(tmp_path, capsys, monkeypatch, lines, scene, code, message):
+    import geopurify.lifting as lifting
+    from _fixtures import write_tiny_scannet
+
+    monkeypatch.setattr(lifting, "lift_scene", lambda *a, **k: pytest.fail("lifting started"))
+    d = write_tiny_scannet(tmp_path)
+    lst = tmp_path / "list.txt"
+    lst.write_text(lines.replace("{scene}", str(d)))
+    argv = ["segment", *([str(d)] if scene else []), "--scenes", str(lst), "--no-purify", "--out", str(tmp_path / "o")]
+    assert main(argv) == code
+    assert message in err_line(capsys)

@@ -69,7 +69,8 @@ def resolve_weights(weights: str | Path | None, model: str | None = None) -> Pat
         raise ConfigError(f"the clip encoder needs local weights: {WEIGHTS_HELP}")
     root = Path(weights).expanduser()
     if not root.is_dir():
-        raise ConfigError(f"clip weights folder {root} does not exist: {WEIGHTS_HELP}")
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise ConfigError(f"clip weights folder {root} {what}: {WEIGHTS_HELP}")
     if (root / "config.json").is_file():
         folder = root
     else:
