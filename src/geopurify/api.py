@@ -441,7 +441,7 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
     """PNG pictures of a segment output (GT | raw | purified side by side when available), or with
     ``color="rgb"`` the points' own colours (``render_rgb_<view>.png``); ``config``: a
     :class:`~geopurify.viz.config.RenderConfig` (``fields`` override it, e.g. ``view="top"``)."""
-    from .eval.gt import gt_colors, gt_indices
+    from .eval.gt import PointSample, gt_colors, gt_indices
     from .labels import get_label_set
     from .viz.ply import palette
     from .viz.render import Panel, render_panels
@@ -451,9 +451,9 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
     pal = palette(len(res.names))
     panels = []
     if gt is not None:
-        g = gt_indices(read_scene(gt, ReadOptions()), cfg.label_set)
-        if len(g) != res.num_points:
-            raise InputError(f"{res.path}: {res.num_points} points but the scene {gt} has {len(g)}")
+        scene = read_scene(gt, ReadOptions())
+        PointSample.of(res.points).check(scene, res.path, gt)  # another scene's GT would be drawn beside it
+        g = gt_indices(scene, cfg.label_set)
         panels.append(Panel("ground truth", gt_colors(g, get_label_set(cfg.label_set).names, res.names, pal)))
     if res.raw_labels is not None:
         panels.append(Panel("raw fusion", pal[res.raw_labels]))

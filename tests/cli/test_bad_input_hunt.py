@@ -81,6 +81,9 @@ def test_eval_against_another_scene_of_the_same_point_count_is_refused(tmp_path,
     capsys.readouterr()
     assert main(["eval", str(out), "--gt", str(other), "--instances"]) == 2  # instance AP as well
     assert "made from another scene" in err_line(capsys)
+    assert main(["render", str(out), "--gt", str(other)]) == 2  # and the GT panel of render
+    assert "made from another scene" in err_line(capsys)
+    assert not list(out.glob("render_*.png"))
 
 
 @pytest.mark.parametrize("argv, code, message", [
