@@ -713,12 +713,21 @@ def _setup_logging(a) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+#: what to try after an out-of-memory error, by command (only options that command has)
+_MEMORY_HINTS = {
+    "segment": "--no-features, a larger --voxel-size or fewer frames (--frame-skip, --max-frames)",
+    "train": "a smaller --crop, a larger --voxel-size or fewer frames (--frame-skip)",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    command = None
     try:
         parser = build_parser()
         a = parser.parse_args(argv)
+        command = a.command
         _setup_logging(a)
         if not a.command:
             parser.print_help()
@@ -737,8 +746,8 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         if debug:
             raise
-        print("geopurify: error: out of memory; try --no-features, a larger --voxel-size or fewer frames",
-              file=sys.stderr)
+        hint = _MEMORY_HINTS.get(command, "a larger --voxel-size or fewer frames, where the command has them")
+        print(f"geopurify: error: out of memory; try {hint}", file=sys.stderr)
         return 2
     except Exception as exc:  # a bug: one line unless --debug
         if debug:
