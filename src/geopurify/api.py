@@ -87,8 +87,12 @@ def encode(scene_path: str | Path, config: EncodeConfig | None = None, read: Rea
     :mod:`geopurify.encoders.encode`. ``config`` is an :class:`~geopurify.encoders.encode.EncodeConfig`
     (``fields`` override it, e.g. ``encoder="clip", classes=["chair"]``)."""
     from .encoders.encode import EncodeConfig, encode_scene
+    from .encoders.scene import check_encoder
 
     cfg = updated(EncodeConfig, config, fields)
+    # encode always runs the model (segment need not: it may read features encoded elsewhere), so its
+    # missing --weights or unknown option is refused before any cloud is fused from depth
+    check_encoder(cfg.encoder, cfg.encoder_options)
     return encode_scene(read_scene(scene_path, read or ReadOptions()), cfg)
 
 

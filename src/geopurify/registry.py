@@ -77,22 +77,26 @@ class Registry(Generic[T]):
         """Raise ConfigError naming any option the factory of ``name`` does not accept, with the accepted list.
 
         The one rule for options of every registry (readers, encoders, teachers); factories taking
-        ``**kwargs`` accept anything.
+        ``**kwargs`` accept anything. A factory with a ``precheck(options)`` attribute has it called next:
+        the cheap checks of its options (a weights file that must exist) that can run before any scene is
+        read or model loaded.
         """
         factory = self.get(name)
         try:
             params = inspect.signature(factory).parameters
         except (TypeError, ValueError):
-            return
-        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return
-        accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise ConfigError(
-                f"{self.kind} {name!r} has no option {', '.join(unknown)}; "
-                + (f"it accepts: {', '.join(accepted)}" if accepted else "it takes no options")
-            )
+            params = None
+        if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            unknown = sorted(set(options) - set(accepted))
+            if unknown:
+                raise ConfigError(
+                    f"{self.kind} {name!r} has no option {', '.join(unknown)}; "
+                    + (f"it accepts: {', '.join(accepted)}" if accepted else "it takes no options")
+                )
+        precheck = getattr(factory, "precheck", None)
+        if callable(precheck):  # the factory's own cheap checks (files its options name), no model loaded
+            precheck(dict(options))
 
     def build(self, name: str, **kwargs) -> T:
         self.check_options(name, kwargs)

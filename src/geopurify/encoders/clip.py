@@ -389,3 +389,11 @@ class ClipEncoder(Encoder):
 @ENCODERS.register("clip")
 def _build_clip(scene=None, **options) -> Encoder:
     return ClipEncoder(**options)
+
+
+def _precheck_clip(options: dict) -> None:
+    """Before any scene is read: the weights folder resolves (no model loaded)."""
+    resolve_weights(options.get("weights"), options.get("model"))
+
+
+_build_clip.precheck = _precheck_clip  # type: ignore[attr-defined]

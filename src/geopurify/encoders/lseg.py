@@ -106,6 +106,11 @@ class LSegEncoder(Encoder):
 
     name = "lseg"
 
+    @staticmethod
+    def precheck(options: dict) -> None:
+        """Before any scene is read: the checkpoint file exists (no model loaded)."""
+        need_file(options.get("weights"), "weights (the LSeg checkpoint, e.g. demo_e200.ckpt)", "lseg")
+
     def __init__(
         self,
         weights: str | Path | None = None,

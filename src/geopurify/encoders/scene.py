@@ -12,6 +12,20 @@ from .base import Encoder, TextEmbeddings
 from .text import load_text_embeddings
 
 
+def check_encoder(name: str, options: dict[str, Any] | None = None) -> None:
+    """The cheap checks of an encoder that will run, before a scene is read (a cloud fused from depth takes
+    seconds to minutes): a known name, options it accepts, and the files its options must name (its
+    weights), without loading a model. ``auto`` is decided by the scene, so it is checked later.
+
+    For ``encode`` only: ``segment`` and ``train`` may read features encoded on another machine, by an
+    encoder that is not installed or has no weights here (:func:`geopurify.encoders.encode.scene_encoder`)."""
+    if name == "auto":
+        return
+    from . import ENCODERS
+
+    ENCODERS.check_options(name, dict(options or {}))
+
+
 def encoder_for_scene(scene, name: str = "auto", options: dict[str, Any] | None = None,
                       classes: list[str] | None = None) -> Encoder | None:
     """The 2D encoder for ``scene``, or None when the scene carries per-point features.

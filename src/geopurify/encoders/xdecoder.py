@@ -121,6 +121,12 @@ class XDecoderEncoder(Encoder):
 
     name = "xdecoder"
 
+    @staticmethod
+    def precheck(options: dict) -> None:
+        """Before any scene is read: the config and checkpoint files exist (no model loaded)."""
+        need_file(options.get("config"), "config (the X-Decoder YAML, e.g. xdecoder_focall_lang.yaml)", "xdecoder")
+        need_file(options.get("weights"), "weights (the X-Decoder checkpoint)", "xdecoder")
+
     def __init__(
         self,
         config: str | Path | None = None,
