@@ -20,6 +20,8 @@ _CHILD = textwrap.dedent("""
     import numpy as np
     from geopurify.geometry.knn import knn
     from scipy.spatial import cKDTree
+    # as a terminal gives it: a job started in the background by a script inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     pts = np.random.default_rng(0).random((120_000, 3))
     tree = cKDTree(pts)
     knn(pts, pts[:1000], 8, tree)
@@ -41,7 +43,15 @@ def test_ctrl_c_during_knn_exits_130_not_a_crash():
     assert res.returncode == 130, (res.returncode, res.stderr.decode()[-2000:])
 
 
-def test_deferred_interrupt_raises_after_the_block():
+@pytest.fixture
+def sigint_handled():
+    """SIGINT raising KeyboardInterrupt, as under a terminal (a background job inherits it ignored)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_deferred_interrupt_raises_after_the_block(sigint_handled):
     done = []
     with pytest.raises(KeyboardInterrupt):
         with deferred_interrupt():
