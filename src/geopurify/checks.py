@@ -191,7 +191,7 @@ FEATURE_ID_RULES = {
     "scannet": "the pose file's stem (pose/<id>.txt)",
     "sens": "the frame's index in the .sens file (0, 1, ...)",
     "matterport": "the colour image's stem (undistorted_color_images/<id>.jpg)",
-    "7scenes": "the frame number (frame-<id>.color.png; <seq>_<number> with seq-XX folders)",
+    "7scenes": "the frame number (frame-<id>.color.png or .jpg; <seq>_<number> with seq-XX folders)",
     "tum": "the colour timestamp with 6 decimals, as in rgb.txt (1305031102.175304)",
     "generic": "the colour file's stem (the 'color' glob)",
 }

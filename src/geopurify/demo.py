@@ -6,16 +6,20 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .config import SegmentConfig, TrainRunConfig
 from .distill import TrainConfig
 from .utils.atomic import write_json
 
+if TYPE_CHECKING:
+    from .synthetic import SyntheticConfig
+
 log = logging.getLogger(__name__)
 
 
 def run_demo(out: str | Path, steps: int | None = None, n_train: int = 2, seed: int = 0,
-             scene_config=None) -> dict:
+             scene_config: SyntheticConfig | None = None) -> dict:
     """Run the whole pipeline on synthetic rooms and return (and write) the scores.
 
     Writes ``OUT/scenes/`` (data), ``OUT/student/``, ``OUT/raw/`` and ``OUT/purified/`` (segment outputs,

@@ -1,3 +1,4 @@
+import logging
 import math
 
 import numpy as np
@@ -195,3 +196,14 @@ def test_lift_scene_returns_unit_rows_parallel_to_the_features():
     cos = np.einsum("ij,ij->i", out.astype(np.float64), feats) / np.maximum(np.linalg.norm(feats, axis=1), 1e-30)
     np.testing.assert_allclose(np.delete(cos, 7), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(feats, before)
+
+
+def test_skipped_frames_warn_a_few_lines_and_count_all(scene_setup, caplog):  # noqa: F811
+    points, frames = scene_setup
+    fail = {f.frame_id for f in frames[1:]}  # a half-encoded folder: most frames have no features
+    with caplog.at_level(logging.INFO, logger="geopurify.lifting.lift"):
+        res = lift(points, frames, FakeEncoder(fail=fail), LiftConfig(fusion="mean"))
+    assert res.skipped_frames == {"missing_features": len(fail)} and len(fail) > 5
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum(r.getMessage().startswith("skipping frame") for r in warned) == 5
+    assert len(warned) == 6 and "with -v only" in warned[-1].getMessage()

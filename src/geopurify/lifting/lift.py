@@ -43,6 +43,7 @@ from .config import LiftConfig
 from .projection import PointProjector, check_pose
 
 log = logging.getLogger(__name__)
+_FRAME_WARNINGS = 5  # skipped frames warned about one by one; the rest at debug level
 
 
 #: bytes of visible sets (indices, u, v) consensus fusion keeps between its passes; frames beyond
@@ -284,7 +285,15 @@ class _FrameStream:
 
     def _fail(self, i: int, exc: FrameError) -> None:
         if i not in self.failed:
-            log.warning("skipping frame %s: %s", self.frames[i].frame_id, exc)
+            # a few lines a run, not one per frame: a half-encoded folder would print hundreds; the
+            # counts by reason are in the summary line and run.json
+            shown = len(self.failed)
+            if shown < _FRAME_WARNINGS:
+                log.warning("skipping frame %s: %s", self.frames[i].frame_id, exc)
+            else:
+                log.debug("skipping frame %s: %s", self.frames[i].frame_id, exc)
+            if shown == _FRAME_WARNINGS - 1:
+                log.warning("further skipped frames are logged with -v only; the summary counts them all")
         self.failed[i] = exc.reason
 
     def _visible(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

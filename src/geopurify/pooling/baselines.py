@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import ConfigError, InputError
 from .pool import PoolConfig, affinity_from_neighbors
+
+if TYPE_CHECKING:
+    from ..student import AffinityNet
 
 
 def _csr(nbr: np.ndarray, weights: np.ndarray) -> torch.Tensor:
@@ -103,7 +107,7 @@ def embedding_affinity(nbr: np.ndarray, embeddings: np.ndarray | torch.Tensor, s
     return affinity_from_neighbors(nbr, embeddings, PoolConfig(sharpen=sharpen))
 
 
-def untrained_student(in_dim: int, width: int = 32, out_dim: int = 128, blocks: int = 3, seed: int = 0):
+def untrained_student(in_dim: int, width: int = 32, out_dim: int = 128, blocks: int = 3, seed: int = 0) -> AffinityNet:
     """An :class:`~geopurify.student.AffinityNet` with the initial weights training would start from."""
     from ..student import AffinityNet, StudentConfig
 
