@@ -288,12 +288,10 @@ class _FrameStream:
             # a few lines a run, not one per frame: a half-encoded folder would print hundreds; the
             # counts by reason are in the summary line and run.json
             shown = len(self.failed)
-            if shown < _FRAME_WARNINGS:
-                log.warning("skipping frame %s: %s", self.frames[i].frame_id, exc)
-            else:
-                log.debug("skipping frame %s: %s", self.frames[i].frame_id, exc)
-            if shown == _FRAME_WARNINGS - 1:
+            if shown == _FRAME_WARNINGS:  # said once, when there is a further one to hold back
                 log.warning("further skipped frames are logged with -v only; the summary counts them all")
+            level = logging.WARNING if shown < _FRAME_WARNINGS else logging.DEBUG
+            log.log(level, "skipping frame %s: %s", self.frames[i].frame_id, exc)
         self.failed[i] = exc.reason
 
     def _visible(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
