@@ -35,7 +35,7 @@ def dists(tmp_path_factory) -> dict[str, Path]:
     skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "_work", ".pytest_cache")
     for d in ("src", "tests", "docs", "benchmarks"):
         shutil.copytree(REPO / d, root / d, ignore=skip)
-    for f in ("pyproject.toml", "README.md", "MANIFEST.in", "Makefile", "BENCHMARKS.md"):
+    for f in ("pyproject.toml", "README.md", "MANIFEST.in", "Makefile", "BENCHMARKS.md", "LICENSE"):
         shutil.copy2(REPO / f, root / f)
     proc = subprocess.run([sys.executable, "-c", _BUILD], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -81,10 +81,24 @@ def test_wheel_entry_point_and_extras_named_in_errors(dists):
 def test_sdist_builds_what_make_test_needs_and_no_shared_data(dists):
     with tarfile.open(dists["sdist"]) as t:
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
-    for need in ("pyproject.toml", "README.md", "Makefile", "tests/conftest.py", "docs/ARCHITECTURE.md",
+    for need in ("pyproject.toml", "README.md", "LICENSE", "Makefile", "tests/conftest.py", "docs/ARCHITECTURE.md",
                  "BENCHMARKS.md", "benchmarks/common.py", *("src/" + f for f in _package_files())):
         assert need in names, need
     assert not [n for n in names if "shared" in n.split("/") or "__pycache__" in n], "stray files in the sdist"
+
+
+def test_license_text_is_shipped_in_the_wheel_and_sdist(dists):
+    """pyproject declares MIT: the licence text itself must travel with both distributions."""
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License") and "Copyright (c) 2026 the geopurify contributors" in text
+    with zipfile.ZipFile(dists["wheel"]) as z:
+        shipped = [n for n in z.namelist() if re.fullmatch(r"geopurify-[^/]+\.dist-info/licenses/LICENSE", n)]
+        assert shipped and z.read(shipped[0]).decode("utf-8") == text, z.namelist()
+        meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    assert re.search(r"^License-File: LICENSE$", meta, re.M), meta[:2000]
+    with tarfile.open(dists["sdist"]) as t:
+        member = next(m for m in t.getmembers() if m.name.split("/", 1)[-1] == "LICENSE")
+        assert t.extractfile(member).read().decode("utf-8") == text
 
 
 def test_build_is_free_of_deprecation_warnings(dists):
