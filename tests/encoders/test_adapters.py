@@ -94,3 +94,19 @@ def test_resize_rgb_matches_opencv_conventions():
     lin = resize_rgb(img, (4, 6), torch, "bilinear")[0].permute(1, 2, 0).numpy()
     ref = img.astype(np.float32).reshape(4, 2, 6, 2, 3).mean((1, 3))  # exact 2x: INTER_LINEAR = 2x2 mean
     np.testing.assert_allclose(lin, ref, atol=1e-4)
+
+
+def test_upstream_helpers_are_fully_annotated():
+    """Every public function of encoders/upstream.py names the types of its arguments and of its result."""
+    import inspect
+
+    from geopurify.encoders import upstream
+
+    funcs = [f for n, f in vars(upstream).items()
+             if inspect.isfunction(f) and f.__module__ == upstream.__name__ and not n.startswith("_")]
+    assert funcs
+    for f in funcs:
+        sig = inspect.signature(f)
+        bare = [p for p in sig.parameters.values() if p.annotation is inspect.Parameter.empty]
+        assert not bare, f"{f.__name__}: no type hint on {[p.name for p in bare]}"
+        assert sig.return_annotation is not inspect.Signature.empty, f"{f.__name__}: no return type"

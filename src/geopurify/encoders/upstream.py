@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ConfigError, MissingDependencyError
 
+if TYPE_CHECKING:  # torch is imported by the adapters that call these, not at import time here
+    import torch as _torch
 
-def import_upstream(module: str, package: str, url: str):
+
+def import_upstream(module: str, package: str, url: str) -> ModuleType:
     """Import ``module`` from the user's checkout; MissingDependencyError (exit 3) says where to get it."""
     try:
         return importlib.import_module(module)
@@ -21,15 +27,17 @@ def import_upstream(module: str, package: str, url: str):
         ) from exc
 
 
-def need_file(path, what: str, encoder: str) -> Path:
+def need_file(path: str | os.PathLike | None, what: str, encoder: str) -> Path:
     """``path`` as an existing file, else ConfigError saying which option to pass."""
     if path is None or not Path(path).expanduser().is_file():
         raise ConfigError(f"the {encoder} encoder needs {what}: pass {what.split()[0]}=PATH (got {path})")
     return Path(path).expanduser()
 
 
-def resize_rgb(img: np.ndarray, size: tuple[int, int], torch, mode: str = "bilinear"):
-    """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 tensor in 0..255, resized to ``size``.
+def resize_rgb(img: np.ndarray, size: tuple[int, int], torch: ModuleType, mode: str = "bilinear") -> _torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, h, w) float32 tensor in 0..255, resized to ``size`` (h, w).
+
+    ``torch``: the torch module, passed in by the adapter (this module does not import it).
 
     ``bilinear`` (pixel centres, no antialiasing) matches OpenCV's ``cv2.resize`` INTER_LINEAR, as in
     GeoPurify's loader; ``nearest`` (source index ``floor(i * H / h)``) matches INTER_NEAREST, as in
