@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +31,7 @@ from geopurify.viz.viewer import (
     match_phrase,
     normalize_phrase,
     serve,
+    viser_stdout,
 )
 
 # the server tests need the viewer extra; the bundle and phrase tests above them do not
@@ -276,3 +284,44 @@ def test_view_refuses_a_host_it_cannot_listen_on_instead_of_hanging(output_dir, 
     assert main(["view", str(output_dir), "--host", host]) == 3
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("level, shown", [(logging.INFO, True), (logging.DEBUG, True), (logging.WARNING, False)])
+def test_viser_stdout_is_hidden_only_when_info_logging_is_off(level, shown, capsys):
+    """What viser prints (its banner, 'Server stopped') passes through at INFO and is dropped under -q."""
+    logger = logging.getLogger("geopurify")
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        with viser_stdout():
+            print("(viser) banner")
+        print("ours")
+    finally:
+        logger.setLevel(old)
+    out = capsys.readouterr().out
+    assert ("(viser) banner" in out) == shown and "ours" in out
+
+
+@needs_viser
+def test_cli_view_quiet_prints_only_its_own_line(output_dir):
+    """`geopurify -q view OUT`: stdout is the one 'view: serving ...' line, not viser's banner box as well."""
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "geopurify", "-q", "view", str(output_dir), "--port",
+                             str(_free_port())],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline, lines = time.monotonic() + 60, []
+        while time.monotonic() < deadline and not any(ln.startswith("view:") for ln in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+        proc.send_signal(signal.SIGINT)  # the viewer stops on Ctrl-C (and viser says so, unless -q)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    lines += [ln for ln in out.splitlines() if ln.strip()]
+    assert proc.returncode == 0, err[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"view: serving {output_dir} on http://127.0.0.1:"), lines

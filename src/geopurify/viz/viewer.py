@@ -26,12 +26,13 @@ fall back to :func:`~geopurify.viz.ply.palette`.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ __all__ = [
     "normalize_phrase",
     "match_phrase",
     "box_segments",
+    "viser_stdout",
 ]
 
 TextEncoder = Callable[[list[str]], np.ndarray]
@@ -146,6 +148,22 @@ def box_segments(instances) -> tuple[np.ndarray, np.ndarray]:
     segs = np.concatenate([i.obb.corners()[edges] for i in instances.instances]).astype(np.float32)
     cols = instance_colors(np.array([i.id for i in instances.instances]))
     return segs, np.repeat(np.repeat(cols[:, None, :], 2, axis=1), len(edges), axis=0)
+
+
+@contextlib.contextmanager
+def viser_stdout() -> Iterator[None]:
+    """Where what viser prints goes while inside: stdout as usual, or nowhere when the geopurify logger
+    is not at INFO (``geopurify -q``).
+
+    Why: viser prints its banner box and 'Server stopped' to stdout with ``rich`` whatever its
+    ``verbose`` says, so ``geopurify -q view`` printed them beside its one line. ``rich`` looks up
+    ``sys.stdout`` when it prints, so a redirect reaches it.
+    """
+    if logging.getLogger("geopurify").isEnabledFor(logging.INFO):
+        yield
+        return
+    with open(os.devnull, "w", encoding="utf-8") as sink, contextlib.redirect_stdout(sink):
+        yield
 
 
 class ViewerServer:
@@ -370,7 +388,8 @@ class ViewerServer:
         return res
 
     def stop(self) -> None:
-        self.viser.stop()
+        with viser_stdout():  # its 'Server stopped' line, printed before the server thread ends
+            self.viser.stop()
 
     def wait(self) -> None:
         """Block until Ctrl-C, then stop the server."""
@@ -442,7 +461,8 @@ def serve(
     if n > max_points:
         subset = np.sort(np.random.default_rng(0).choice(n, max_points, replace=False))
         log.info("showing %d of %d points", max_points, n)
-    server = viser.ViserServer(host=host, port=port, verbose=False)
+    with viser_stdout():  # its banner box (printed whatever verbose says)
+        server = viser.ViserServer(host=host, port=port, verbose=False)
     viewer = ViewerServer(bundle, server, text_encoder, subset)
     log.info("viewer for %s at %s", bundle.out_dir, viewer.url)
     if block:
