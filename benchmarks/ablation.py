@@ -56,6 +56,7 @@ class Variant:
     teacher: dict = field(default_factory=dict)  # geometric teacher options
     pool: dict = field(default_factory=dict)  # PoolConfig fields
     inputs: str = ""  # student input change: "" (none) or "lab" (colour as CIE Lab, not RGB)
+    fusion: str = ""  # LiftConfig.fusion of the rooms: "" (the default, consensus) or "mean"; own baselines
     note: str = ""
 
 
@@ -96,6 +97,8 @@ VARIANTS: dict[str, Variant] = {
     "appearance-local0.9": Variant(teacher={"variant": "appearance"}, train={"local_weight": 0.9},
                                    note="appearance teacher, 0.1 InfoNCE + 0.9 local affinity KL"),  # fmt: skip
     "inputs-lab": Variant(inputs="lab", note="student colour in CIE Lab ((L-50)/50, a/128, b/128), not 2 RGB - 1"),
+    "fusion-mean": Variant(fusion="mean", note="mean fusion (OpenScene) of the lifted features instead of consensus; "
+                           "every baseline of the row recomputed on the mean-fused rooms"),
     "anchors-superpoint": Variant(train={"anchor_spread": "superpoint"},
                                   note="anchors spread over the teacher's superpoints (each as likely)"),  # fmt: skip
 }
@@ -143,8 +146,9 @@ def gate_rooms() -> tuple[list[Path], list[Path], dict]:
     return train, test, dict(_gate_rooms.REAL_TRAIN)
 
 
-def load_rooms(paths: list[Path], own_gt: bool = False) -> list[Room]:
-    """``own_gt``: GT from the rendered scene's labels (crops), else from the Pointcept scan of that name."""
+def load_rooms(paths: list[Path], own_gt: bool = False, fusion: str = "") -> list[Room]:
+    """``own_gt``: GT from the rendered scene's labels (crops), else from the Pointcept scan of that name;
+    ``fusion``: the lifting's fusion rule (empty: LiftConfig's default)."""
     from geopurify import api
     from geopurify.config import SegmentConfig
     from geopurify.distill import voxel_inputs
@@ -153,6 +157,8 @@ def load_rooms(paths: list[Path], own_gt: bool = False) -> list[Room]:
     from geopurify.lifting import lift_scene
 
     cfg = SegmentConfig(purify=False)
+    if fusion:
+        cfg = dataclasses.replace(cfg, lift=dataclasses.replace(cfg.lift, fusion=fusion))
     rooms = []
     for p in paths:
         sc = api.load_scene(p, cfg.read)
@@ -275,7 +281,8 @@ def run_variant(name: str, var: Variant, rooms: list[Room], test: list[Room] | N
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     shared = WORK / "students" / f"{tag}_default.safetensors"
-    if not (var.train or var.teacher or var.inputs) and shared.is_file():  # a pooling-only row: the default student
+    # a pooling-only row: the default student
+    if not (var.train or var.teacher or var.inputs or var.fusion) and shared.is_file():
         model = load(shared)
     else:
         model = distill_train(scenes, tcfg)
@@ -316,10 +323,15 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     if a.rooms == "gate":
         train_paths, test_paths, base = gate_rooms()
-        rooms, test = load_rooms(train_paths, own_gt=True), load_rooms(test_paths, own_gt=True)
     else:
-        rooms, base = load_rooms(render_rooms()), {}
-        test = rooms
+        train_paths, base = render_rooms(), {}
+        test_paths = train_paths
+
+    def rooms_of(fusion: str = "") -> tuple[list[Room], list[Room]]:
+        tr = load_rooms(train_paths, own_gt=a.rooms == "gate", fusion=fusion)
+        return tr, (tr if test_paths is train_paths else load_rooms(test_paths, own_gt=True, fusion=fusion))
+
+    rooms, test = rooms_of()
     res_path = HERE / "results" / ("ablation.json" if a.rooms == "real" else "ablation_gate.json")
     results = json.loads(res_path.read_text()) if res_path.is_file() else {}
     results["baselines"] = baselines(test, PoolConfig())
@@ -329,7 +341,14 @@ def main() -> None:
     res_path.write_text(json.dumps(results, indent=2))
     for name in a.variants:
         log.info("variant %s", name)
-        results.setdefault("variants", {})[name] = run_variant(name, VARIANTS[name], rooms, test, base, a.rooms)
+        var = VARIANTS[name]
+        if var.fusion:  # other lifted features: the row's own rooms, and its own baselines beside it
+            rooms_v, test_v = rooms_of(var.fusion)
+            row = run_variant(name, var, rooms_v, test_v, base, a.rooms)
+            row["baselines"] = baselines(test_v, dataclasses.replace(PoolConfig(), **var.pool))
+        else:
+            row = run_variant(name, var, rooms, test, base, a.rooms)
+        results.setdefault("variants", {})[name] = row
         res_path.write_text(json.dumps(results, indent=2))  # after every row: a killed run keeps what it had
         log.info("%s: %s", name, results["variants"][name])
     write_markdown(results, res_path.with_suffix(".md"), [r.name for r in test])
@@ -348,13 +367,23 @@ def write_markdown(results: dict, path: Path, rooms: list[str]) -> None:
     lines += ["", "| variant | change | untrained | trained | trained - untrained | trained - raw | "
               "trained - best bilateral | gap closed | teacher direct | train s (load before/after) |",
               "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    own = []
     for name, v in results.get("variants", {}).items():
         u, t = v["untrained"]["miou"], v["trained"]["miou"]
+        raw, oracle, bil = b["raw fusion"]["miou"], b["oracle"]["miou"], b["bilateral (best)"]["miou"]
+        if "baselines" in v:  # a row on other lifted features is compared with its own baselines
+            vb = v["baselines"]
+            raw, oracle, bil = vb["raw fusion"]["miou"], vb["oracle"]["miou"], vb["bilateral (best)"]["miou"]
+            own.append(f"{name}: raw fusion {raw:.1f}, uniform kNN {vb['uniform kNN']['miou']:.1f}, bilateral (best, "
+                       f"s = {vb['bilateral (best)']['sharpness']:g}) {bil:.1f}, oracle {oracle:.1f}")  # fmt: skip
         td = f"{v['teacher_direct']['miou']:.1f}" if "teacher_direct" in v else "-"
         change = v["note"] or json.dumps({k: v[k] for k in ("train", "teacher", "pool") if v[k]})
         lines.append(f"| {name} | {change} | {u:.1f} | {t:.1f} | {t - u:+.1f} | {t - raw:+.1f} | {t - bil:+.1f} | "
                      f"{100 * (t - raw) / max(oracle - raw, 1e-9):.0f} % | {td} | {v['train_s']} "
                      f"({v['load_before']}/{v['load_after']}) |")  # fmt: skip
+    if own:
+        lines += ["", "Rows on other lifted features, their own baselines (the row's differences are against these): "
+                  + "; ".join(own) + "."]  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
