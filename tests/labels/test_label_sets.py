@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from geopurify.errors import ConfigError, InputError
-from geopurify.labels import LABEL_SETS, distinct_palette, get_label_set, nyu40_palette
+from geopurify.labels import LABEL_SETS, get_label_set, nyu40_palette, palette
 
 SCANNET20_IDS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39]
 SCANNET20_NAMES = [
@@ -96,15 +96,21 @@ def test_nyu40_palette_standard_colours():
     assert m21.colors[-1].tolist() == pal[22].tolist()
 
 
-def test_distinct_palette_unique_and_deterministic():
-    a = distinct_palette(200)
-    assert a.shape == (200, 3) and a.dtype == np.uint8
-    assert len({tuple(c) for c in a}) == 200
-    np.testing.assert_array_equal(a, distinct_palette(200))
-    np.testing.assert_array_equal(a[:10], distinct_palette(10))
+def test_one_palette_unique_and_deterministic():
+    """Label sets without NYU40 colours take the same class palette as every picture (viz.ply.palette)."""
+    from geopurify.viz.ply import palette as picture_palette
+
+    assert picture_palette is palette
+    a = palette(300)
+    assert a.shape == (300, 3) and a.dtype == np.uint8
+    assert len({tuple(c) for c in a}) == 300
+    np.testing.assert_array_equal(a, palette(300))
+    np.testing.assert_array_equal(a[:10], palette(10))
     for name in LABEL_SETS:
         cols = get_label_set(name).colors
         assert len({tuple(c) for c in cols}) == len(cols), name
+    for name in ("scannet200", "matterport40", "matterport80", "matterport160"):
+        np.testing.assert_array_equal(get_label_set(name).colors, palette(len(get_label_set(name).names)))
 
 
 def test_colors_read_only_and_aliases():

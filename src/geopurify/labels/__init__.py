@@ -16,10 +16,10 @@ from .sets import (
     DEFAULT_LABEL_SET,
     LABEL_SETS,
     LabelSet,
-    distinct_palette,
     get_label_set,
     matterport_aliases,
     nyu40_palette,
+    palette,
 )
 
 __all__ = [
@@ -28,13 +28,13 @@ __all__ = [
     "LabelSet",
     "LabelTable",
     "categories_to_index",
-    "distinct_palette",
     "get_label_set",
     "matterport_aliases",
     "matterport_category_map",
     "matterport_to_index",
     "nyu40_palette",
     "nyu40_to_scannet20",
+    "palette",
     "raw_to_index",
     "read_labels_tsv",
     "scannet_category_map",

@@ -24,10 +24,10 @@ from ..errors import ConfigError, InputError
 __all__ = [
     "LABEL_SETS",
     "LabelSet",
-    "distinct_palette",
     "get_label_set",
     "matterport_aliases",
     "nyu40_palette",
+    "palette",
 ]
 
 #: Names :func:`get_label_set` accepts (canonical spelling).
@@ -133,30 +133,38 @@ def nyu40_palette() -> np.ndarray:
     return np.asarray(_tables()["nyu40_palette"], dtype=np.uint8)
 
 
-def distinct_palette(n: int) -> np.ndarray:
-    """(n, 3) uint8 deterministic palette of distinct colours.
+# Twenty hand-ordered, clearly distinct colours (Tableau-like hues, dark row first, then light row),
+# so the first classes of any label set get the most separable colours.
+_BASE = np.array(
+    [
+        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+        (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
+        (196, 156, 148), (247, 182, 210), (255, 215, 0), (219, 219, 141), (0, 95, 95),
+    ],
+    dtype=np.uint8,
+)  # fmt: skip
 
-    Hues step by the golden angle (so neighbouring indices differ strongly); saturation and value cycle
-    through three levels so that large palettes (200 classes) stay distinguishable. Colours are unique.
+
+def palette(n: int) -> np.ndarray:
+    """``n`` distinct class colours, (n, 3) uint8; ``palette(k)`` is a prefix of ``palette(n)`` for k < n.
+
+    The one class palette: every picture (``viz``) and the label sets without standard NYU40 colours
+    (:attr:`LabelSet.colors`) use it. Distinct for n <= 300 (every label set here).
+
+    The first 20 are a fixed, well separated set; beyond that hues advance by the golden angle with
+    alternating saturation/value so neighbours in the list stay distinguishable.
     """
     if n < 0:
-        raise ConfigError(f"palette size must be >= 0, got {n}")
-    golden = 0.618033988749895
-    out = np.zeros((n, 3), dtype=np.uint8)
-    seen: set[tuple[int, int, int]] = set()
-    k = 0
-    for i in range(n):
-        while True:
-            h = (k * golden) % 1.0
-            s = (0.75, 0.55, 0.9)[k % 3]
-            v = (0.9, 0.7, 0.55)[(k // 3) % 3]
-            rgb = tuple(int(round(c * 255)) for c in colorsys.hsv_to_rgb(h, s, v))
-            k += 1
-            if rgb not in seen:  # quantisation could in principle collide; skip to keep colours unique
-                break
-        seen.add(rgb)
-        out[i] = rgb
-    return out
+        raise ValueError(f"palette size must be >= 0, got {n}")
+    if n <= len(_BASE):
+        return _BASE[:n].copy()
+    extra = []
+    for i in range(n - len(_BASE)):
+        h = (0.13 + i * 0.618033988749895) % 1.0
+        s, v = (0.75, 0.9) if i % 2 == 0 else (0.55, 0.7)
+        extra.append([round(c * 255) for c in colorsys.hsv_to_rgb(h, s, v)])
+    return np.concatenate([_BASE, np.asarray(extra, dtype=np.uint8)])
 
 
 def _canonical(name: str) -> str:
@@ -181,7 +189,7 @@ def get_label_set(name: str) -> LabelSet:
     if entry["palette"] == "nyu40":
         colors = nyu40_palette()[np.asarray(ids)]
     else:
-        colors = distinct_palette(len(names))
+        colors = palette(len(names))
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     colors.setflags(write=False)
     split = None

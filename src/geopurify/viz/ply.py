@@ -1,48 +1,17 @@
 """The colour helpers every picture shares (class palette, similarity heat map, instance colours).
 
-``write_ply`` is :func:`geopurify.io.ply.write_ply` (the PLY format, read and written, lives in io).
+``write_ply`` is :func:`geopurify.io.ply.write_ply` (the PLY format, read and written, lives in io);
+``palette`` is :func:`geopurify.labels.sets.palette` (the one class palette, which label sets use too).
 """
 
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 
 from ..io.ply import write_ply
+from ..labels.sets import palette
 
 __all__ = ["write_ply", "palette", "heatmap_colors", "label_colors", "luminance", "instance_colors"]
-
-# Twenty hand-ordered, clearly distinct colours (Tableau-like hues, dark row first, then light row),
-# so the first classes of any label set get the most separable colours.
-_BASE = np.array(
-    [
-        (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-        (174, 199, 232), (255, 187, 120), (152, 223, 138), (255, 152, 150), (197, 176, 213),
-        (196, 156, 148), (247, 182, 210), (255, 215, 0), (219, 219, 141), (0, 95, 95),
-    ],
-    dtype=np.uint8,
-)  # fmt: skip
-
-
-def palette(n: int) -> np.ndarray:
-    """``n`` distinct class colours, (n, 3) uint8; ``palette(k)`` is a prefix of ``palette(n)`` for k < n.
-
-    The first 20 are a fixed, well separated set; beyond that hues advance by the golden angle with
-    alternating saturation/value so neighbours in the list stay distinguishable.
-    """
-    if n < 0:
-        raise ValueError(f"palette size must be >= 0, got {n}")
-    if n <= len(_BASE):
-        return _BASE[:n].copy()
-    extra = []
-    for i in range(n - len(_BASE)):
-        h = (0.13 + i * 0.618033988749895) % 1.0
-        s, v = (0.75, 0.9) if i % 2 == 0 else (0.55, 0.7)
-        extra.append([round(c * 255) for c in colorsys.hsv_to_rgb(h, s, v)])
-    return np.concatenate([_BASE, np.asarray(extra, dtype=np.uint8)])
-
 
 def _viridis_lut() -> np.ndarray:
     """(256, 3) uint8 viridis lookup table from matplotlib (imported lazily: it is slow to import)."""
