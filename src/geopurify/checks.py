@@ -319,6 +319,37 @@ def check_frames(scene: Scene, cfg: CheckConfig) -> tuple[list[FrameCheck], floa
     return out, (float(seen.mean()) if out else None)
 
 
+def _in_view(points: np.ndarray, frame: Frame) -> bool:
+    """Whether any of (P, 3) world ``points`` lies in front of ``frame`` and inside its depth or colour image."""
+    from .geometry.camera import camera_points, project_camera
+
+    cam = camera_points(points, frame.world_to_camera)
+    for K, (h, w) in ((frame.K_depth, frame.depth_size), (frame.K_color, frame.color_size)):
+        p = project_camera(cam, K)
+        with np.errstate(invalid="ignore"):
+            if np.any((p.z > 0) & (p.u >= -0.5) & (p.u < w - 0.5) & (p.v >= -0.5) & (p.v < h - 0.5)):
+                return True
+    return False
+
+
+def any_point_in_view(scene: Scene, cfg: CheckConfig, chunk: int = 200_000) -> bool:
+    """Whether any frame has any cloud point in front of it and inside its image: projection only, no
+    image is read. Lifting sees a subset of these points (it also needs agreeing depth), so False means
+    lifting would see nothing. A fixed subsample of ``cfg.sample_points`` points is tried against every
+    frame first; only when it finds nothing are all points projected (stopping at the first hit), so a
+    scene seen only in a corner is never refused."""
+    if not scene.frames or not scene.num_points:
+        return True
+    pts = np.asarray(scene.points, dtype=np.float64)
+    n = len(pts)
+    sample = np.sort(np.random.default_rng(0).choice(n, size=min(n, cfg.sample_points), replace=False))
+    if any(_in_view(pts[sample], f) for f in scene.frames):
+        return True
+    if len(sample) == n:
+        return False
+    return any(_in_view(pts[s : s + chunk], f) for f in scene.frames for s in range(0, n, chunk))
+
+
 def check_scene(
     scene: Scene,
     cfg: CheckConfig | None = None,
@@ -399,12 +430,21 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
 
     Raises:
         InputError: no feature file for any frame (names the expected ones), 2D features of another
-            dimension than the text embeddings.
+            dimension than the text embeddings, no cloud point in view of any frame.
         ConfigError: a student trained on features of another dimension.
     """
+    cfg = cfg or CheckConfig()
     rep = check_scene(scene, cfg, voxel_size=voxel_size, encoder=encoder, text_dim=text_dim,
                       memory_bytes=memory_bytes, voxels=voxels)
     refuse(rep.features, encoder, text_dim, student_dim)
+    # the sampled frames agreeing with no sampled point may be sparse coverage; refuse only when no
+    # frame at all has a point in view, which lifting would find only after reading every frame
+    if not rep.seen_fraction and not any_point_in_view(scene, cfg):
+        raise InputError(
+            f"{scene.name}: no point of the cloud is in view of any of the {len(scene.frames)} frames; "
+            "check the pose convention (pose_convention camera_to_world / world_to_camera) and that the "
+            "poses belong to this cloud"
+        )
     for w in rep.warnings:
         log.warning("%s", w)
     return rep

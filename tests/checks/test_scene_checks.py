@@ -189,3 +189,38 @@ def test_text_embeddings_that_encode_wrote_are_checked_before_fusing_a_cloud(tmp
     assert main(["segment", str(cap), "--no-purify", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "dimension" in err and "8" in err, err
+
+
+def test_scene_no_frame_sees_is_refused_before_lifting(tmp_path, monkeypatch, capsys):
+    """Cameras 3 m behind the plane's far side: the cheap checks find 0% and every frame confirms it."""
+    d = write_tiny_scannet(tmp_path, frames=3)
+    shift_poses(d, range(3), dz=5.0)
+    _no_lift(monkeypatch)
+    for cmd in (["segment", str(d), "--no-purify", "--out", str(tmp_path / "o")],
+                ["train", str(d), "--out", str(tmp_path / "s"), "--steps", "1"]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "no point of the cloud is in view of any of the 3 frames" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sparse_coverage_is_not_refused(tmp_path):
+    """The sampled frame sees nothing and the point subsample misses the corner the other frame sees:
+    all points are projected before refusing."""
+    from geopurify.checks import CheckConfig, any_point_in_view, preflight
+    from geopurify.io import ReadOptions, read_scene
+
+    d = write_tiny_scannet(tmp_path, frames=2)
+    shift_poses(d, [0], dz=5.0)  # frame 0 (the only one sampled) looks away from the plane
+    pose = np.loadtxt(d / "pose" / "1.txt")
+    pose[0, 3] = 1.47  # frame 1 (half-width 1 m at 2 m) sees only the plane's last column (x = 0.5, from x = 0.45 on)
+    np.savetxt(d / "pose" / "1.txt", pose)
+    scene = read_scene(d, ReadOptions())
+    cfg = CheckConfig(max_frames=1, sample_points=5)
+    from geopurify.checks import _in_view
+
+    pts = np.asarray(scene.points, np.float64)
+    assert not _in_view(pts[pts[:, 0] < 0.4], scene.frames[1]) and _in_view(pts, scene.frames[1])
+    assert any_point_in_view(scene, cfg)
+    rep = preflight(scene, "precomputed", 4, cfg=cfg)
+    assert rep.seen_fraction == 0
