@@ -445,6 +445,25 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
         raise InputError(f"{path}: unreadable ({exc})") from None
 
 
+def read_points(out_dir: str | os.PathLike) -> np.ndarray:
+    """(N, 3) float32 ``points.npy`` of an output folder, checked (N > 0, finite), and nothing else of it:
+    for readers that need only the points (``evaluate_instances``'s same-scene check). Completeness is
+    the caller's (:func:`require_complete`).
+
+    Raises:
+        InputError: points.npy missing, unreadable, of another shape, or holding NaN / infinity.
+    """
+    path = Path(out_dir) / "points.npy"
+    if not path.is_file():
+        raise InputError(f"{path}: missing (written by `geopurify segment`)")
+    points = _load_npy(path)
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+        raise InputError(f"{path}: expected (N, 3) points, got {points.shape}")
+    if not np.issubdtype(points.dtype, np.number) or not np.isfinite(points).all():
+        raise InputError(f"{path}: holds NaN, infinite or non-numeric coordinates")
+    return points.astype(np.float32, copy=False)
+
+
 def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, features: bool = False) -> SegmentOutput:
     """Read and cross-check a segment output folder.
 
@@ -464,12 +483,7 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
     for req in ("points.npy", "labels.txt"):
         if not (out / req).is_file():
             raise InputError(f"{out / req}: missing (written by `geopurify segment`)")
-    points = _load_npy(out / "points.npy")
-    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
-        raise InputError(f"{out / 'points.npy'}: expected (N, 3) points, got {points.shape}")
-    if not np.issubdtype(points.dtype, np.number) or not np.isfinite(points).all():
-        raise InputError(f"{out / 'points.npy'}: holds NaN, infinite or non-numeric coordinates")
-    points = points.astype(np.float32, copy=False)
+    points = read_points(out)
     n = len(points)
     if run and "counts" in run and run["counts"].get("points") not in (None, n):
         raise InputError(f"{out}: run.json counts {run['counts']['points']} points but points.npy has {n}")

@@ -227,3 +227,29 @@ def test_eval_instances_refuses_a_protocol_and_an_incomplete_output(tmp_path, ca
     assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances"]) == 2
     assert "incomplete output" in capsys.readouterr().err
     assert main(["-q", "eval", str(out), "--gt", str(gt), "--instances", "--allow-incomplete"]) == 0
+
+
+def test_eval_instances_reads_only_the_points_of_an_output(tmp_path, monkeypatch, caplog):
+    """Instance AP needs instances.json and, for the same-scene check, points.npy: not the whole folder
+    (labels.txt parsed, colours, names, run.json a second time), and one INCOMPLETE warning, not two."""
+    import logging
+
+    from geopurify import api, outputs
+    from geopurify.cli import main
+
+    out, obj = segment_output(tmp_path)
+    gt = pointcept_gt(tmp_path, out, obj)
+    assert main(["-q", "instances", str(out)]) == 0
+    want = api.evaluate_instances(out, gt).to_dict()
+
+    def whole_folder(*a, **k):
+        raise AssertionError("evaluate_instances read the whole output folder")
+
+    monkeypatch.setattr(api, "read_output", whole_folder)
+    monkeypatch.setattr(outputs, "read_labels", whole_folder)
+    assert api.evaluate_instances(out, gt).to_dict() == want
+    run = json.loads((out / outputs.RUN_FILE).read_text())
+    (out / outputs.RUN_FILE).write_text(json.dumps({**run, "status": "running"}))
+    with caplog.at_level(logging.WARNING, "geopurify"):
+        assert api.evaluate_instances(out, gt, allow_incomplete=True).to_dict() == want
+    assert sum("INCOMPLETE" in r.getMessage() for r in caplog.records) == 1
