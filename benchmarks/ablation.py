@@ -33,7 +33,6 @@ import logging
 import os
 import platform
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,18 +183,6 @@ def score(rooms: list[Room], labels_v: list[np.ndarray]) -> dict:
     return {"miou": round(100 * float(s.miou), 2), "fmiou": round(100 * float(s.fmiou), 2)}
 
 
-def _csr(nbr: np.ndarray, w: np.ndarray) -> torch.Tensor:
-    v, k = nbr.shape
-    order = np.argsort(nbr, axis=1)
-    cols = np.take_along_axis(nbr, order, 1)
-    w = np.take_along_axis(w, order, 1)
-    w = w / np.maximum(w.sum(1, keepdims=True), 1e-30)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-        return torch.sparse_csr_tensor(torch.arange(0, v * k + 1, k), torch.from_numpy(cols.reshape(-1)),
-                                       torch.from_numpy(w.reshape(-1).astype(np.float32)), size=(v, v))  # fmt: skip
-
-
 def pool_with(rooms: list[Room], affinity, pool_cfg) -> list[np.ndarray]:
     """Labels per room after ``steps`` products with the affinity ``affinity(room, nbr) -> CSR``."""
     from geopurify.pooling import neighbors, propagate
@@ -210,7 +197,7 @@ def pool_with(rooms: list[Room], affinity, pool_cfg) -> list[np.ndarray]:
 def baselines(rooms: list[Room], pool_cfg) -> dict:
     """Raw, uniform, bilateral (sharpness tuned here), oracle."""
     rows = {"raw fusion": score(rooms, [r.logits.argmax(1) for r in rooms])}
-    rows["uniform kNN"] = score(rooms, pool_with(rooms, lambda r, n: _csr(n, np.ones(n.shape)), pool_cfg))
+    rows["uniform kNN"] = score(rooms, pool_with(rooms, _uniform, pool_cfg))
 
     best = None
     for s in (0.25, 0.5, 1.0, 2.0, 4.0, 8.0):
@@ -223,20 +210,25 @@ def baselines(rooms: list[Room], pool_cfg) -> dict:
     return rows
 
 
+# The baselines are the library's (pooling.baselines), so the benchmark scores what users get.
+def _uniform(r: Room, n: np.ndarray) -> torch.Tensor:
+    from geopurify.pooling.baselines import uniform_affinity
+
+    return uniform_affinity(n)
+
+
 def _bilateral(s: float):
-    """exp(-s (dn^2 / 0.5^2 + dc^2 / 0.15^2)) over the neighbours: normal and colour, no learning."""
+    """``bilateral_affinity`` at sharpness ``s`` (its default sigmas: normal 0.5, colour 0.15)."""
+    from geopurify.pooling.baselines import BilateralConfig, bilateral_affinity
 
-    def aff(r, n):
-        dn = np.sum((r.normals[n] - r.normals[:, None]) ** 2, 2) / 0.5**2
-        dc = np.sum((r.colors[n] - r.colors[:, None]) ** 2, 2) / 0.15**2
-        e = -s * (dn + dc)
-        return _csr(n, np.exp(e - e.max(1, keepdims=True)))
-
-    return aff
+    cfg = BilateralConfig(sharpness=s)
+    return lambda r, n: bilateral_affinity(n, r.normals, r.colors, cfg)
 
 
-def _oracle(r, n):
-    return _csr(n, np.where(r.gt_voxel[n] == r.gt_voxel[:, None], 1.0, 1e-6))
+def _oracle(r: Room, n: np.ndarray) -> torch.Tensor:
+    from geopurify.pooling.baselines import oracle_affinity
+
+    return oracle_affinity(n, r.gt_voxel)
 
 
 def student_inputs_of(r: Room, var: Variant) -> np.ndarray:

@@ -77,3 +77,28 @@ def test_untrained_student_is_seeded_and_the_training_init():
         torch.testing.assert_close(va, vb, msg=k)
     d = TrainConfig()
     assert dataclasses.astuple(a.config)[1:4] == (d.width, d.out_dim, d.blocks)  # same architecture as trained
+
+
+def test_the_ablation_benchmark_scores_these_baselines(monkeypatch):
+    """benchmarks/ablation.py's uniform, bilateral and oracle rows use these builders (the same weights to
+    the bit), not copies of them that can drift (its own copy normalised rows in float32)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ablation.py"
+    spec = importlib.util.spec_from_file_location("_ablation_under_test", path)
+    ab = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, ab)  # its dataclasses look their module up there
+    spec.loader.exec_module(ab)
+    rng, _, nbr = _scene(300)
+    n = rng.standard_normal((len(nbr), 3)).astype(np.float32)
+    room = SimpleNamespace(normals=n / np.linalg.norm(n, axis=1, keepdims=True),
+                           colors=rng.random((len(nbr), 3)).astype(np.float32), gt_voxel=rng.integers(0, 5, len(nbr)))
+    pairs = [(ab._uniform(room, nbr), uniform_affinity(nbr)),
+             (ab._oracle(room, nbr), oracle_affinity(nbr, room.gt_voxel))]
+    pairs += [(ab._bilateral(s)(room, nbr), bilateral_affinity(nbr, room.normals, room.colors, BilateralConfig(s)))
+              for s in (0.25, 1.0, 8.0)]
+    for theirs, ours in pairs:
+        assert torch.equal(theirs.col_indices(), ours.col_indices()) and torch.equal(theirs.values(), ours.values())
