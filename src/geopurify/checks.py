@@ -106,6 +106,8 @@ class SceneReport:
     lifted_seen_fraction: float | None = None
     pose_source: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: why ``segment``/``train`` would refuse this scene (one line; ``inspect`` then exits 2), else None
+    refused: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -360,7 +362,7 @@ def check_scene(
     voxels: int | None = None,
 ) -> SceneReport:
     """Run the cheap checks on a read scene (see the module docstring); never raises for what it finds,
-    and logs nothing: ``rep.warnings`` holds the findings.
+    and logs nothing: ``rep.warnings`` holds the findings, ``rep.refused`` what :func:`preflight` refuses.
 
     Args:
         encoder: the 2D encoder that will be used; feature files are listed for ``auto``/``precomputed``.
@@ -391,6 +393,16 @@ def check_scene(
         rep.pose_source = (f"{scene.meta.get('poses_found')} poses ({scene.meta['pose_form']}), paired to frames "
                            f"by {scene.meta.get('pose_pairing')}")
     rep.frame_checks, rep.seen_fraction = check_frames(scene, cfg)
+    if frames_found and not scene.frames and scene.point_features is None:
+        skipped = ", ".join(f"{k} {v}" for k, v in sorted(scene.skipped_frames.items())) or "none listed"
+        rep.refused = (f"{scene.name}: none of the {frames_found} frames found is usable (skipped: {skipped}); "
+                       "there is nothing to lift 2D features from")
+    # the sampled frames agreeing with no sampled point may be sparse coverage; refuse only when no
+    # frame at all has a point in view, which lifting would find only after reading every frame
+    elif scene.frames and not rep.seen_fraction and not any_point_in_view(scene, cfg):
+        rep.refused = (f"{scene.name}: no point of the cloud is in view of any of the {len(scene.frames)} frames; "
+                       "check the pose convention (pose_convention camera_to_world / world_to_camera) and that "
+                       "the poses belong to this cloud")
     rep.low_agreement_frames = [c.frame_id for c in rep.frame_checks
                                 if c.cloud_agreement is not None and c.cloud_agreement < cfg.min_frame_agreement]
     hint = ("check the pose convention (pose_convention camera_to_world / world_to_camera, camera opencv / "
@@ -430,21 +442,16 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
 
     Raises:
         InputError: no feature file for any frame (names the expected ones), 2D features of another
-            dimension than the text embeddings, no cloud point in view of any frame.
+            dimension than the text embeddings, and ``rep.refused``: frames found but none usable, no
+            cloud point in view of any frame.
         ConfigError: a student trained on features of another dimension.
     """
     cfg = cfg or CheckConfig()
     rep = check_scene(scene, cfg, voxel_size=voxel_size, encoder=encoder, text_dim=text_dim,
                       memory_bytes=memory_bytes, voxels=voxels)
     refuse(rep.features, encoder, text_dim, student_dim)
-    # the sampled frames agreeing with no sampled point may be sparse coverage; refuse only when no
-    # frame at all has a point in view, which lifting would find only after reading every frame
-    if not rep.seen_fraction and not any_point_in_view(scene, cfg):
-        raise InputError(
-            f"{scene.name}: no point of the cloud is in view of any of the {len(scene.frames)} frames; "
-            "check the pose convention (pose_convention camera_to_world / world_to_camera) and that the "
-            "poses belong to this cloud"
-        )
+    if rep.refused:
+        raise InputError(rep.refused)
     for w in rep.warnings:
         log.warning("%s", w)
     return rep

@@ -494,6 +494,8 @@ def _inspect_run(a: argparse.Namespace) -> int:
     if a.json:
         rep.write(a.json)
         print(f"inspect: report -> {a.json}")
+    if rep.refused:  # reported as usual, then the bad-input exit segment/train would give
+        raise InputError(rep.refused)
     return 0
 
 
@@ -501,7 +503,8 @@ def _inspect_cmd() -> Command:
     from .config import InspectConfig
 
     return Command(
-        "inspect", "read a scene without lifting and check it (frames, cameras, poses, features)",
+        "inspect", "read a scene without lifting and check it (frames, cameras, poses, features); exit 2 "
+        "when segment would refuse it",
         "geopurify inspect scans/scene0011_00 --frame-skip 20", _inspect_run, _inspect_args, InspectConfig,
         flags={"k": ("-k", "--k"), **_sections_flags("read")}, helps=_SECTION_HELPS, choices=_SECTION_CHOICES,
         groups=_GROUPS,

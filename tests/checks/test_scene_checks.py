@@ -224,3 +224,22 @@ def test_sparse_coverage_is_not_refused(tmp_path):
     assert any_point_in_view(scene, cfg)
     rep = preflight(scene, "precomputed", 4, cfg=cfg)
     assert rep.seen_fraction == 0
+
+
+def test_inspect_exits_2_when_no_frame_is_usable(tmp_path, capsys):
+    d = write_tiny_scannet(tmp_path, frames=2)
+    for k in range(2):
+        np.savetxt(d / "pose" / f"{k}.txt", np.full((4, 4), -np.inf))
+    assert main(["inspect", str(d), "--json", str(tmp_path / "r.json")]) == 2
+    cap = capsys.readouterr()
+    assert "2 found, 0 usable; skipped: bad_pose 2" in cap.out  # the report as usual
+    err = cap.err.strip().splitlines()
+    assert len(err) == 1 and "none of the 2 frames found is usable (skipped: bad_pose 2)" in err[0], err
+    assert "usable" in json.loads((tmp_path / "r.json").read_text())["refused"]
+
+
+def test_inspect_exits_2_when_no_frame_sees_the_cloud(tmp_path, capsys):
+    d = write_tiny_scannet(tmp_path, frames=2)
+    shift_poses(d, range(2), dz=5.0)
+    assert main(["inspect", str(d)]) == 2
+    assert "no point of the cloud is in view of any of the 2 frames" in capsys.readouterr().err
