@@ -9,7 +9,9 @@ with ``scene.skip(reason)``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -146,7 +148,67 @@ def assemble_frames(scene: Scene, n: int, options: ReadOptions,
             K_depth = c.K_color if c.K_depth is None else c.K_depth
             f = make_frame(c.frame_id, c.color, c.depth, pose, c.K_color, K_depth, c.depth_loader, sizes)
         out.append(f)
+    warn_duplicates(scene, out)
     return out
+
+
+def _image_digest(frame: Frame) -> bytes | None:
+    """A digest of a frame's colour image: its file's bytes, or its pixels for frames not stored as files;
+    None when it cannot be read (then it matches nothing)."""
+    try:
+        path = Path(frame.source)
+        data = path.read_bytes() if path.is_file() else np.ascontiguousarray(frame.color()).tobytes()
+    except (OSError, InputError):
+        return None
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def warn_duplicates(scene: Scene, frames: list[Frame]) -> int:
+    """Warn once when frames repeat an earlier frame: the same colour file listed again, or an identical
+    pose with an identical image. They are kept (results do not change: such a view counts twice in the
+    fusion). Only frames whose pose equals another's exactly have their images compared. Also warned
+    about once: frames of different images with one id, which share ``features_2d/<id>.npz``.
+
+    Returns:
+        how many frames repeat an earlier one.
+    """
+    first_of_file: dict[str, int] = {}
+    first_of_pose: dict[bytes, dict[bytes | None, int] | int] = {}  # pose -> frame, or image digest -> frame
+    first_of_id: dict[str, int] = {}
+    dups: list[tuple[int, int]] = []  # (frame, the earlier frame it repeats)
+    clashes: list[tuple[int, int]] = []  # (frame, an earlier frame of another image with the same id)
+    for j, f in enumerate(frames):
+        key = os.path.normpath(os.path.abspath(f.source)) if f.source else None
+        if key is not None and key in first_of_file:
+            dups.append((j, first_of_file[key]))
+            continue
+        if key is not None:
+            first_of_file[key] = j
+        # images are read only for poses that occur twice, each image once
+        pose = np.asarray(f.camera_to_world, np.float64).tobytes()
+        seen = first_of_pose.setdefault(pose, j)
+        if seen != j:
+            if isinstance(seen, int):
+                seen = first_of_pose[pose] = {_image_digest(frames[seen]): seen}
+            digest = _image_digest(f)
+            if digest is not None and digest in seen:
+                dups.append((j, seen[digest]))
+                continue
+            seen.setdefault(digest, j)
+        if f.frame_id in first_of_id:
+            clashes.append((j, first_of_id[f.frame_id]))
+        first_of_id.setdefault(f.frame_id, j)
+    if dups:
+        j, i = dups[0]
+        log.warning("%s: %d frame(s) repeat an earlier frame (the same colour image listed again, or the same "
+                    "pose and image), e.g. %s repeats %s (%s); kept as listed, so those views count twice",
+                    scene.name, len(dups), frames[j].frame_id, frames[i].frame_id, frames[j].source)
+    if clashes:
+        j, i = clashes[0]
+        log.warning("%s: %d frame(s) have the id of an earlier frame with another image (e.g. %s: %s and %s), "
+                    "so they share one features_2d/%s.npz", scene.name, len(clashes), frames[j].frame_id,
+                    frames[i].source, frames[j].source, frames[j].frame_id)
+    return len(dups)
 
 
 def common_sizes(scene: Scene, files: list[tuple[FrameCandidate, np.ndarray]]) -> dict:

@@ -259,6 +259,28 @@ class TumReader(Reader):
 # --------------------------------------------------------------------------- generic YAML
 
 
+def _warn_shared_features(cfg_path: Path, colors: list[Path]) -> None:
+    """Warn when another capture YAML in the same folder lists other colour files of the same stems:
+    both captures read ``<folder>/features_2d/<stem>.npz``, so one would take the other's features."""
+    import yaml
+
+    mine = {c.stem: c.resolve() for c in colors}
+    for other in sorted(p for p in cfg_path.parent.iterdir()
+                        if p.suffix.lower() in (".yaml", ".yml") and p.is_file() and p != cfg_path):
+        try:
+            spec = yaml.safe_load(other.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if not isinstance(spec, dict) or not isinstance(spec.get("color"), str):
+            continue
+        theirs = [Path(h) for h in glob.glob(str(cfg_path.parent / spec["color"]))]
+        clash = sorted(h.stem for h in theirs if h.stem in mine and h.resolve() != mine[h.stem])
+        if clash:
+            log.warning("%s and %s share %s: %d of their frames have the same id (e.g. %s) but other colour "
+                        "images, so they would read each other's features; give each capture its own folder",
+                        cfg_path.name, other.name, cfg_path.parent / "features_2d", len(clash), clash[0])
+
+
 def _yaml_path(path: Path) -> Path | None:
     if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
         return path
@@ -365,6 +387,7 @@ class GenericYamlReader(Reader):
                                   K_color=K, K_depth=Kd, depth_loader=loader)
 
         scene.frames = assemble_frames(scene, len(colors), options, candidate)
+        _warn_shared_features(cfg_path, colors)
         if scene.skipped_frames.get("no_pose"):
             log.warning("%s: %d frames have no pose (pairing %s over %d poses)", cfg_path,
                         scene.skipped_frames["no_pose"], paired.mode, len(track))
