@@ -248,7 +248,7 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     Under torchrun: one process group (gloo on CPU, NCCL on GPUs), each rank prepares its share of the
     scenes, gradients are all-reduced, rank 0 alone writes (see :func:`geopurify.distill.train`).
     """
-    from .distill import ddp
+    from .distill import check_resume, ddp
     from .distill import train as distill_train
     from .teachers import build_teacher
     from .utils.device import configure_threads
@@ -261,6 +261,8 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     t = StageTimer()
     teacher = build_teacher(cfg.teacher, **cfg.teacher_options)
     with ddp.process_group(cfg.train.device) as info:
+        # a checkpoint in out_dir of other settings is refused before the scenes are prepared
+        ddp.on_main(lambda: check_resume(out_dir, cfg.train, _train_context(cfg), resume), info)
         with t("prepare"):
             prepared = ddp.map_shard(scenes, lambda s: prepare_training_scene(s, cfg, teacher), info)
         stats = ddp.gather_dict({ts.name: {"voxels": ts.num_voxels, **st} for ts, st in filter(None, prepared)}, info)

@@ -243,3 +243,22 @@ def test_inspect_exits_2_when_no_frame_sees_the_cloud(tmp_path, capsys):
     shift_poses(d, range(2), dz=5.0)
     assert main(["inspect", str(d)]) == 2
     assert "no point of the cloud is in view of any of the 2 frames" in capsys.readouterr().err
+
+
+def test_train_rerun_with_other_settings_is_refused_before_preparing_scenes(tmp_path, monkeypatch, capsys):
+    import geopurify.api as api
+
+    d = write_tiny_scannet(tmp_path, frames=2)
+    out = tmp_path / "s"
+    assert main(["train", str(d), "--out", str(out), "--steps", "1"]) == 0
+    capsys.readouterr()
+
+    def boom(*a, **k):
+        raise AssertionError("scenes prepared")
+
+    monkeypatch.setattr(api, "prepare_training_scene", boom)
+    assert main(["train", str(d), "--out", str(out), "--steps", "1", "--lr", "0.0123"]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "checkpoint was trained with different settings (lr: " in err[0], err
+    assert main(["train", str(d), "--out", str(out), "--steps", "1", "--voxel-fuse", "0.05"]) == 3
+    assert "different settings (read: " in capsys.readouterr().err

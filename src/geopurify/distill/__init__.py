@@ -16,6 +16,7 @@ _WHERE = {
     "ContrastiveTable": "sampler",
     "info_nce": "sampler",
     "sample_contrastive": "sampler",
+    "check_resume": "train",
     "lr_at": "train",
     "step_scenes": "train",
     "train": "train",

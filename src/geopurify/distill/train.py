@@ -137,9 +137,7 @@ class _SceneTensors:
                                   segments=segments)  # fmt: skip
 
 
-def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig, context: dict) -> dict:
-    """The checkpoint at ``path`` when this run may continue it: same student, same training settings
-    (but :data:`_RESUMABLE_KEYS`), same ``context`` (scenes and the data settings), step within ``steps``."""
+def _read_checkpoint(path: Path) -> dict:
     try:
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -148,12 +146,43 @@ def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig
         raise InputError(f"{path}: unreadable checkpoint ({str(exc).strip().splitlines()[0][:200]})") from None
     if not isinstance(ck, dict) or not {"step", "model", "optimizer", "config"} <= set(ck):
         raise InputError(f"{path}: not a geopurify training checkpoint (needs step, model, optimizer, config)")
-    restart = "use another --out, or --no-resume (resume=False) to restart"
+    return ck
+
+
+_RESTART = "use another --out, or --no-resume (resume=False) to restart"
+
+
+def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig, context: dict) -> dict:
+    """The checkpoint at ``path`` when this run may continue it: same student, same training settings
+    (but :data:`_RESUMABLE_KEYS`), same ``context`` (scenes and the data settings), step within ``steps``."""
+    ck = _read_checkpoint(path)
     if ck["config"] != dataclasses.asdict(student_cfg):
         raise ConfigError(
             f"{path}: checkpoint student config {ck['config']} differs from this run's "
-            f"{dataclasses.asdict(student_cfg)}; {restart}"
+            f"{dataclasses.asdict(student_cfg)}; {_RESTART}"
         )
+    _check_settings(path, ck, config, context)
+    return ck
+
+
+def check_resume(out_dir: str | os.PathLike | None, config: TrainConfig, context: dict | None = None,
+                 resume: bool = True) -> None:
+    """The resume check of :func:`train` that needs no scene, run before the scenes are prepared: a
+    checkpoint in ``out_dir`` of other training settings or ``context`` (the keys given; the scene names
+    are compared by :func:`train` once the scenes are read), or past ``config.steps``, is refused.
+
+    Raises:
+        ConfigError: as :func:`train` would, naming what differs.
+        InputError: an unreadable checkpoint.
+    """
+    path = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
+    if path is None or not resume or not path.exists():
+        return
+    _check_settings(path, _read_checkpoint(path), config, dict(context or {}))
+
+
+def _check_settings(path: Path, ck: dict, config: TrainConfig, context: dict) -> None:
+    restart = _RESTART
     # a checkpoint of other settings or scenes would be "resumed" into a student that run.json then
     # describes wrongly (a finished one trains 0 more steps), so it is refused, naming what differs
     old, now = {**ck.get("train_config", {}), **ck.get("context", {})}, {**dataclasses.asdict(config), **context}
@@ -164,7 +193,6 @@ def _load_checkpoint(path: Path, student_cfg: StudentConfig, config: TrainConfig
     if int(ck["step"]) > config.steps:
         raise ConfigError(f"{path}: checkpoint is at step {int(ck['step'])}, past this run's steps={config.steps}; "
                           f"pass --steps {int(ck['step'])} or more, or {restart.split(', or ')[1]}")
-    return ck
 
 
 def _short(value: object, limit: int = 120) -> str:
