@@ -262,3 +262,15 @@ def test_train_rerun_with_other_settings_is_refused_before_preparing_scenes(tmp_
     assert len(err) == 1 and "checkpoint was trained with different settings (lr: " in err[0], err
     assert main(["train", str(d), "--out", str(out), "--steps", "1", "--voxel-fuse", "0.05"]) == 3
     assert "different settings (read: " in capsys.readouterr().err
+
+
+def test_no_frame_in_view_is_no_refusal_for_a_scene_of_per_point_features(tmp_path):
+    from geopurify.checks import check_scene
+    from geopurify.io import ReadOptions, read_scene
+
+    d = write_tiny_scannet(tmp_path, frames=2)
+    shift_poses(d, range(2), dz=5.0)
+    scene = read_scene(d, ReadOptions())
+    assert "in view" in check_scene(scene, encoder="precomputed").refused
+    scene.point_features = np.zeros((scene.num_points, 4), np.float32)  # segment lifts no frame then
+    assert check_scene(scene, encoder="none").refused is None
