@@ -309,7 +309,10 @@ def test_cli_view_quiet_prints_only_its_own_line(output_dir):
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen([sys.executable, "-m", "geopurify", "-q", "view", str(output_dir), "--port",
                              str(_free_port())],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            # a suite run in the background inherits SIGINT ignored, and Python then
+                            # installs no KeyboardInterrupt handler: the child gets the default back
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, lines = time.monotonic() + 60, []
         while time.monotonic() < deadline and not any(ln.startswith("view:") for ln in lines):
