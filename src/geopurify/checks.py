@@ -105,6 +105,9 @@ class SceneReport:
     memory_bytes: int | None = None
     lifted_seen_fraction: float | None = None
     pose_source: str | None = None
+    #: usable frames that repeat an earlier one, and frames sharing another image's id (``io.frames.warn_duplicates``)
+    frames_repeated: int = 0
+    frame_id_clashes: int = 0
     warnings: list[str] = field(default_factory=list)
     #: why ``segment``/``train`` would refuse this scene (one line; ``inspect`` then exits 2), else None
     refused: str | None = None
@@ -128,6 +131,9 @@ class SceneReport:
             out["checked_seen_fraction"] = round(self.seen_fraction, 4)
         if self.lifted_seen_fraction is not None:
             out["seen_fraction"] = self.lifted_seen_fraction
+        for key in ("frames_repeated", "frame_id_clashes"):
+            if getattr(self, key):
+                out[key] = getattr(self, key)
         if self.warnings:
             out["check_warnings"] = list(self.warnings)
         return out
@@ -139,6 +145,9 @@ class SceneReport:
         chosen = self.frames_usable + sum(self.frames_skipped.values())
         sel = f", {chosen} selected (--frame-skip/--max-frames)" if chosen != self.frames_found else ""
         out.append(f"frames     {self.frames_found} found{sel}, {self.frames_usable} usable; skipped: {skipped}")
+        if self.frames_repeated or self.frame_id_clashes:
+            out.append(f"           {self.frames_repeated} repeat an earlier frame (kept, so counted twice); "
+                       f"{self.frame_id_clashes} share another image's id (and its features_2d file)")
         if self.intrinsics:
             i = self.intrinsics
             out.append(f"intrinsics colour {i['color_size']}: {_k_text(i['K_color'])}")
@@ -387,7 +396,8 @@ def check_scene(
         name=scene.name, layout=str(scene.meta.get("layout", "?")), frames_found=frames_found,
         frames_usable=len(scene.frames), frames_skipped=dict(scene.skipped_frames),
         depth_scale=scene.meta.get("depth_scale"), intrinsics=intr, points=scene.num_points, voxels=voxels,
-        memory_bytes=memory_bytes,
+        memory_bytes=memory_bytes, frames_repeated=int(scene.meta.get("frames_repeated", 0)),
+        frame_id_clashes=int(scene.meta.get("frame_id_clashes", 0)),
     )
     if "pose_form" in scene.meta:
         rep.pose_source = (f"{scene.meta.get('poses_found')} poses ({scene.meta['pose_form']}), paired to frames "

@@ -274,3 +274,19 @@ def test_no_frame_in_view_is_no_refusal_for_a_scene_of_per_point_features(tmp_pa
     assert "in view" in check_scene(scene, encoder="precomputed").refused
     scene.point_features = np.zeros((scene.num_points, 4), np.float32)  # segment lifts no frame then
     assert check_scene(scene, encoder="none").refused is None
+
+
+def test_repeated_frames_are_counted_in_inspect_and_run_json(tmp_path, capsys):
+    """The read-time warning scrolls away; the report and run.json keep the count."""
+    import shutil
+
+    d = write_tiny_scannet(tmp_path, frames=2)
+    for sub, ext in (("pose", "txt"), ("color", "jpg"), ("depth", "png"), ("features_2d", "npz")):
+        shutil.copy(d / sub / f"0.{ext}", d / sub / f"2.{ext}")  # frame 2 repeats frame 0
+    assert main(["inspect", str(d), "--json", str(tmp_path / "r.json")]) == 0
+    assert "1 repeat an earlier frame (kept, so counted twice); 0 share another image's id" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["frames_repeated"] == 1 and rep["frame_id_clashes"] == 0
+    assert main(["segment", str(d), "--no-purify", "--out", str(tmp_path / "o")]) == 0
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["counts"]["frames_repeated"] == 1 and "frame_id_clashes" not in run["counts"]

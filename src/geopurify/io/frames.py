@@ -169,6 +169,9 @@ def warn_duplicates(scene: Scene, frames: list[Frame]) -> int:
     fusion). Only frames whose pose equals another's exactly have their images compared. Also warned
     about once: frames of different images with one id, which share ``features_2d/<id>.npz``.
 
+    The counts are kept in ``scene.meta["frames_repeated"]`` and ``scene.meta["frame_id_clashes"]`` for
+    ``inspect``'s report and run.json.
+
     Returns:
         how many frames repeat an earlier one.
     """
@@ -198,6 +201,8 @@ def warn_duplicates(scene: Scene, frames: list[Frame]) -> int:
         if f.frame_id in first_of_id:
             clashes.append((j, first_of_id[f.frame_id]))
         first_of_id.setdefault(f.frame_id, j)
+    scene.meta["frames_repeated"] = len(dups)
+    scene.meta["frame_id_clashes"] = len(clashes)
     if dups:
         j, i = dups[0]
         log.warning("%s: %d frame(s) repeat an earlier frame (the same colour image listed again, or the same "
