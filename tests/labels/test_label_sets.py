@@ -106,6 +106,9 @@ def test_one_palette_unique_and_deterministic():
     assert len({tuple(c) for c in a}) == 300
     np.testing.assert_array_equal(a, palette(300))
     np.testing.assert_array_equal(a[:10], palette(10))
+    big = palette(3000)  # a user may name that many classes: every class its own colour
+    assert len({tuple(c) for c in big}) == 3000
+    np.testing.assert_array_equal(big[:300], a)
     for name in LABEL_SETS:
         cols = get_label_set(name).colors
         assert len({tuple(c) for c in cols}) == len(cols), name

@@ -150,20 +150,36 @@ def palette(n: int) -> np.ndarray:
     """``n`` distinct class colours, (n, 3) uint8; ``palette(k)`` is a prefix of ``palette(n)`` for k < n.
 
     The one class palette: every picture (``viz``) and the label sets without standard NYU40 colours
-    (:attr:`LabelSet.colors`) use it. Distinct for n <= 300 (every label set here).
+    (:attr:`LabelSet.colors`) use it. Distinct for any n up to 2**24 (a user may name a thousand
+    classes); colours beyond the first few hundred are close, as any palette of that size must be.
 
     The first 20 are a fixed, well separated set; beyond that hues advance by the golden angle with
-    alternating saturation/value so neighbours in the list stay distinguishable.
+    alternating saturation/value so neighbours in the list stay distinguishable. A colour that rounds
+    onto an earlier one is moved to the next free value, which keeps the prefix property.
+
+    >>> palette(3).tolist()
+    [[31, 119, 180], [255, 127, 14], [44, 160, 44]]
+    >>> len({tuple(c) for c in palette(2000)})
+    2000
     """
     if n < 0:
         raise ValueError(f"palette size must be >= 0, got {n}")
+    if n > 2**24:
+        raise ValueError(f"palette size must be <= 2**24 (the 8-bit RGB colours), got {n}")
     if n <= len(_BASE):
         return _BASE[:n].copy()
+    seen = {tuple(int(x) for x in c) for c in _BASE}
     extra = []
     for i in range(n - len(_BASE)):
         h = (0.13 + i * 0.618033988749895) % 1.0
         s, v = (0.75, 0.9) if i % 2 == 0 else (0.55, 0.7)
-        extra.append([round(c * 255) for c in colorsys.hsv_to_rgb(h, s, v)])
+        rgb = [round(c * 255) for c in colorsys.hsv_to_rgb(h, s, v)]
+        key = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+        while ((key >> 16) & 255, (key >> 8) & 255, key & 255) in seen:
+            key = (key + 1) % 2**24
+        c = ((key >> 16) & 255, (key >> 8) & 255, key & 255)
+        seen.add(c)
+        extra.append(c)
     return np.concatenate([_BASE, np.asarray(extra, dtype=np.uint8)])
 
 
