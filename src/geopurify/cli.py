@@ -596,8 +596,11 @@ def _view_run(a: argparse.Namespace) -> int:
 
     # the line is printed once the server listens: viser takes the next port when --port is taken
     viewer = api.view(a.out, build_config(ViewConfig, a), block=False)
-    print(f"view: serving {a.out} on {viewer.url} (Ctrl-C to stop)", flush=True)
-    viewer.wait()
+    try:
+        print(f"view: serving {a.out} on {viewer.url} (Ctrl-C to stop)", flush=True)
+        viewer.wait()
+    except KeyboardInterrupt:  # Ctrl-C just after the line, before wait() had taken Ctrl-C over
+        viewer.stop()
     return 0
 
 

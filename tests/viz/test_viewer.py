@@ -275,6 +275,25 @@ def test_cli_view_prints_the_url_it_serves_on_when_the_port_is_taken(output_dir,
     assert served != port
 
 
+@needs_viser
+def test_cli_view_ctrl_c_right_after_the_line_stops_with_exit_0(output_dir, monkeypatch):
+    """Ctrl-C between the 'view: serving' line and the wait loop: the viewer stops as on any Ctrl-C (it
+    exited 130, 'interrupted', when the signal came in that gap: seen in a loaded fresh-clone run)."""
+    from geopurify.cli import main
+    from geopurify.viz.viewer import ViewerServer
+
+    stopped = []
+
+    def interrupted_on_entry(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ViewerServer, "wait", interrupted_on_entry)
+    real_stop = ViewerServer.stop
+    monkeypatch.setattr(ViewerServer, "stop", lambda self: (stopped.append(1), real_stop(self)))
+    assert main(["-q", "view", str(output_dir), "--port", str(_free_port())]) == 0
+    assert stopped == [1]
+
+
 @pytest.mark.parametrize("host, match", [("999.1.1.1", "not an IP address"), ("", "not an IP address"),
                                          ("192.0.2.1", "cannot listen on that address")])
 def test_view_refuses_a_host_it_cannot_listen_on_instead_of_hanging(output_dir, capsys, host, match):
