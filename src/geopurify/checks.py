@@ -380,6 +380,7 @@ def check_scene(
         voxels: the scene's voxel count at ``voxel_size`` when the caller has its grid already
             (otherwise the points are voxelised here to count them).
     """
+    from .encoders.scene import lifts_frames
     from .geometry import voxelize
 
     cfg = cfg or CheckConfig()
@@ -409,9 +410,7 @@ def check_scene(
                        "there is nothing to lift 2D features from")
     # the sampled frames agreeing with no sampled point may be sparse coverage; refuse only when no
     # frame at all has a point in view, which lifting would find only after reading every frame
-    elif (scene.frames and not rep.seen_fraction
-          and not (encoder in ("auto", "none") and scene.point_features is not None)  # lifts no frame
-          and not any_point_in_view(scene, cfg)):
+    elif scene.frames and not rep.seen_fraction and lifts_frames(scene, encoder) and not any_point_in_view(scene, cfg):
         rep.refused = (f"{scene.name}: no point of the cloud is in view of any of the {len(scene.frames)} frames; "
                        "check the pose convention (pose_convention camera_to_world / world_to_camera) and that "
                        "the poses belong to this cloud")

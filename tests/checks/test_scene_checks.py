@@ -274,6 +274,12 @@ def test_no_frame_in_view_is_no_refusal_for_a_scene_of_per_point_features(tmp_pa
     assert "in view" in check_scene(scene, encoder="precomputed").refused
     scene.point_features = np.zeros((scene.num_points, 4), np.float32)  # segment lifts no frame then
     assert check_scene(scene, encoder="none").refused is None
+    # auto with features_2d/ beside the per-point features lifts the frames (encoder_for_scene): refused
+    assert "in view" in check_scene(scene, encoder="auto").refused
+    import shutil
+
+    shutil.rmtree(d / "features_2d")
+    assert check_scene(scene, encoder="auto").refused is None  # auto takes the per-point features then
 
 
 def test_repeated_frames_are_counted_in_inspect_and_run_json(tmp_path, capsys):

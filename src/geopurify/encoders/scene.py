@@ -26,6 +26,24 @@ def check_encoder(name: str, options: dict[str, Any] | None = None) -> None:
     ENCODERS.check_options(name, dict(options or {}))
 
 
+def lifts_frames(scene, name: str = "auto") -> bool:
+    """Whether ``segment --encoder name`` lifts the scene's frames (False: it takes the per-point features).
+
+    ``none`` is what ``segment`` calls the per-point features; ``auto`` lifts when the scene folder has
+    ``features_2d/`` (even beside per-point features), as :func:`encoder_for_scene` chooses.
+    """
+    if name == "none":
+        return False
+    if name == "auto":
+        return _features_dir(scene) is not None or scene.point_features is None
+    return True
+
+
+def _features_dir(scene) -> Path | None:
+    root = scene.root if scene.root is not None and Path(scene.root).is_dir() else None
+    return root / "features_2d" if root is not None and (root / "features_2d").is_dir() else None
+
+
 def encoder_for_scene(scene, name: str = "auto", options: dict[str, Any] | None = None,
                       classes: list[str] | None = None) -> Encoder | None:
     """The 2D encoder for ``scene``, or None when the scene carries per-point features.
@@ -43,8 +61,7 @@ def encoder_for_scene(scene, name: str = "auto", options: dict[str, Any] | None 
             "render posed views of a scan with `geopurify synth --from-scan SCAN OUT` and segment OUT"
         )
     if name == "auto":
-        root = scene.root if scene.root is not None and Path(scene.root).is_dir() else None
-        if root is not None and (root / "features_2d").is_dir():
+        if _features_dir(scene) is not None:
             name = "precomputed"
         elif scene.point_features is not None:
             return None
