@@ -51,6 +51,22 @@ class PlyData:
         return estimate_normals(self.points)
 
 
+def colors01(raw: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """(N, 3+) colours -> (N, 3) float32 in [0, 1]: 8-bit (integers or floats up to 255), 16-bit (values
+    past 255: ``ushort`` PLY properties, LAS) or already 0-1 floats. Raises InputError (naming ``path``)
+    for another shape or NaN/infinite values, which would otherwise reach every output's colours."""
+    raw = np.asarray(raw)
+    if raw.ndim != 2 or raw.shape[1] < 3:
+        raise InputError(f"{path}: colours must be (N, 3), got {raw.shape}")
+    c = raw[:, :3].astype(np.float32)
+    if not np.isfinite(c).all():
+        bad = int((~np.isfinite(c).all(axis=1)).sum())
+        raise InputError(f"{path}: {bad} points have NaN or infinite colours")
+    if np.issubdtype(raw.dtype, np.integer) or c.max(initial=0) > 1.0:
+        c = c / (65535.0 if c.max(initial=0) > 255 else 255.0)
+    return c.clip(0, 1)
+
+
 def find_mesh(folder: Path) -> Path | None:
     """A scene folder's mesh: ``<name>_vh_clean_2.ply``, else ``<name>.ply``, else its only non-label PLY."""
     name = folder.name
@@ -84,9 +100,7 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
         colors = None
         for trip in (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green", "diffuse_blue")):
             if all(c in names for c in trip):
-                raw = np.stack([np.asarray(v[c]) for c in trip], axis=1)
-                scale = 255.0 if np.issubdtype(raw.dtype, np.integer) or raw.max(initial=0) > 1.0 else 1.0
-                colors = (raw.astype(np.float32) / scale).clip(0, 1)
+                colors = colors01(np.stack([np.asarray(v[c]) for c in trip], axis=1), path)
                 break
         normals = None
         if all(c in names for c in ("nx", "ny", "nz")):

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError, missing_dependency
 from ..geometry import estimate_normals, mesh_normals
+from .ply import colors01 as _colors01
 from .ply import read_ply
 from .registry import READERS, Reader, ReadOptions
 from .scene import Scene
@@ -29,19 +30,6 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".ply", ".pcd", ".las", ".laz", ".npy", ".npz")
 _PCD_TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4",
               ("U", 8): "<u8", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4", ("I", 8): "<i8"}
-
-
-def _colors01(raw: np.ndarray, path: Path) -> np.ndarray:
-    """(N,3) colours in 0-255 (integer or float) or 0-1 -> float32 [0, 1]."""
-    raw = np.asarray(raw)
-    if raw.ndim != 2 or raw.shape[1] < 3:
-        raise InputError(f"{path}: colours must be (N, 3), got {raw.shape}")
-    c = raw[:, :3].astype(np.float32)
-    if not np.isfinite(c).all():
-        raise InputError(f"{path}: colours contain NaN or infinite values")
-    if np.issubdtype(raw.dtype, np.integer) or c.max(initial=0) > 1.0:
-        c = c / (65535.0 if c.max(initial=0) > 255 else 255.0)
-    return c.clip(0, 1)
 
 
 def read_pcd(path: Path) -> dict[str, np.ndarray]:

@@ -1,0 +1,54 @@
+"""PLY files as users bring them: other colour types, normals, coordinates, through read_ply and read_scene."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from plyfile import PlyData, PlyElement
+
+from geopurify.errors import InputError
+from geopurify.io import read_scene
+from geopurify.io.ply import read_ply
+
+RNG = np.random.default_rng(0)
+N = 200
+PTS = RNG.uniform(0, 2, (N, 3))
+RGB = RNG.integers(0, 256, (N, 3))
+
+
+def write_cloud(path, coord="f4", color="u1", colors=RGB, points=PTS, extra=None, text=False):
+    """A PLY of the module's points with colour properties of type ``color``; extra: name -> (dtype, (N,))."""
+    extra = extra or {}
+    fields = [(c, coord) for c in "xyz"] + [(c, color) for c in ("red", "green", "blue")]
+    fields += [(k, dt) for k, (dt, _) in extra.items()]
+    v = np.empty(len(points), dtype=fields)
+    for i, c in enumerate("xyz"):
+        v[c] = points[:, i]
+    for i, c in enumerate(("red", "green", "blue")):
+        v[c] = colors[:, i]
+    for k, (_, vals) in extra.items():
+        v[k] = vals
+    PlyData([PlyElement.describe(v, "vertex")], text=text).write(str(path))
+    return path
+
+
+def test_16bit_colours_are_scaled_not_saturated(tmp_path):
+    ply = read_ply(write_cloud(tmp_path / "c16.ply", color="u2", colors=RGB * 257))
+    np.testing.assert_allclose(ply.colors, RGB / 255.0, atol=1e-6)
+    scene = read_scene(tmp_path / "c16.ply")
+    np.testing.assert_allclose(scene.colors, RGB / 255.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("color", ["f4", "f8"])
+def test_float_colours_in_0_1_and_0_255(tmp_path, color):
+    np.testing.assert_allclose(read_ply(write_cloud(tmp_path / "a.ply", color=color, colors=RGB / 255.0)).colors,
+                               RGB / 255.0, atol=1e-6)
+    np.testing.assert_allclose(read_ply(write_cloud(tmp_path / "b.ply", color=color, colors=RGB * 1.0)).colors,
+                               RGB / 255.0, atol=1e-6)
+
+
+def test_nan_colours_refused(tmp_path):
+    col = RGB / 255.0
+    col[7, 1] = np.nan
+    with pytest.raises(InputError, match=r"nan\.ply: 1 points have NaN or infinite colours"):
+        read_ply(write_cloud(tmp_path / "nan.ply", color="f4", colors=col))
