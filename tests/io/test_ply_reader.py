@@ -52,3 +52,26 @@ def test_nan_colours_refused(tmp_path):
     col[7, 1] = np.nan
     with pytest.raises(InputError, match=r"nan\.ply: 1 points have NaN or infinite colours"):
         read_ply(write_cloud(tmp_path / "nan.ply", color="f4", colors=col))
+
+
+def test_unnormalised_file_normals_are_made_unit(tmp_path):
+    """Some exporters write area-weighted (unnormalised) normals; Scene.normals are unit in every reader."""
+    nrm = RNG.normal(size=(N, 3))
+    unit = nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
+    scaled = unit * RNG.choice([0.6, 1.5, 3.0], (N, 1))
+    extra = {f"n{c}": ("f4", scaled[:, i]) for i, c in enumerate("xyz")}
+    write_cloud(tmp_path / "cloud.ply", extra=extra)
+    np.testing.assert_allclose(read_ply(tmp_path / "cloud.ply").vertex_normals(), unit, atol=1e-5)
+    np.testing.assert_allclose(read_scene(tmp_path / "cloud.ply").normals, unit, atol=1e-5)
+    np.savez(tmp_path / "cloud.npz", coord=PTS, color=RGB, normal=scaled)
+    np.testing.assert_allclose(read_scene(tmp_path / "cloud.npz").normals, unit, atol=1e-5)
+    (tmp_path / "pc").mkdir()
+    np.save(tmp_path / "pc" / "coord.npy", PTS.astype(np.float32))
+    np.save(tmp_path / "pc" / "color.npy", RGB.astype(np.uint8))
+    np.save(tmp_path / "pc" / "normal.npy", scaled.astype(np.float32))
+    np.testing.assert_allclose(read_scene(tmp_path / "pc").normals, unit, atol=1e-5)
+    # unit normals (within float32 rounding) are passed through bit for bit
+    exact = unit.astype(np.float32)
+    extra = {f"n{c}": ("f4", exact[:, i]) for i, c in enumerate("xyz")}
+    write_cloud(tmp_path / "unit.ply", extra=extra)
+    np.testing.assert_array_equal(read_scene(tmp_path / "unit.ply").normals, exact)

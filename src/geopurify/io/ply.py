@@ -38,10 +38,11 @@ class PlyData:
     face_properties: dict[str, np.ndarray] = field(default_factory=dict)
 
     def vertex_normals(self) -> np.ndarray:
-        """(N, 3) float32 normals: the file's when finite and non-zero, else from faces, else estimated."""
+        """(N, 3) float32 unit normals: the file's (scaled to unit length) when finite and non-zero, else
+        from faces, else estimated."""
         n = self.normals
         if n is not None and np.isfinite(n).all() and (np.linalg.norm(n, axis=1) > 0.5).all():
-            return n
+            return unit_normals(n)
         if self.faces is not None and len(self.faces):
             from ..geometry import mesh_normals
 
@@ -49,6 +50,19 @@ class PlyData:
         from ..geometry import estimate_normals  # scipy: loaded when needed
 
         return estimate_normals(self.points)
+
+
+def unit_normals(normals: np.ndarray) -> np.ndarray:
+    """(N, 3) normals -> (N, 3) float32 of unit length. Rows already unit (within 1%) are kept as they
+    are, so a file's float32 normals read unchanged; others (a tool that writes unnormalised normals) are
+    divided by their length; zero rows stay zero."""
+    n = np.asarray(normals, dtype=np.float32)
+    length = np.linalg.norm(n, axis=1)
+    off = np.abs(length - 1) > 1e-2
+    if off.any():
+        n = n.copy()
+        n[off] /= np.maximum(length[off], 1e-12)[:, None]
+    return n
 
 
 def colors01(raw: np.ndarray, path: str | os.PathLike) -> np.ndarray:
