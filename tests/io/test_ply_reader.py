@@ -75,3 +75,17 @@ def test_unnormalised_file_normals_are_made_unit(tmp_path):
     extra = {f"n{c}": ("f4", exact[:, i]) for i, c in enumerate("xyz")}
     write_cloud(tmp_path / "unit.ply", extra=extra)
     np.testing.assert_array_equal(read_scene(tmp_path / "unit.ply").normals, exact)
+
+
+def test_georeferenced_double_coordinates_keep_their_precision(tmp_path):
+    """A PLY of float64 UTM coordinates is recentred before float32, as LAS/NPZ clouds are (float32 at
+    4e6 m has a 0.25 m spacing: the cloud collapsed onto a coarse grid)."""
+    utm = PTS + [500100.0, 4000200.0, 10.0]
+    scene = read_scene(write_cloud(tmp_path / "utm.ply", coord="f8", points=utm))
+    offset = np.array(scene.meta["coordinate_offset"])
+    np.testing.assert_allclose(scene.points + offset, utm, rtol=0, atol=1e-4)
+    assert scene.points.dtype == np.float32
+    # float32 and small float64 coordinates read as before
+    np.testing.assert_array_equal(read_scene(write_cloud(tmp_path / "f8.ply", coord="f8")).points,
+                                  PTS.astype(np.float32))
+    assert read_ply(tmp_path / "f8.ply").points.dtype == np.float32

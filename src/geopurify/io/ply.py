@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 class PlyData:
     """Vertices and optional faces of a PLY.
 
-    points (N,3) float32; colors (N,3) float32 in [0,1] or None; normals (N,3) float32 or None;
-    faces (F,3) int64 or None; properties: every other vertex property by name, (N,) arrays;
+    points (N,3) float32 (float64 when read so); colors (N,3) float32 in [0,1] or None; normals (N,3)
+    float32 or None; faces (F,3) int64 or None; properties: every other vertex property by name, (N,) arrays;
     face_properties: every other face property by name (e.g. Matterport's ``category_id``), (F,) arrays.
     """
 
@@ -91,8 +91,11 @@ def find_mesh(folder: Path) -> Path | None:
     return plys[0] if len(plys) == 1 else None
 
 
-def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
-    """Read and validate a PLY file. Raises InputError (one line, naming the file) on any problem."""
+def read_ply(path: str | Path, require_points: bool = True, dtype: type = np.float32) -> PlyData:
+    """Read and validate a PLY file. Raises InputError (one line, naming the file) on any problem.
+
+    ``dtype`` is the dtype of ``points``: float64 keeps a file's double coordinates exact (a georeferenced
+    cloud, recentred by the point-cloud reader before it becomes float32)."""
     from plyfile import PlyData as _Ply
 
     path = Path(path)
@@ -110,7 +113,7 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
         names = v.dtype.names or ()
         if not all(c in names for c in ("x", "y", "z")):
             raise InputError(f"{path}: PLY vertices lack x/y/z")
-        points = np.stack([np.asarray(v[c], dtype=np.float32) for c in ("x", "y", "z")], axis=1)
+        points = np.stack([np.asarray(v[c], dtype=dtype) for c in ("x", "y", "z")], axis=1)
         colors = None
         for trip in (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green", "diffuse_blue")):
             if all(c in names for c in trip):

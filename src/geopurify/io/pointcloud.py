@@ -190,7 +190,7 @@ class PointCloudReader(Reader):
         suffix = path.suffix.lower()
         faces = labels = label_set = feats = teacher = None
         if suffix == ".ply":
-            ply = read_ply(path)
+            ply = read_ply(path, dtype=np.float64)  # double coordinates recentred below before float32
             pts, colors, normals, faces = ply.points, ply.colors, ply.normals, ply.faces
             if "label" in ply.properties:
                 labels = ply.properties["label"].astype(np.int64)
