@@ -150,3 +150,16 @@ def test_pointcept_folder(tmp_path):
     np.save(tmp_path / "scene0000_00" / "color.npy", RGB[:10])
     with pytest.raises(InputError, match=r"color\.npy: 10 rows of colours, expected 50"):
         read_scene(tmp_path / "scene0000_00")
+
+
+def test_pcl_ascii_pcd_rgb_written_as_integers(tmp_path):
+    """PCL's ASCII writer stores a TYPE F ``rgb`` field as the packed uint32 (opaque colours are NaN as
+    floats); Open3D prints the float whose bits are the colour. Both read as the same colours."""
+    packed = packed_rgb(RGB) | np.uint32(255 << 24)  # PCL's default alpha
+    rows = "\n".join(f"{x!r} {y!r} {z!r} {c}" for (x, y, z), c in zip(PTS.tolist(), packed.tolist()))
+    (tmp_path / "pcl.pcd").write_text(pcd_header(50, "ascii") + rows + "\n")
+    np.testing.assert_allclose(read_scene(tmp_path / "pcl.pcd").colors, RGB / 255.0, atol=1e-6)
+    bits = packed_rgb(RGB).view(np.float32)  # alpha 0: tiny (denormal) floats, printed with 10 digits
+    rows = "\n".join(f"{x!r} {y!r} {z!r} {c:.10g}" for (x, y, z), c in zip(PTS.tolist(), bits.tolist()))
+    (tmp_path / "o3d.pcd").write_text(pcd_header(50, "ascii") + rows + "\n")
+    np.testing.assert_allclose(read_scene(tmp_path / "o3d.pcd").colors, RGB / 255.0, atol=1e-6)

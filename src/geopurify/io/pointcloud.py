@@ -82,7 +82,7 @@ def read_pcd(path: Path) -> dict[str, np.ndarray]:
             block = table[:, col : col + c]
             col += c
             if f == "rgb" or f == "rgba":  # packed colour written as a float or integer
-                block = block.astype(_PCD_TYPES[(t, s)]).view(np.uint32) if t == "F" else block.astype(np.uint32)
+                block = _ascii_packed(block, t, s)
             out[f] = block[:, 0] if c == 1 else block
         return out
     if mode == "binary":
@@ -98,6 +98,20 @@ def read_pcd(path: Path) -> dict[str, np.ndarray]:
             out[f] = a[:, 0] if c == 1 else a
         return out
     raise InputError(f"{path}: PCD DATA {mode!r} is not supported (use ascii or binary)")
+
+
+def _ascii_packed(block: np.ndarray, t: str, s: int) -> np.ndarray:
+    """(N, c) float64 values of an ascii PCD's packed ``rgb``/``rgba`` field -> (N, c) uint32 0xAARRGGBB.
+
+    A ``TYPE F`` field holds the float whose bits are the colour (Open3D prints it, e.g. ``1.0e-38``),
+    except that PCL writes it as the uint32 itself (``4286611584``: its ASCII writer does so because
+    opaque colours are NaN as floats). Bit patterns print as tiny or NaN floats, integers as whole numbers
+    of at least 1, so whole numbers are taken as the integers PCL wrote.
+    """
+    finite = block[np.isfinite(block)]
+    if t != "F" or (finite.size and (finite == np.round(finite)).all() and np.abs(finite).max() >= 1):
+        return block.astype(np.uint32)
+    return block.astype(_PCD_TYPES[(t, s)]).view(np.uint32)
 
 
 def _pcd_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
