@@ -163,3 +163,14 @@ def test_pcl_ascii_pcd_rgb_written_as_integers(tmp_path):
     rows = "\n".join(f"{x!r} {y!r} {z!r} {c:.10g}" for (x, y, z), c in zip(PTS.tolist(), bits.tolist()))
     (tmp_path / "o3d.pcd").write_text(pcd_header(50, "ascii") + rows + "\n")
     np.testing.assert_allclose(read_scene(tmp_path / "o3d.pcd").colors, RGB / 255.0, atol=1e-6)
+
+
+def test_pcd_of_double_utm_coordinates_is_recentred_before_float32(tmp_path):
+    xyz = PTS.astype(np.float64) + [500100.0, 4000200.0, 10.0]
+    rec = np.zeros(50, dtype=[("x", "<f8"), ("y", "<f8"), ("z", "<f8"), ("rgb", "<f4")])
+    rec["x"], rec["y"], rec["z"], rec["rgb"] = xyz[:, 0], xyz[:, 1], xyz[:, 2], packed_rgb(RGB).view(np.float32)
+    header = pcd_header(50, "binary").replace("SIZE 4 4 4 4", "SIZE 8 8 8 4")
+    (tmp_path / "utm.pcd").write_bytes(header.encode() + rec.tobytes())
+    scene = read_scene(tmp_path / "utm.pcd")
+    offset = np.array(scene.meta["coordinate_offset"])
+    np.testing.assert_allclose(scene.points + offset, xyz, rtol=0, atol=1e-4)

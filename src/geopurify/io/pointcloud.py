@@ -118,7 +118,7 @@ def _pcd_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
     d = read_pcd(path)
     if not all(k in d for k in "xyz"):
         raise InputError(f"{path}: PCD has no x/y/z fields")
-    pts = np.stack([d["x"], d["y"], d["z"]], axis=1).astype(np.float32)
+    pts = np.stack([d["x"], d["y"], d["z"]], axis=1).astype(np.float64)  # doubles recentred before float32
     colors = None
     if "rgb" in d or "rgba" in d:
         packed = np.asarray(d.get("rgb", d.get("rgba")), dtype=np.uint32)
