@@ -174,3 +174,11 @@ def test_pcd_of_double_utm_coordinates_is_recentred_before_float32(tmp_path):
     scene = read_scene(tmp_path / "utm.pcd")
     offset = np.array(scene.meta["coordinate_offset"])
     np.testing.assert_allclose(scene.points + offset, xyz, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("data", ["ascii", "binary"])
+def test_empty_pcd_refused_as_empty(tmp_path, data, recwarn):
+    (tmp_path / "e.pcd").write_text(pcd_header(0, data))
+    with pytest.raises(InputError, match=r"e\.pcd: point cloud is empty"):
+        read_scene(tmp_path / "e.pcd")
+    assert not [w for w in recwarn if "loadtxt" in str(w.message)]  # no numpy warning beside the one line

@@ -70,6 +70,8 @@ def read_pcd(path: Path) -> dict[str, np.ndarray]:
                           enumerate(zip(fields, sizes, types, counts))])
     except KeyError:
         raise InputError(f"{path}: unsupported PCD field type/size in TYPE {types} SIZE {sizes}") from None
+    if n == 0:
+        raise InputError(f"{path}: point cloud is empty (PCD header says 0 points)")
     if mode == "ascii":
         try:
             table = np.loadtxt(raw[pos:].decode("ascii").splitlines(), dtype=np.float64, ndmin=2)
