@@ -89,3 +89,17 @@ def test_matterport_without_inside_cameras_takes_nearest(tmp_path):
     assert scene.meta["cameras_in_house"] == 3 and scene.meta["cameras_selected"] == 2
     # no table: raw Matterport category ids (3 = floor)
     assert scene.label_set == "matterport_category" and scene.labels.tolist() == [3, 3, 3, 12, 3]
+
+
+def test_category_mapping_in_a_metadata_folder(tmp_path):
+    """Matterport's repository keeps category_mapping.tsv in metadata/; beside the download's scans/ folder
+    (v1/metadata/ next to v1/scans/<house>/<house>/) it is found, so labels are NYU40, not raw ids."""
+    scans = tmp_path / "v1" / "scans" / "17DRP5sb8fy"
+    scans.mkdir(parents=True)
+    house = write_house(scans, [look_at([0.2, 0.1, 0.0], [1.5, 0.3, 0.5])])  # <house>/<house>/ as unzipped
+    (tmp_path / "v1" / "metadata").mkdir()
+    (scans / "category_mapping.tsv").rename(tmp_path / "v1" / "metadata" / "category_mapping.tsv")
+    scene = read_scene(house / "region_segmentations" / "region3.ply")
+    assert scene.label_set == "nyu40" and scene.labels.tolist() == [2, 2, 2, 40, 2]
+    assert scene.meta["category_mapping"] == str(tmp_path / "v1" / "metadata" / "category_mapping.tsv")
+    assert len(scene.frames) == 1

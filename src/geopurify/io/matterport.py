@@ -9,7 +9,7 @@ unpack to ``<house>/<house>/...``)::
       region_segmentations/regionX.ply        faces carry category_id (index into category_mapping.tsv)
       undistorted_camera_parameters/<house>.conf
       undistorted_color_images/<name>_i<c>_<y>.jpg    undistorted_depth_images/<name>_d<c>_<y>.png
-      category_mapping.tsv   (or in a parent folder, e.g. Matterport's metadata/)
+      category_mapping.tsv   (or up to 3 folders above, directly or in metadata/, e.g. v1/metadata/)
 
 Vertex labels are the majority ``category_id`` of the labelled faces around each vertex, mapped
 to NYU40 ids through ``category_mapping.tsv`` (``label_set = "nyu40"``; the mpcat40 index, when the
@@ -108,6 +108,17 @@ def read_category_mapping(path: Path) -> dict[int, tuple[int, int]]:
     return {int(r["index"]): (num(r, "nyu40id"), num(r, "mpcat40index")) for r in rows if r["index"].strip()}
 
 
+def find_category_mapping(region_ply: Path, house: Path) -> Path | None:
+    """``category_mapping.tsv`` for a region: in the house folder, up to 3 folders above it or the region's
+    folder, each directly or in its ``metadata/`` folder (where Matterport's repository keeps it, e.g.
+    ``v1/metadata/`` beside ``v1/scans/``); None when there is none."""
+    for d in [house, *list(house.parents)[:3], region_ply.parent]:
+        for cand in (d / "category_mapping.tsv", d / "metadata" / "category_mapping.tsv"):
+            if cand.is_file():
+                return cand
+    return None
+
+
 def vote_vertex_labels(faces: np.ndarray, face_labels: np.ndarray, num_vertices: int) -> np.ndarray:
     """(V,) int64 majority label of the faces around each vertex, ignoring label <= 0; 0 if none.
 
@@ -189,10 +200,10 @@ class MatterportReader(Reader):
     def _labels(self, scene: Scene, ply_path: Path, house: Path, face_cat: np.ndarray) -> None:
         raw = vote_vertex_labels(scene.faces, face_cat, scene.num_points)
         scene.meta["matterport_category_raw"] = raw  # for the Matterport-40/80/160 label sets at eval time
-        tsv = next((d / "category_mapping.tsv" for d in [house, *list(house.parents)[:3], ply_path.parent]
-                    if (d / "category_mapping.tsv").is_file()), None)
+        tsv = find_category_mapping(ply_path, house)
         if tsv is None:
-            log.warning("%s: no category_mapping.tsv found; keeping raw Matterport category ids", ply_path)
+            log.warning("%s: no category_mapping.tsv found (in the house folder, up to 3 folders above it, or a "
+                        "metadata/ folder there); keeping raw Matterport category ids", ply_path)
             scene.labels, scene.label_set = raw, "matterport_category"
             return
         table = read_category_mapping(tsv)
