@@ -103,3 +103,24 @@ def test_category_mapping_in_a_metadata_folder(tmp_path):
     assert scene.label_set == "nyu40" and scene.labels.tolist() == [2, 2, 2, 40, 2]
     assert scene.meta["category_mapping"] == str(tmp_path / "v1" / "metadata" / "category_mapping.tsv")
     assert len(scene.frames) == 1
+
+
+def test_region_of_a_house_without_cameras_never_takes_another_houses(tmp_path, caplog):
+    """scans/AAAA/region_segmentations/ beside scans/17DRP5sb8fy/ (with cameras): AAAA's region has no
+    frames (warned) and keeps its own name, instead of being read with the other house's cameras."""
+    write_house(tmp_path, [look_at([0.2, 0.1, 0.0], [1.5, 0.3, 0.5])])
+    other = tmp_path / "AAAA" / "region_segmentations"
+    other.mkdir(parents=True)
+    (tmp_path / "17DRP5sb8fy" / "region_segmentations" / "region3.ply").rename(other / "region0.ply")
+    with caplog.at_level("WARNING"):
+        scene = read_scene(other / "region0.ply")
+    assert scene.name == "AAAA_region0" and scene.frames == []
+    assert "camera file(s) of other houses" in caplog.text
+    # the nested <house>/<house>/ of the official zips, unpacked in two places, is still one house
+    nested = tmp_path / "BBBB" / "BBBB"
+    (nested / "region_segmentations").mkdir(parents=True)
+    (other / "region0.ply").rename(nested / "region_segmentations" / "region0.ply")
+    for sub in ("undistorted_camera_parameters", "undistorted_color_images", "undistorted_depth_images"):
+        (tmp_path / "17DRP5sb8fy" / sub).rename(tmp_path / "BBBB" / sub)  # cameras in BBBB/, region in BBBB/BBBB/
+    scene = read_scene(nested / "region_segmentations" / "region0.ply")
+    assert scene.name == "BBBB_region0" and len(scene.frames) == 1

@@ -51,12 +51,27 @@ def find_region_ply(path: Path) -> Path | None:
 
 
 def find_conf(region_ply: Path) -> Path | None:
-    """The house's camera file, searched from the region's folder upwards (3 levels)."""
-    for anc in list(region_ply.parents)[:4]:
+    """The house's camera file, searched from the region's folder upwards (3 levels).
+
+    Only a camera file of the region's own house counts: its house folder (``<house>/`` of
+    ``<house>/undistorted_camera_parameters/*.conf``) is a folder above the region, or is named like one
+    (the ``<house>/<house>/`` of the official zips, unpacked in two places). A folder of houses holds
+    other houses' files one folder down; those are passed over (warned about), never read as this one's.
+    """
+    ancestors = list(region_ply.parents)
+    names = {a.name for a in ancestors}
+    others: list[Path] = []
+    for anc in ancestors[:4]:
         for pattern in ("undistorted_camera_parameters/*.conf", "*/undistorted_camera_parameters/*.conf"):
-            hits = sorted(anc.glob(pattern))
-            if hits:
-                return hits[0]
+            for hit in sorted(anc.glob(pattern)):
+                house = hit.parent.parent
+                if house in ancestors or house.name in names:
+                    return hit
+                if hit not in others:
+                    others.append(hit)
+    if others:
+        log.warning("%s: passing over %d camera file(s) of other houses (e.g. %s); this region's house has no "
+                    "undistorted_camera_parameters/", region_ply, len(others), others[0])
     return None
 
 
