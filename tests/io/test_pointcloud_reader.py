@@ -182,3 +182,15 @@ def test_empty_pcd_refused_as_empty(tmp_path, data, recwarn):
     with pytest.raises(InputError, match=r"e\.pcd: point cloud is empty"):
         read_scene(tmp_path / "e.pcd")
     assert not [w for w in recwarn if "loadtxt" in str(w.message)]  # no numpy warning beside the one line
+
+
+@pytest.mark.parametrize("name", ["cloud.xyz", "cloud.txt", "cloud.pts"])
+def test_unclaimed_cloud_formats_refused_naming_the_formats_read(tmp_path, name, capsys):
+    from geopurify.cli import main
+
+    np.savetxt(tmp_path / name, np.concatenate([PTS, RGB], axis=1))
+    with pytest.raises(InputError, match=rf"{name}: geopurify does not read \.{name[-3:]} files; point clouds are "
+                                         r"read from \.ply, \.pcd, \.las, \.laz, \.npy, \.npz"):
+        read_scene(tmp_path / name)
+    assert main(["inspect", str(tmp_path / name)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
