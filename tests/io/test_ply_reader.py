@@ -89,3 +89,22 @@ def test_georeferenced_double_coordinates_keep_their_precision(tmp_path):
     np.testing.assert_array_equal(read_scene(write_cloud(tmp_path / "f8.ply", coord="f8")).points,
                                   PTS.astype(np.float32))
     assert read_ply(tmp_path / "f8.ply").points.dtype == np.float32
+
+
+@pytest.mark.parametrize("text", [True, False])
+def test_quad_and_mixed_polygon_meshes_are_triangulated(tmp_path, text):
+    """Blender/MeshLab meshes of quads (or mixed polygons) were refused ('faces are not triangles'); they are
+    fanned into triangles, per-face properties following their triangles."""
+    v = np.empty(5, dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    v["x"], v["y"], v["z"] = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [2, 0, 0]], float).T
+    v["red"] = v["green"] = v["blue"] = 100
+    f = np.empty(2, dtype=[("vertex_indices", object), ("category_id", "i4")])
+    f["vertex_indices"] = [np.array([0, 1, 2, 3], np.int32), np.array([1, 4, 2], np.int32)]
+    f["category_id"] = [7, 9]
+    PlyData([PlyElement.describe(v, "vertex"), PlyElement.describe(f, "face")], text=text).write(
+        str(tmp_path / "quad.ply"))
+    ply = read_ply(tmp_path / "quad.ply")
+    assert ply.faces.tolist() == [[0, 1, 2], [0, 2, 3], [1, 4, 2]]
+    assert ply.face_properties["category_id"].tolist() == [7, 7, 9]
+    scene = read_scene(tmp_path / "quad.ply")
+    np.testing.assert_allclose(np.abs(scene.normals[:, 2]), 1.0, atol=1e-6)  # from the faces: the z = 0 plane

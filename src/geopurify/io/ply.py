@@ -91,6 +91,33 @@ def find_mesh(folder: Path) -> Path | None:
     return plys[0] if len(plys) == 1 else None
 
 
+def triangulate(col: np.ndarray, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """A PLY face list -> ((T, 3) int64 triangles, (T,) int64 index of each triangle's face or None).
+
+    ``col`` is (F, 3) for a triangle mesh, (F, k) or an (F,) object array of index lists for polygons
+    (quads from Blender or MeshLab, mixed faces), which are fanned into ``k - 2`` triangles each
+    (v0, vi, vi+1); then the face index is returned so per-face properties follow their triangles.
+    Raises InputError for a face of fewer than 3 vertices.
+    """
+    if col.dtype != object:
+        lens = np.full(len(col), col.shape[1] if col.ndim == 2 else 0, dtype=np.int64)
+        flat = np.asarray(col, dtype=np.int64).reshape(-1)
+    else:
+        lens = np.fromiter((len(f) for f in col), dtype=np.int64, count=len(col))
+        flat = np.concatenate([np.asarray(f, dtype=np.int64) for f in col]) if len(col) else np.zeros(0, np.int64)
+    if len(lens) and lens.min() < 3:
+        raise InputError(f"{path}: {int((lens < 3).sum())} faces have fewer than 3 vertices")
+    if (lens == 3).all():
+        return flat.reshape(-1, 3), None
+    ntri = lens - 2
+    of_face = np.repeat(np.arange(len(lens)), ntri)
+    local = np.arange(int(ntri.sum())) - np.repeat(np.cumsum(ntri) - ntri, ntri)
+    base = (np.cumsum(lens) - lens)[of_face]
+    tris = np.stack([flat[base], flat[base + 1 + local], flat[base + 2 + local]], axis=1)
+    log.info("%s: %d polygon faces fanned into %d triangles", path, int((lens > 3).sum()), len(tris))
+    return tris, of_face
+
+
 def read_ply(path: str | Path, require_points: bool = True, dtype: type = np.float32) -> PlyData:
     """Read and validate a PLY file. Raises InputError (one line, naming the file) on any problem.
 
@@ -130,13 +157,9 @@ def read_ply(path: str | Path, require_points: bool = True, dtype: type = np.flo
             fdata = ply["face"].data
             key = "vertex_indices" if "vertex_indices" in fdata.dtype.names else fdata.dtype.names[0]
             face_props = {n: np.asarray(fdata[n]) for n in fdata.dtype.names if n != key}
-            col = fdata[key]
-            try:
-                faces = (col if col.dtype != object else np.stack(col)).astype(np.int64)
-            except ValueError as exc:
-                raise InputError(f"{path}: faces are not all triangles") from exc
-            if faces.ndim != 2 or faces.shape[1] != 3:
-                raise InputError(f"{path}: faces are not triangles")
+            faces, of_face = triangulate(fdata[key], path)
+            if of_face is not None:  # polygons split into triangles: each keeps its polygon's properties
+                face_props = {n: a[of_face] for n, a in face_props.items()}
     except InputError:
         raise
     except Exception as exc:  # plyfile raises many types on truncated/garbage files
