@@ -137,3 +137,27 @@ def test_bad_frames_are_skipped_and_all_bad_raises():
     zero = make_frame(poses[0], depth=np.zeros(HW))
     with pytest.raises(InputError):
         fuse_depth([zero], voxel_size=0.05)
+
+
+def test_depth_wholly_out_of_range_names_the_depth_scale(tmp_path):
+    """Float depth images in metres (TIFF mode F) read with the default scale of 1000 units per metre:
+    every sample is ~1 mm away. The refusal said only 'no valid depth'; it now says why."""
+    from io_synth import write_rgb
+    from PIL import Image
+
+    from geopurify.io import ReadOptions, read_scene
+
+    for sub in ("c", "d", "p"):
+        (tmp_path / sub).mkdir()
+    for i, pose in enumerate(poses_circle(2)):
+        d, c = render_box(pose)
+        write_rgb(tmp_path / "c" / f"{i}.png", c)
+        Image.fromarray(d.astype(np.float32)).save(tmp_path / "d" / f"{i}.tiff")
+        np.savetxt(tmp_path / "p" / f"{i}.txt", pose)
+    (tmp_path / "geopurify.yaml").write_text("color: c/*.png\ndepth: d/*.tiff\npose: p/*.txt\n"
+                                             "intrinsics: [60, 60, 40, 30]\n")
+    with pytest.raises(InputError, match=r"no valid depth .*outside 0\.1-6 m \(median 0\.00\d+ m\): is the depth "
+                                         r"scale right\?"):
+        read_scene(tmp_path, ReadOptions(fuse_voxel_size=0.05))
+    scene = read_scene(tmp_path, ReadOptions(fuse_voxel_size=0.05, depth_scale=1.0))  # metres: as told
+    assert wall_distance(scene.points).max() < 0.05

@@ -143,3 +143,22 @@ def test_truncated_jpeg_warning_names_the_file(tmp_path, caplog):
     assert len(scene.frames) == 3  # the header is fine: the frame fails when decoded
     line = next(r.getMessage() for r in caplog.records if "001" in r.getMessage())
     assert str(bad) in line
+
+
+def test_transposed_intrinsics_file_refused(tmp_path, capsys):
+    """A K file written column-major (cx, cy in the last row) read as a principal point at (0, 0): the
+    cloud fused from depth was sheared and inspect's reprojection check, fed the same K, still agreed."""
+    from geopurify.cli import main
+
+    write_yaml_capture(tmp_path / "cap", poses_circle(2))
+    np.savetxt(tmp_path / "cap" / "K.txt", K_SYN.T)
+    text = (tmp_path / "cap" / "geopurify.yaml").read_text().splitlines()
+    (tmp_path / "cap" / "geopurify.yaml").write_text(
+        "\n".join("intrinsics: K.txt" if t.startswith("intrinsics:") else t for t in text) + "\n")
+    with pytest.raises(InputError, match=r"K\.txt: cannot read intrinsics .*third row is '40 30 1'.*transposed"):
+        read_scene(tmp_path / "cap", OPTS)
+    assert main(["inspect", str(tmp_path / "cap")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "looks transposed" in err[0]
+    np.savetxt(tmp_path / "cap" / "K.txt", K_SYN)  # row-major: read as before
+    assert read_scene(tmp_path / "cap", OPTS).frames[0].K_color[0, 2] == 40

@@ -89,3 +89,38 @@ def test_matterport_without_inside_cameras_takes_nearest(tmp_path):
     assert scene.meta["cameras_in_house"] == 3 and scene.meta["cameras_selected"] == 2
     # no table: raw Matterport category ids (3 = floor)
     assert scene.label_set == "matterport_category" and scene.labels.tolist() == [3, 3, 3, 12, 3]
+
+
+def test_category_mapping_in_a_metadata_folder(tmp_path):
+    """Matterport's repository keeps category_mapping.tsv in metadata/; beside the download's scans/ folder
+    (v1/metadata/ next to v1/scans/<house>/<house>/) it is found, so labels are NYU40, not raw ids."""
+    scans = tmp_path / "v1" / "scans" / "17DRP5sb8fy"
+    scans.mkdir(parents=True)
+    house = write_house(scans, [look_at([0.2, 0.1, 0.0], [1.5, 0.3, 0.5])])  # <house>/<house>/ as unzipped
+    (tmp_path / "v1" / "metadata").mkdir()
+    (scans / "category_mapping.tsv").rename(tmp_path / "v1" / "metadata" / "category_mapping.tsv")
+    scene = read_scene(house / "region_segmentations" / "region3.ply")
+    assert scene.label_set == "nyu40" and scene.labels.tolist() == [2, 2, 2, 40, 2]
+    assert scene.meta["category_mapping"] == str(tmp_path / "v1" / "metadata" / "category_mapping.tsv")
+    assert len(scene.frames) == 1
+
+
+def test_region_of_a_house_without_cameras_never_takes_another_houses(tmp_path, caplog):
+    """scans/AAAA/region_segmentations/ beside scans/17DRP5sb8fy/ (with cameras): AAAA's region has no
+    frames (warned) and keeps its own name, instead of being read with the other house's cameras."""
+    write_house(tmp_path, [look_at([0.2, 0.1, 0.0], [1.5, 0.3, 0.5])])
+    other = tmp_path / "AAAA" / "region_segmentations"
+    other.mkdir(parents=True)
+    (tmp_path / "17DRP5sb8fy" / "region_segmentations" / "region3.ply").rename(other / "region0.ply")
+    with caplog.at_level("WARNING"):
+        scene = read_scene(other / "region0.ply")
+    assert scene.name == "AAAA_region0" and scene.frames == []
+    assert "camera file(s) of other houses" in caplog.text
+    # the nested <house>/<house>/ of the official zips, unpacked in two places, is still one house
+    nested = tmp_path / "BBBB" / "BBBB"
+    (nested / "region_segmentations").mkdir(parents=True)
+    (other / "region0.ply").rename(nested / "region_segmentations" / "region0.ply")
+    for sub in ("undistorted_camera_parameters", "undistorted_color_images", "undistorted_depth_images"):
+        (tmp_path / "17DRP5sb8fy" / sub).rename(tmp_path / "BBBB" / sub)  # cameras in BBBB/, region in BBBB/BBBB/
+    scene = read_scene(nested / "region_segmentations" / "region0.ply")
+    assert scene.name == "BBBB_region0" and len(scene.frames) == 1

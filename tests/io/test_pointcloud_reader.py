@@ -150,3 +150,47 @@ def test_pointcept_folder(tmp_path):
     np.save(tmp_path / "scene0000_00" / "color.npy", RGB[:10])
     with pytest.raises(InputError, match=r"color\.npy: 10 rows of colours, expected 50"):
         read_scene(tmp_path / "scene0000_00")
+
+
+def test_pcl_ascii_pcd_rgb_written_as_integers(tmp_path):
+    """PCL's ASCII writer stores a TYPE F ``rgb`` field as the packed uint32 (opaque colours are NaN as
+    floats); Open3D prints the float whose bits are the colour. Both read as the same colours."""
+    packed = packed_rgb(RGB) | np.uint32(255 << 24)  # PCL's default alpha
+    rows = "\n".join(f"{x!r} {y!r} {z!r} {c}" for (x, y, z), c in zip(PTS.tolist(), packed.tolist()))
+    (tmp_path / "pcl.pcd").write_text(pcd_header(50, "ascii") + rows + "\n")
+    np.testing.assert_allclose(read_scene(tmp_path / "pcl.pcd").colors, RGB / 255.0, atol=1e-6)
+    bits = packed_rgb(RGB).view(np.float32)  # alpha 0: tiny (denormal) floats, printed with 10 digits
+    rows = "\n".join(f"{x!r} {y!r} {z!r} {c:.10g}" for (x, y, z), c in zip(PTS.tolist(), bits.tolist()))
+    (tmp_path / "o3d.pcd").write_text(pcd_header(50, "ascii") + rows + "\n")
+    np.testing.assert_allclose(read_scene(tmp_path / "o3d.pcd").colors, RGB / 255.0, atol=1e-6)
+
+
+def test_pcd_of_double_utm_coordinates_is_recentred_before_float32(tmp_path):
+    xyz = PTS.astype(np.float64) + [500100.0, 4000200.0, 10.0]
+    rec = np.zeros(50, dtype=[("x", "<f8"), ("y", "<f8"), ("z", "<f8"), ("rgb", "<f4")])
+    rec["x"], rec["y"], rec["z"], rec["rgb"] = xyz[:, 0], xyz[:, 1], xyz[:, 2], packed_rgb(RGB).view(np.float32)
+    header = pcd_header(50, "binary").replace("SIZE 4 4 4 4", "SIZE 8 8 8 4")
+    (tmp_path / "utm.pcd").write_bytes(header.encode() + rec.tobytes())
+    scene = read_scene(tmp_path / "utm.pcd")
+    offset = np.array(scene.meta["coordinate_offset"])
+    np.testing.assert_allclose(scene.points + offset, xyz, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("data", ["ascii", "binary"])
+def test_empty_pcd_refused_as_empty(tmp_path, data, recwarn):
+    (tmp_path / "e.pcd").write_text(pcd_header(0, data))
+    with pytest.raises(InputError, match=r"e\.pcd: point cloud is empty"):
+        read_scene(tmp_path / "e.pcd")
+    assert not [w for w in recwarn if "loadtxt" in str(w.message)]  # no numpy warning beside the one line
+
+
+@pytest.mark.parametrize("name", ["cloud.xyz", "cloud.txt", "cloud.pts"])
+def test_unclaimed_cloud_formats_refused_naming_the_formats_read(tmp_path, name, capsys):
+    from geopurify.cli import main
+
+    np.savetxt(tmp_path / name, np.concatenate([PTS, RGB], axis=1))
+    with pytest.raises(InputError, match=rf"{name}: geopurify does not read \.{name[-3:]} files; point clouds are "
+                                         r"read from \.ply, \.pcd, \.las, \.laz, \.npy, \.npz"):
+        read_scene(tmp_path / name)
+    assert main(["inspect", str(tmp_path / name)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -173,6 +173,7 @@ def fuse_depth(
     rows = 0
     skipped: dict[str, int] = {}
     used = 0
+    out_of_range: list[float] = []  # median depth (m) of frames whose depth lies wholly outside the range
     # columns: w, w*xyz (3), w*rgb (3), view direction sum (3), frames seeing it
     for frame in tqdm(frames, desc="fuse depth", unit="frame", disable=None):
         try:
@@ -186,6 +187,9 @@ def fuse_depth(
         sub = (slice(None, None, stride), slice(None, None, stride))
         mask_s = mask[sub]
         if not mask_s.any():
+            pos = depth[sub][depth[sub] > 0]
+            if pos.size:  # depth there, all out of range: its median names a wrong depth scale
+                out_of_range.append(float(np.median(pos)))
             continue
         v, u = np.nonzero(mask_s)
         v, u = v * stride, u * stride
@@ -215,7 +219,12 @@ def fuse_depth(
     if skipped:
         log.warning("fusion skipped %d bad frames: %s", sum(skipped.values()), skipped)
     if not keys:
-        raise InputError(f"no valid depth in any of the {len(frames)} frames: cannot build a point cloud")
+        hint = ""
+        if out_of_range:
+            hint = (f"; the depth of {len(out_of_range)} frame(s) lies outside {min_depth:g}-{max_depth:g} m (median "
+                    f"{np.median(out_of_range):.4g} m): is the depth scale right? (--depth-scale, depth units per "
+                    "metre: 1000 for millimetres, 1 for float images in metres)")
+        raise InputError(f"no valid depth in any of the {len(frames)} frames: cannot build a point cloud{hint}")
     _, acc = _consolidate(keys, sums)
     points = acc[:, 1:4] / acc[:, :1]
     colors = acc[:, 4:7] / acc[:, :1]

@@ -78,9 +78,21 @@ def read_matrix(path: Path, rows: int | None = None) -> np.ndarray:
 
 
 def intrinsics_3x3(m: np.ndarray) -> np.ndarray:
-    """Accept a 3x3 or 4x4 intrinsics matrix and return the 3x3 part."""
+    """Accept a 3x3, 3x4, 4x3 or 4x4 intrinsics matrix and return the (3, 3) float64 part.
+
+    Raises ValueError for another shape, or when the 3x3 part's last row is not ``0 0 1``: a transposed
+    (column-major) K, whose ``cx, cy`` sit in the last row, would otherwise read as a principal point at
+    (0, 0) and a cloud fused from depth sheared without a word.
+    """
     if m.shape == (4, 4) or m.shape == (3, 4) or m.shape == (4, 3):
-        return m[:3, :3].astype(np.float64)
-    if m.shape == (3, 3):
-        return m.astype(np.float64)
-    raise ValueError(f"intrinsics have shape {m.shape}, expected 3x3 or 4x4")
+        K = m[:3, :3].astype(np.float64)
+    elif m.shape == (3, 3):
+        K = m.astype(np.float64)
+    else:
+        raise ValueError(f"intrinsics have shape {m.shape}, expected 3x3 or 4x4")
+    if not np.allclose(K[2], [0.0, 0.0, 1.0]):
+        row = " ".join(f"{x:g}" for x in K[2])
+        hint = (": the matrix looks transposed (column-major); write it row-major, [[fx 0 cx] [0 fy cy] [0 0 1]]"
+                if np.allclose(K[:, 2], [0.0, 0.0, 1.0]) else "")
+        raise ValueError(f"the intrinsics' third row is '{row}', expected '0 0 1'{hint}")
+    return K

@@ -9,7 +9,7 @@ unpack to ``<house>/<house>/...``)::
       region_segmentations/regionX.ply        faces carry category_id (index into category_mapping.tsv)
       undistorted_camera_parameters/<house>.conf
       undistorted_color_images/<name>_i<c>_<y>.jpg    undistorted_depth_images/<name>_d<c>_<y>.png
-      category_mapping.tsv   (or in a parent folder, e.g. Matterport's metadata/)
+      category_mapping.tsv   (or up to 3 folders above, directly or in metadata/, e.g. v1/metadata/)
 
 Vertex labels are the majority ``category_id`` of the labelled faces around each vertex, mapped
 to NYU40 ids through ``category_mapping.tsv`` (``label_set = "nyu40"``; the mpcat40 index, when the
@@ -51,12 +51,27 @@ def find_region_ply(path: Path) -> Path | None:
 
 
 def find_conf(region_ply: Path) -> Path | None:
-    """The house's camera file, searched from the region's folder upwards (3 levels)."""
-    for anc in list(region_ply.parents)[:4]:
+    """The house's camera file, searched from the region's folder upwards (3 levels).
+
+    Only a camera file of the region's own house counts: its house folder (``<house>/`` of
+    ``<house>/undistorted_camera_parameters/*.conf``) is a folder above the region, or is named like one
+    (the ``<house>/<house>/`` of the official zips, unpacked in two places). A folder of houses holds
+    other houses' files one folder down; those are passed over (warned about), never read as this one's.
+    """
+    ancestors = list(region_ply.parents)
+    names = {a.name for a in ancestors}
+    others: list[Path] = []
+    for anc in ancestors[:4]:
         for pattern in ("undistorted_camera_parameters/*.conf", "*/undistorted_camera_parameters/*.conf"):
-            hits = sorted(anc.glob(pattern))
-            if hits:
-                return hits[0]
+            for hit in sorted(anc.glob(pattern)):
+                house = hit.parent.parent
+                if house in ancestors or house.name in names:
+                    return hit
+                if hit not in others:
+                    others.append(hit)
+    if others:
+        log.warning("%s: passing over %d camera file(s) of other houses (e.g. %s); this region's house has no "
+                    "undistorted_camera_parameters/", region_ply, len(others), others[0])
     return None
 
 
@@ -106,6 +121,17 @@ def read_category_mapping(path: Path) -> dict[int, tuple[int, int]]:
         return int(float(v)) if v else 0
 
     return {int(r["index"]): (num(r, "nyu40id"), num(r, "mpcat40index")) for r in rows if r["index"].strip()}
+
+
+def find_category_mapping(region_ply: Path, house: Path) -> Path | None:
+    """``category_mapping.tsv`` for a region: in the house folder, up to 3 folders above it or the region's
+    folder, each directly or in its ``metadata/`` folder (where Matterport's repository keeps it, e.g.
+    ``v1/metadata/`` beside ``v1/scans/``); None when there is none."""
+    for d in [house, *list(house.parents)[:3], region_ply.parent]:
+        for cand in (d / "category_mapping.tsv", d / "metadata" / "category_mapping.tsv"):
+            if cand.is_file():
+                return cand
+    return None
 
 
 def vote_vertex_labels(faces: np.ndarray, face_labels: np.ndarray, num_vertices: int) -> np.ndarray:
@@ -189,10 +215,10 @@ class MatterportReader(Reader):
     def _labels(self, scene: Scene, ply_path: Path, house: Path, face_cat: np.ndarray) -> None:
         raw = vote_vertex_labels(scene.faces, face_cat, scene.num_points)
         scene.meta["matterport_category_raw"] = raw  # for the Matterport-40/80/160 label sets at eval time
-        tsv = next((d / "category_mapping.tsv" for d in [house, *list(house.parents)[:3], ply_path.parent]
-                    if (d / "category_mapping.tsv").is_file()), None)
+        tsv = find_category_mapping(ply_path, house)
         if tsv is None:
-            log.warning("%s: no category_mapping.tsv found; keeping raw Matterport category ids", ply_path)
+            log.warning("%s: no category_mapping.tsv found (in the house folder, up to 3 folders above it, or a "
+                        "metadata/ folder there); keeping raw Matterport category ids", ply_path)
             scene.labels, scene.label_set = raw, "matterport_category"
             return
         table = read_category_mapping(tsv)

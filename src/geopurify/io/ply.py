@@ -25,8 +25,8 @@ log = logging.getLogger(__name__)
 class PlyData:
     """Vertices and optional faces of a PLY.
 
-    points (N,3) float32; colors (N,3) float32 in [0,1] or None; normals (N,3) float32 or None;
-    faces (F,3) int64 or None; properties: every other vertex property by name, (N,) arrays;
+    points (N,3) float32 (float64 when read so); colors (N,3) float32 in [0,1] or None; normals (N,3)
+    float32 or None; faces (F,3) int64 or None; properties: every other vertex property by name, (N,) arrays;
     face_properties: every other face property by name (e.g. Matterport's ``category_id``), (F,) arrays.
     """
 
@@ -38,10 +38,11 @@ class PlyData:
     face_properties: dict[str, np.ndarray] = field(default_factory=dict)
 
     def vertex_normals(self) -> np.ndarray:
-        """(N, 3) float32 normals: the file's when finite and non-zero, else from faces, else estimated."""
+        """(N, 3) float32 unit normals: the file's (scaled to unit length) when finite and non-zero, else
+        from faces, else estimated."""
         n = self.normals
         if n is not None and np.isfinite(n).all() and (np.linalg.norm(n, axis=1) > 0.5).all():
-            return n
+            return unit_normals(n)
         if self.faces is not None and len(self.faces):
             from ..geometry import mesh_normals
 
@@ -49,6 +50,35 @@ class PlyData:
         from ..geometry import estimate_normals  # scipy: loaded when needed
 
         return estimate_normals(self.points)
+
+
+def unit_normals(normals: np.ndarray) -> np.ndarray:
+    """(N, 3) normals -> (N, 3) float32 of unit length. Rows already unit (within 1%) are kept as they
+    are, so a file's float32 normals read unchanged; others (a tool that writes unnormalised normals) are
+    divided by their length; zero rows stay zero."""
+    n = np.asarray(normals, dtype=np.float32)
+    length = np.linalg.norm(n, axis=1)
+    off = np.abs(length - 1) > 1e-2
+    if off.any():
+        n = n.copy()
+        n[off] /= np.maximum(length[off], 1e-12)[:, None]
+    return n
+
+
+def colors01(raw: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """(N, 3+) colours -> (N, 3) float32 in [0, 1]: 8-bit (integers or floats up to 255), 16-bit (values
+    past 255: ``ushort`` PLY properties, LAS) or already 0-1 floats. Raises InputError (naming ``path``)
+    for another shape or NaN/infinite values, which would otherwise reach every output's colours."""
+    raw = np.asarray(raw)
+    if raw.ndim != 2 or raw.shape[1] < 3:
+        raise InputError(f"{path}: colours must be (N, 3), got {raw.shape}")
+    c = raw[:, :3].astype(np.float32)
+    if not np.isfinite(c).all():
+        bad = int((~np.isfinite(c).all(axis=1)).sum())
+        raise InputError(f"{path}: {bad} points have NaN or infinite colours")
+    if np.issubdtype(raw.dtype, np.integer) or c.max(initial=0) > 1.0:
+        c = c / (65535.0 if c.max(initial=0) > 255 else 255.0)
+    return c.clip(0, 1)
 
 
 def find_mesh(folder: Path) -> Path | None:
@@ -61,8 +91,38 @@ def find_mesh(folder: Path) -> Path | None:
     return plys[0] if len(plys) == 1 else None
 
 
-def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
-    """Read and validate a PLY file. Raises InputError (one line, naming the file) on any problem."""
+def triangulate(col: np.ndarray, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """A PLY face list -> ((T, 3) int64 triangles, (T,) int64 index of each triangle's face or None).
+
+    ``col`` is (F, 3) for a triangle mesh, (F, k) or an (F,) object array of index lists for polygons
+    (quads from Blender or MeshLab, mixed faces), which are fanned into ``k - 2`` triangles each
+    (v0, vi, vi+1); then the face index is returned so per-face properties follow their triangles.
+    Raises InputError for a face of fewer than 3 vertices.
+    """
+    if col.dtype != object:
+        lens = np.full(len(col), col.shape[1] if col.ndim == 2 else 0, dtype=np.int64)
+        flat = np.asarray(col, dtype=np.int64).reshape(-1)
+    else:
+        lens = np.fromiter((len(f) for f in col), dtype=np.int64, count=len(col))
+        flat = np.concatenate([np.asarray(f, dtype=np.int64) for f in col]) if len(col) else np.zeros(0, np.int64)
+    if len(lens) and lens.min() < 3:
+        raise InputError(f"{path}: {int((lens < 3).sum())} faces have fewer than 3 vertices")
+    if (lens == 3).all():
+        return flat.reshape(-1, 3), None
+    ntri = lens - 2
+    of_face = np.repeat(np.arange(len(lens)), ntri)
+    local = np.arange(int(ntri.sum())) - np.repeat(np.cumsum(ntri) - ntri, ntri)
+    base = (np.cumsum(lens) - lens)[of_face]
+    tris = np.stack([flat[base], flat[base + 1 + local], flat[base + 2 + local]], axis=1)
+    log.info("%s: %d polygon faces fanned into %d triangles", path, int((lens > 3).sum()), len(tris))
+    return tris, of_face
+
+
+def read_ply(path: str | Path, require_points: bool = True, dtype: type = np.float32) -> PlyData:
+    """Read and validate a PLY file. Raises InputError (one line, naming the file) on any problem.
+
+    ``dtype`` is the dtype of ``points``: float64 keeps a file's double coordinates exact (a georeferenced
+    cloud, recentred by the point-cloud reader before it becomes float32)."""
     from plyfile import PlyData as _Ply
 
     path = Path(path)
@@ -80,13 +140,11 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
         names = v.dtype.names or ()
         if not all(c in names for c in ("x", "y", "z")):
             raise InputError(f"{path}: PLY vertices lack x/y/z")
-        points = np.stack([np.asarray(v[c], dtype=np.float32) for c in ("x", "y", "z")], axis=1)
+        points = np.stack([np.asarray(v[c], dtype=dtype) for c in ("x", "y", "z")], axis=1)
         colors = None
         for trip in (("red", "green", "blue"), ("r", "g", "b"), ("diffuse_red", "diffuse_green", "diffuse_blue")):
             if all(c in names for c in trip):
-                raw = np.stack([np.asarray(v[c]) for c in trip], axis=1)
-                scale = 255.0 if np.issubdtype(raw.dtype, np.integer) or raw.max(initial=0) > 1.0 else 1.0
-                colors = (raw.astype(np.float32) / scale).clip(0, 1)
+                colors = colors01(np.stack([np.asarray(v[c]) for c in trip], axis=1), path)
                 break
         normals = None
         if all(c in names for c in ("nx", "ny", "nz")):
@@ -99,13 +157,9 @@ def read_ply(path: str | Path, require_points: bool = True) -> PlyData:
             fdata = ply["face"].data
             key = "vertex_indices" if "vertex_indices" in fdata.dtype.names else fdata.dtype.names[0]
             face_props = {n: np.asarray(fdata[n]) for n in fdata.dtype.names if n != key}
-            col = fdata[key]
-            try:
-                faces = (col if col.dtype != object else np.stack(col)).astype(np.int64)
-            except ValueError as exc:
-                raise InputError(f"{path}: faces are not all triangles") from exc
-            if faces.ndim != 2 or faces.shape[1] != 3:
-                raise InputError(f"{path}: faces are not triangles")
+            faces, of_face = triangulate(fdata[key], path)
+            if of_face is not None:  # polygons split into triangles: each keeps its polygon's properties
+                face_props = {n: a[of_face] for n, a in face_props.items()}
     except InputError:
         raise
     except Exception as exc:  # plyfile raises many types on truncated/garbage files

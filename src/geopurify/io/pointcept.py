@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..geometry import estimate_normals
+from .ply import unit_normals
 from .registry import READERS, Reader, ReadOptions
 from .scene import Scene
 
@@ -69,6 +70,7 @@ class PointceptReader(Reader):
             normals = _load(path / "normal.npy", n, 3, "normals").astype(np.float32)
         if normals is None or not (np.linalg.norm(normals, axis=1) > 0.5).all():
             normals = estimate_normals(coord)
+        normals = unit_normals(normals)
         scene = Scene(
             name=path.name,
             points=coord.astype(np.float32),

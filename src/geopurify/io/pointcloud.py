@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import InputError, missing_dependency
 from ..geometry import estimate_normals, mesh_normals
-from .ply import read_ply
+from .ply import colors01 as _colors01
+from .ply import read_ply, unit_normals
 from .registry import READERS, Reader, ReadOptions
 from .scene import Scene
 
@@ -29,19 +30,6 @@ log = logging.getLogger(__name__)
 SUFFIXES = (".ply", ".pcd", ".las", ".laz", ".npy", ".npz")
 _PCD_TYPES = {("F", 4): "<f4", ("F", 8): "<f8", ("U", 1): "u1", ("U", 2): "<u2", ("U", 4): "<u4",
               ("U", 8): "<u8", ("I", 1): "i1", ("I", 2): "<i2", ("I", 4): "<i4", ("I", 8): "<i8"}
-
-
-def _colors01(raw: np.ndarray, path: Path) -> np.ndarray:
-    """(N,3) colours in 0-255 (integer or float) or 0-1 -> float32 [0, 1]."""
-    raw = np.asarray(raw)
-    if raw.ndim != 2 or raw.shape[1] < 3:
-        raise InputError(f"{path}: colours must be (N, 3), got {raw.shape}")
-    c = raw[:, :3].astype(np.float32)
-    if not np.isfinite(c).all():
-        raise InputError(f"{path}: colours contain NaN or infinite values")
-    if np.issubdtype(raw.dtype, np.integer) or c.max(initial=0) > 1.0:
-        c = c / (65535.0 if c.max(initial=0) > 255 else 255.0)
-    return c.clip(0, 1)
 
 
 def read_pcd(path: Path) -> dict[str, np.ndarray]:
@@ -82,6 +70,8 @@ def read_pcd(path: Path) -> dict[str, np.ndarray]:
                           enumerate(zip(fields, sizes, types, counts))])
     except KeyError:
         raise InputError(f"{path}: unsupported PCD field type/size in TYPE {types} SIZE {sizes}") from None
+    if n == 0:
+        raise InputError(f"{path}: point cloud is empty (PCD header says 0 points)")
     if mode == "ascii":
         try:
             table = np.loadtxt(raw[pos:].decode("ascii").splitlines(), dtype=np.float64, ndmin=2)
@@ -94,7 +84,7 @@ def read_pcd(path: Path) -> dict[str, np.ndarray]:
             block = table[:, col : col + c]
             col += c
             if f == "rgb" or f == "rgba":  # packed colour written as a float or integer
-                block = block.astype(_PCD_TYPES[(t, s)]).view(np.uint32) if t == "F" else block.astype(np.uint32)
+                block = _ascii_packed(block, t, s)
             out[f] = block[:, 0] if c == 1 else block
         return out
     if mode == "binary":
@@ -112,11 +102,25 @@ def read_pcd(path: Path) -> dict[str, np.ndarray]:
     raise InputError(f"{path}: PCD DATA {mode!r} is not supported (use ascii or binary)")
 
 
+def _ascii_packed(block: np.ndarray, t: str, s: int) -> np.ndarray:
+    """(N, c) float64 values of an ascii PCD's packed ``rgb``/``rgba`` field -> (N, c) uint32 0xAARRGGBB.
+
+    A ``TYPE F`` field holds the float whose bits are the colour (Open3D prints it, e.g. ``1.0e-38``),
+    except that PCL writes it as the uint32 itself (``4286611584``: its ASCII writer does so because
+    opaque colours are NaN as floats). Bit patterns print as tiny or NaN floats, integers as whole numbers
+    of at least 1, so whole numbers are taken as the integers PCL wrote.
+    """
+    finite = block[np.isfinite(block)]
+    if t != "F" or (finite.size and (finite == np.round(finite)).all() and np.abs(finite).max() >= 1):
+        return block.astype(np.uint32)
+    return block.astype(_PCD_TYPES[(t, s)]).view(np.uint32)
+
+
 def _pcd_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     d = read_pcd(path)
     if not all(k in d for k in "xyz"):
         raise InputError(f"{path}: PCD has no x/y/z fields")
-    pts = np.stack([d["x"], d["y"], d["z"]], axis=1).astype(np.float32)
+    pts = np.stack([d["x"], d["y"], d["z"]], axis=1).astype(np.float64)  # doubles recentred before float32
     colors = None
     if "rgb" in d or "rgba" in d:
         packed = np.asarray(d.get("rgb", d.get("rgba")), dtype=np.uint32)
@@ -202,7 +206,7 @@ class PointCloudReader(Reader):
         suffix = path.suffix.lower()
         faces = labels = label_set = feats = teacher = None
         if suffix == ".ply":
-            ply = read_ply(path)
+            ply = read_ply(path, dtype=np.float64)  # double coordinates recentred below before float32
             pts, colors, normals, faces = ply.points, ply.colors, ply.normals, ply.faces
             if "label" in ply.properties:
                 labels = ply.properties["label"].astype(np.int64)
@@ -253,6 +257,7 @@ class PointCloudReader(Reader):
         normals = _check_rows(normals, n, path, "normals")
         if normals is None or not (np.linalg.norm(normals, axis=1) > 0.5).all():
             normals = mesh_normals(points, faces) if faces is not None and len(faces) else estimate_normals(points)
+        normals = unit_normals(normals)
         feats = _check_rows(feats if feats is not None else _sibling(path, "features_2d"), n, path, "2D features")
         teacher = _check_rows(teacher if teacher is not None else _sibling(path, "teacher"), n, path, "teacher")
         if labels is not None and len(labels) != n:

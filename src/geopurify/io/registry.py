@@ -113,6 +113,13 @@ def read_scene(path: str | Path, options: ReadOptions | None = None) -> Scene:
             log.debug("reading %s as %s", path, name)
             READERS.check_options(name, options.reader_options)
             return reader.read(path, options)
+    if path.is_file():  # a file no reader claims: say which files are read, not only the layout names
+        from .pointcloud import SUFFIXES
+
+        raise InputError(
+            f"{path}: geopurify does not read {path.suffix or 'extensionless'!s} files; point clouds are read from "
+            f"{', '.join(SUFFIXES)}, captures from a .sens file or a geopurify.yaml (see the README's Readers)"
+        )
     raise InputError(
         f"{path}: no reader recognises this layout (known: {', '.join(READERS.names())}); "
         "see the README's input contract or pass --layout"
