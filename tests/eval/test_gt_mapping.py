@@ -33,9 +33,17 @@ def test_pointcept_indices_pass_through_and_other_set_from_meta():
 
 
 def test_unmappable_label_set_is_an_input_error():
+    s = _scene(labels=np.array([1, 2, 3, 4]), label_set="nyu40")
+    with pytest.raises(InputError, match="--label-set nyu40"):
+        gt_indices(s, "scannet200")
+
+
+def test_raw_matterport_categories_name_the_missing_table_not_a_label_set_eval_rejects():
+    """It said 'pass --label-set matterport_category', which eval then refused as an unknown label set."""
     s = _scene(labels=np.array([1, 2, 3, 4]), label_set="matterport_category")
-    with pytest.raises(InputError, match="--label-set matterport_category"):
-        gt_indices(s, "scannet20")
+    with pytest.raises(InputError, match="no category_mapping.tsv") as exc:
+        gt_indices(s, "matterport21")
+    assert "--label-set" not in str(exc.value)
 
 
 def test_prediction_names_map_by_normalised_name():

@@ -76,6 +76,12 @@ def gt_indices(scene: Scene, label_set: str) -> np.ndarray:
         return matterport_to_index(np.asarray(scene.meta["matterport_category_raw"]), lut)
     if scene.label_set == "nyu40" and label_set in ("scannet20", "nyu40", "matterport21"):
         return raw_to_index(get_label_set(label_set), scene.labels)  # these sets use NYU40 ids
+    if scene.label_set == "matterport_category":  # what the reader keeps without the category table
+        raise InputError(
+            f"{scene.root or scene.name}: ground truth is raw Matterport category ids, and no category_mapping.tsv "
+            "was found to map them to a label set; put Matterport's category_mapping.tsv in the house folder or "
+            "a metadata/ folder up to 3 folders above the region"
+        )
     raise InputError(
         f"{scene.root or scene.name}: ground truth is in {scene.label_set}, which does not map to {label_set}; "
         f"pass --label-set {scene.label_set}"
