@@ -108,3 +108,26 @@ def test_quad_and_mixed_polygon_meshes_are_triangulated(tmp_path, text):
     assert ply.face_properties["category_id"].tolist() == [7, 7, 9]
     scene = read_scene(tmp_path / "quad.ply")
     np.testing.assert_allclose(np.abs(scene.normals[:, 2]), 1.0, atol=1e-6)  # from the faces: the z = 0 plane
+
+
+def test_file_normals_with_a_zero_row_are_replaced_and_the_user_is_told(tmp_path, caplog):
+    """One zero normal makes the reader compute every normal; that used to happen silently."""
+    import logging
+
+    nrm = RNG.normal(size=(N, 3))
+    unit = (nrm / np.linalg.norm(nrm, axis=1, keepdims=True)).astype(np.float32)
+    unit[5] = 0.0
+    (tmp_path / "pc").mkdir()
+    np.save(tmp_path / "pc" / "coord.npy", PTS.astype(np.float32))
+    np.save(tmp_path / "pc" / "color.npy", RGB.astype(np.uint8))
+    np.save(tmp_path / "pc" / "normal.npy", unit)
+    extra = {f"n{c}": ("f4", unit[:, i]) for i, c in enumerate("xyz")}
+    write_cloud(tmp_path / "cloud.ply", extra=extra)
+    np.savez(tmp_path / "cloud.npz", coord=PTS, color=RGB, normal=unit)
+    for src in (tmp_path / "pc", tmp_path / "cloud.ply", tmp_path / "cloud.npz"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            normals = read_scene(src).normals
+        assert np.allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-4)  # computed: no zero row left
+        msgs = [r.getMessage() for r in caplog.records if "1 of 200 normals are zero or not finite" in r.getMessage()]
+        assert len(msgs) == 1, (src, caplog.text)

@@ -36,13 +36,14 @@ class PlyData:
     faces: np.ndarray | None
     properties: dict[str, np.ndarray]
     face_properties: dict[str, np.ndarray] = field(default_factory=dict)
+    path: str = "PLY"  # the file read, for messages
 
     def vertex_normals(self) -> np.ndarray:
         """(N, 3) float32 unit normals: the file's (scaled to unit length) when finite and non-zero, else
         from faces, else estimated."""
-        n = self.normals
-        if n is not None and np.isfinite(n).all() and (np.linalg.norm(n, axis=1) > 0.5).all():
-            return unit_normals(n)
+        n = usable_normals(self.normals, self.path)
+        if n is not None:
+            return n
         if self.faces is not None and len(self.faces):
             from ..geometry import mesh_normals
 
@@ -50,6 +51,21 @@ class PlyData:
         from ..geometry import estimate_normals  # scipy: loaded when needed
 
         return estimate_normals(self.points)
+
+
+def usable_normals(normals: np.ndarray | None, source: str | os.PathLike) -> np.ndarray | None:
+    """A file's (N, 3) normals as (N, 3) float32 unit rows, or None when there are none or any row is zero
+    or not finite: the reader then computes every normal (from faces or points), and says so once, since
+    the file's normals are not used."""
+    if normals is None:
+        return None
+    n = np.asarray(normals, np.float32)
+    bad = ~(np.isfinite(n).all(axis=1) & (np.linalg.norm(n, axis=1) > 0.5))
+    if bad.any():
+        log.warning("%s: %d of %d normals are zero or not finite; computing all normals instead of using "
+                    "the file's", source, int(bad.sum()), len(n))
+        return None
+    return unit_normals(n)
 
 
 def unit_normals(normals: np.ndarray) -> np.ndarray:
@@ -171,7 +187,7 @@ def read_ply(path: str | Path, require_points: bool = True, dtype: type = np.flo
         raise InputError(f"{path}: {bad} vertices have NaN or infinite coordinates")
     if faces is not None and len(faces) and (faces.min() < 0 or faces.max() >= len(points)):
         raise InputError(f"{path}: face indices out of range (vertex count {len(points)})")
-    return PlyData(points, colors, normals, faces, props, face_props)
+    return PlyData(points, colors, normals, faces, props, face_props, str(path))
 
 
 # numpy dtype -> PLY scalar type name (the names of the original PLY spec, which every reader knows).

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..geometry import estimate_normals
-from .ply import unit_normals
+from .ply import unit_normals, usable_normals
 from .registry import READERS, Reader, ReadOptions
 from .scene import Scene
 
@@ -67,10 +67,9 @@ class PointceptReader(Reader):
         color = (color / 255.0 if color.max(initial=0) > 1.0 else color).clip(0, 1)
         normals = None
         if (path / "normal.npy").is_file():
-            normals = _load(path / "normal.npy", n, 3, "normals").astype(np.float32)
-        if normals is None or not (np.linalg.norm(normals, axis=1) > 0.5).all():
-            normals = estimate_normals(coord)
-        normals = unit_normals(normals)
+            normals = usable_normals(_load(path / "normal.npy", n, 3, "normals"), path / "normal.npy")
+        if normals is None:
+            normals = unit_normals(estimate_normals(coord))
         scene = Scene(
             name=path.name,
             points=coord.astype(np.float32),

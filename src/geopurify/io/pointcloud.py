@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import InputError, missing_dependency
 from ..geometry import estimate_normals, mesh_normals
 from .ply import colors01 as _colors01
-from .ply import read_ply, unit_normals
+from .ply import read_ply, unit_normals, usable_normals
 from .registry import READERS, Reader, ReadOptions
 from .scene import Scene
 
@@ -254,10 +254,10 @@ class PointCloudReader(Reader):
             offset = pts.min(axis=0)
             log.info("%s: recentring by %s to keep float32 precision", path, offset)
         points = (pts - offset).astype(np.float32)
-        normals = _check_rows(normals, n, path, "normals")
-        if normals is None or not (np.linalg.norm(normals, axis=1) > 0.5).all():
+        normals = usable_normals(_check_rows(normals, n, path, "normals"), path)
+        if normals is None:
             normals = mesh_normals(points, faces) if faces is not None and len(faces) else estimate_normals(points)
-        normals = unit_normals(normals)
+            normals = unit_normals(normals)
         feats = _check_rows(feats if feats is not None else _sibling(path, "features_2d"), n, path, "2D features")
         teacher = _check_rows(teacher if teacher is not None else _sibling(path, "teacher"), n, path, "teacher")
         if labels is not None and len(labels) != n:
