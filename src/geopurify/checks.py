@@ -380,7 +380,7 @@ def check_scene(
         voxels: the scene's voxel count at ``voxel_size`` when the caller has its grid already
             (otherwise the points are voxelised here to count them).
     """
-    from .encoders.scene import lifts_frames
+    from .encoders.scene import lifts_frames, reads_feature_files
     from .geometry import voxelize
 
     cfg = cfg or CheckConfig()
@@ -443,6 +443,8 @@ def check_scene(
             )
         if ff is not None and ff.dim is not None and text_dim is not None and ff.dim != text_dim:
             rep.warnings.append(f"{ff.folder}: 2D features have dimension {ff.dim} but the text embeddings {text_dim}")
+        if ff is not None and ff.present == 0 and reads_feature_files(scene, encoder):
+            rep.refused = _no_feature_file(ff)  # what preflight refuses first (:func:`refuse`)
     return rep
 
 
@@ -468,14 +470,16 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
     return rep
 
 
+def _no_feature_file(ff: FeatureFiles) -> str:
+    other = f"; it holds {', '.join(ff.found_other[:3])}" if ff.found_other else ""
+    return (f"{ff.folder}: none of the {ff.expected} frames has a feature file: expected "
+            f"{', '.join(ff.examples)}, ... (<id> = {ff.rule}){other}")
+
+
 def refuse(ff: FeatureFiles | None, encoder: str, text_dim: int | None, student_dim: int | None) -> None:
     """Raise for what would make lifting or purification fail (see :func:`preflight`)."""
     if ff is not None and encoder == "precomputed" and ff.present == 0:
-        other = f"; it holds {', '.join(ff.found_other[:3])}" if ff.found_other else ""
-        raise InputError(
-            f"{ff.folder}: none of the {ff.expected} frames has a feature file: expected "
-            f"{', '.join(ff.examples)}, ... (<id> = {ff.rule}){other}"
-        )
+        raise InputError(_no_feature_file(ff))
     if ff is not None and ff.dim is not None and text_dim is not None and ff.dim != text_dim:
         raise InputError(
             f"{ff.folder}: 2D features have dimension {ff.dim} but the text embeddings have {text_dim}; "

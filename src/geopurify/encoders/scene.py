@@ -39,6 +39,12 @@ def lifts_frames(scene, name: str = "auto") -> bool:
     return True
 
 
+def reads_feature_files(scene, name: str = "auto") -> bool:
+    """Whether ``segment --encoder name`` reads the scene's ``features_2d/<id>.npz`` (the ``precomputed``
+    encoder, which ``auto`` picks when the folder is there), as :func:`encoder_for_scene` chooses."""
+    return name == "precomputed" or (name == "auto" and _features_dir(scene) is not None)
+
+
 def _features_dir(scene) -> Path | None:
     root = scene.root if scene.root is not None and Path(scene.root).is_dir() else None
     return root / "features_2d" if root is not None and (root / "features_2d").is_dir() else None
