@@ -380,7 +380,7 @@ def check_scene(
         voxels: the scene's voxel count at ``voxel_size`` when the caller has its grid already
             (otherwise the points are voxelised here to count them).
     """
-    from .encoders.scene import lifts_frames, reads_feature_files
+    from .encoders.scene import lifts_frames, nothing_to_lift, reads_feature_files
     from .geometry import voxelize
 
     cfg = cfg or CheckConfig()
@@ -408,6 +408,8 @@ def check_scene(
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(scene.skipped_frames.items())) or "none listed"
         rep.refused = (f"{scene.name}: none of the {frames_found} frames found is usable (skipped: {skipped}); "
                        "there is nothing to lift 2D features from")
+    elif why := nothing_to_lift(scene):  # no frame found at all, no per-point features: segment refuses it
+        rep.refused = why
     # the sampled frames agreeing with no sampled point may be sparse coverage; refuse only when no
     # frame at all has a point in view, which lifting would find only after reading every frame
     elif scene.frames and not rep.seen_fraction and lifts_frames(scene, encoder) and not any_point_in_view(scene, cfg):
