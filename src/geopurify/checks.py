@@ -380,7 +380,7 @@ def check_scene(
         voxels: the scene's voxel count at ``voxel_size`` when the caller has its grid already
             (otherwise the points are voxelised here to count them).
     """
-    from .encoders.scene import lifts_frames
+    from .encoders.scene import lifts_frames, nothing_to_lift, reads_feature_files
     from .geometry import voxelize
 
     cfg = cfg or CheckConfig()
@@ -408,6 +408,8 @@ def check_scene(
         skipped = ", ".join(f"{k} {v}" for k, v in sorted(scene.skipped_frames.items())) or "none listed"
         rep.refused = (f"{scene.name}: none of the {frames_found} frames found is usable (skipped: {skipped}); "
                        "there is nothing to lift 2D features from")
+    elif why := nothing_to_lift(scene):  # no frame found at all, no per-point features: segment refuses it
+        rep.refused = why
     # the sampled frames agreeing with no sampled point may be sparse coverage; refuse only when no
     # frame at all has a point in view, which lifting would find only after reading every frame
     elif scene.frames and not rep.seen_fraction and lifts_frames(scene, encoder) and not any_point_in_view(scene, cfg):
@@ -443,6 +445,8 @@ def check_scene(
             )
         if ff is not None and ff.dim is not None and text_dim is not None and ff.dim != text_dim:
             rep.warnings.append(f"{ff.folder}: 2D features have dimension {ff.dim} but the text embeddings {text_dim}")
+        if ff is not None and ff.present == 0 and reads_feature_files(scene, encoder):
+            rep.refused = _no_feature_file(ff)  # what preflight refuses first (:func:`refuse`)
     return rep
 
 
@@ -468,14 +472,16 @@ def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int
     return rep
 
 
+def _no_feature_file(ff: FeatureFiles) -> str:
+    other = f"; it holds {', '.join(ff.found_other[:3])}" if ff.found_other else ""
+    return (f"{ff.folder}: none of the {ff.expected} frames has a feature file: expected "
+            f"{', '.join(ff.examples)}, ... (<id> = {ff.rule}){other}")
+
+
 def refuse(ff: FeatureFiles | None, encoder: str, text_dim: int | None, student_dim: int | None) -> None:
     """Raise for what would make lifting or purification fail (see :func:`preflight`)."""
     if ff is not None and encoder == "precomputed" and ff.present == 0:
-        other = f"; it holds {', '.join(ff.found_other[:3])}" if ff.found_other else ""
-        raise InputError(
-            f"{ff.folder}: none of the {ff.expected} frames has a feature file: expected "
-            f"{', '.join(ff.examples)}, ... (<id> = {ff.rule}){other}"
-        )
+        raise InputError(_no_feature_file(ff))
     if ff is not None and ff.dim is not None and text_dim is not None and ff.dim != text_dim:
         raise InputError(
             f"{ff.folder}: 2D features have dimension {ff.dim} but the text embeddings have {text_dim}; "

@@ -296,3 +296,35 @@ def test_repeated_frames_are_counted_in_inspect_and_run_json(tmp_path, capsys):
     assert main(["segment", str(d), "--no-purify", "--out", str(tmp_path / "o")]) == 0
     run = json.loads((tmp_path / "o" / "run.json").read_text())
     assert run["counts"]["frames_repeated"] == 1 and "frame_id_clashes" not in run["counts"]
+
+
+def test_inspect_exits_2_when_segment_finds_no_feature_file(tmp_path, capsys):
+    """features_2d/ whose files match no frame: segment refuses before lifting, so inspect exits 2 too
+    (it exited 0 with a warning), with segment's own line."""
+    d = write_tiny_scannet(tmp_path, frames=2)
+    for k in range(2):  # e.g. written with another layout's ids
+        (d / "features_2d" / f"{k}.npz").rename(d / "features_2d" / f"frame_{k:05d}.npz")
+    assert main(["segment", str(d), "--no-purify", "--out", str(tmp_path / "o")]) == 2
+    want = capsys.readouterr().err.strip()
+    assert main(["inspect", str(d), "--json", str(tmp_path / "r.json")]) == 2
+    cap = capsys.readouterr()
+    assert "present 0 of 2" in cap.out  # the report as usual
+    assert cap.err.strip().splitlines()[-1] == want  # then segment's own line
+    assert "none of the 2 frames has a feature file" in json.loads((tmp_path / "r.json").read_text())["refused"]
+    assert main(["-q", "inspect", str(d), "--encoder", "clip"]) == 0  # clip reads no feature file
+
+
+def test_inspect_exits_2_for_a_cloud_with_nothing_to_lift(tmp_path, capsys):
+    """A point cloud with no camera frame and no per-point features: segment refuses it (no 2D encoder can
+    label it), so inspect exits 2 too (it exited 0 without a word), with segment's own line."""
+    cloud = tmp_path / "cloud.npy"
+    np.save(cloud, np.random.default_rng(0).random((500, 6)).astype(np.float32))  # xyz + rgb only
+    assert main(["segment", str(cloud), "--no-purify", "--out", str(tmp_path / "o")]) == 2
+    want = capsys.readouterr().err.strip()
+    assert "no camera frames and no per-point 2D features" in want
+    assert main(["inspect", str(cloud), "--json", str(tmp_path / "r.json")]) == 2
+    cap = capsys.readouterr()
+    assert "0 found, 0 usable" in cap.out and cap.err.strip().splitlines() == [want]
+    assert json.loads((tmp_path / "r.json").read_text())["refused"] == want.removeprefix("geopurify: error: ")
+    np.save(tmp_path / "cloud.features_2d.npy", np.zeros((500, 4), np.float32))  # per-point features: fine
+    assert main(["-q", "inspect", str(cloud)]) == 0

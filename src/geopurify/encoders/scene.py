@@ -26,6 +26,18 @@ def check_encoder(name: str, options: dict[str, Any] | None = None) -> None:
     ENCODERS.check_options(name, dict(options or {}))
 
 
+def nothing_to_lift(scene) -> str | None:
+    """Why no 2D encoder can label ``scene`` (no usable frame and no per-point 2D features; one line),
+    else None: :func:`encoder_for_scene` refuses it, and ``inspect`` exits 2 on it."""
+    if scene.frames or scene.point_features is not None:
+        return None
+    if scene.skipped_frames:
+        return f"{scene.name}: every frame was dropped ({scene.skipped_frames}); no 2D features to lift"
+    return (f"{scene.name}: no camera frames and no per-point 2D features, so no 2D encoder can label it; "
+            "give per-point features (a point cloud's features_2d key or sibling .npy: see Readers), or "
+            "render posed views of a scan with `geopurify synth --from-scan SCAN OUT` and segment OUT")
+
+
 def lifts_frames(scene, name: str = "auto") -> bool:
     """Whether ``segment --encoder name`` lifts the scene's frames (False: it takes the per-point features).
 
@@ -37,6 +49,12 @@ def lifts_frames(scene, name: str = "auto") -> bool:
     if name == "auto":
         return _features_dir(scene) is not None or scene.point_features is None
     return True
+
+
+def reads_feature_files(scene, name: str = "auto") -> bool:
+    """Whether ``segment --encoder name`` reads the scene's ``features_2d/<id>.npz`` (the ``precomputed``
+    encoder, which ``auto`` picks when the folder is there), as :func:`encoder_for_scene` chooses."""
+    return name == "precomputed" or (name == "auto" and _features_dir(scene) is not None)
 
 
 def _features_dir(scene) -> Path | None:
@@ -52,14 +70,9 @@ def encoder_for_scene(scene, name: str = "auto", options: dict[str, Any] | None 
     """
     from . import build_encoder
 
-    if not scene.frames and scene.point_features is None:  # before a model loads: it would have no images
-        if scene.skipped_frames:
-            raise InputError(f"{scene.name}: every frame was dropped ({scene.skipped_frames}); no 2D features to lift")
-        raise InputError(
-            f"{scene.name}: no camera frames and no per-point 2D features, so no 2D encoder can label it; "
-            "give per-point features (a point cloud's features_2d key or sibling .npy: see Readers), or "
-            "render posed views of a scan with `geopurify synth --from-scan SCAN OUT` and segment OUT"
-        )
+    why = nothing_to_lift(scene)
+    if why:  # before a model loads: it would have no images
+        raise InputError(why)
     if name == "auto":
         if _features_dir(scene) is not None:
             name = "precomputed"
