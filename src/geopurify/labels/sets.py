@@ -155,7 +155,7 @@ def palette(n: int) -> np.ndarray:
 
     The first 20 are a fixed, well separated set; beyond that hues advance by the golden angle with
     alternating saturation/value so neighbours in the list stay distinguishable. A colour that rounds
-    onto an earlier one is moved to the next free value, which keeps the prefix property.
+    onto an earlier one is moved to a free one by a fixed stride, which keeps the prefix property.
 
     >>> palette(3).tolist()
     [[31, 119, 180], [255, 127, 14], [44, 160, 44]]
@@ -176,7 +176,7 @@ def palette(n: int) -> np.ndarray:
         rgb = [round(c * 255) for c in colorsys.hsv_to_rgb(h, s, v)]
         key = (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
         while ((key >> 16) & 255, (key >> 8) & 255, key & 255) in seen:
-            key = (key + 1) % 2**24
+            key = (key + 0x9E3779) % 2**24  # an odd stride visits every colour, and few probes are needed
         c = ((key >> 16) & 255, (key >> 8) & 255, key & 255)
         seen.add(c)
         extra.append(c)
