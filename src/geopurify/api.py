@@ -449,26 +449,26 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
     """PNG pictures of a segment output (GT | raw | purified side by side when available), or with
     ``color="rgb"`` the points' own colours (``render_rgb_<view>.png``); ``config``: a
     :class:`~geopurify.viz.config.RenderConfig` (``fields`` override it, e.g. ``view="top"``)."""
-    from .eval.gt import PointSample, gt_colors, gt_indices
+    from .eval.gt import PointSample, gt_in_classes, gt_indices
     from .labels import get_label_set
-    from .viz.ply import palette
-    from .viz.render import Panel, render_panels
+    from .viz.ply import label_colors, palette
+    from .viz.render import UNLABELLED, Panel, class_legend, render_panels
 
     cfg = updated(RenderConfig, config, fields)
     res: SegmentOutput = read_output(out_dir, allow_incomplete=cfg.allow_incomplete)
     pal = palette(len(res.names))
-    panels = []
+    shown: list[tuple[str, np.ndarray]] = []  # (title, class indices) per panel
     if gt is not None:
         scene = read_scene(gt, ReadOptions())
         PointSample.of(res.points).check(scene, res.path, gt)  # another scene's GT would be drawn beside it
         g = gt_indices(scene, cfg.label_set)
-        panels.append(Panel("ground truth", gt_colors(g, get_label_set(cfg.label_set).names, res.names, pal)))
+        shown.append(("ground truth", gt_in_classes(g, get_label_set(cfg.label_set).names, res.names)))
     if res.raw_labels is not None:
-        panels.append(Panel("raw fusion", pal[res.raw_labels]))
-        panels.append(Panel("purified", pal[res.labels]))
+        shown += [("raw fusion", res.raw_labels), ("purified", res.labels)]
     else:
-        panels.append(Panel("prediction", pal[res.labels]))
-    legend = [(res.names[i], tuple(int(c) for c in pal[i])) for i in np.unique(res.labels) if i >= 0]
+        shown.append(("prediction", res.labels))
+    panels = [Panel(title, label_colors(lab, pal, unlabelled=UNLABELLED)) for title, lab in shown]
+    legend = class_legend(res.names, pal, *(lab for _, lab in shown))
     if cfg.color == "rgb":
         panels, legend = [Panel("RGB", res.colors)], None
     paths = []

@@ -185,3 +185,42 @@ def test_render_color_rgb(output_dir, capsys):
     pix = {tuple(c) for c in img.reshape(-1, 3)[::7].tolist()}
     assert len(pix & colors) > 200
     assert not (output_dir / "render_top.png").exists()  # the label picture is another file
+
+
+def _legend_colours(img: np.ndarray, x0: int) -> set[tuple[int, int, int]]:
+    """The colours of the legend's swatches: exact colours covering at least 100 pixels right of ``x0``."""
+    part = img[:, x0:].reshape(-1, 3)
+    cols, counts = np.unique(part, axis=0, return_counts=True)
+    return {tuple(int(v) for v in c) for c, k in zip(cols, counts) if k >= 100 and tuple(c) != BACKGROUND}
+
+
+def test_render_legend_names_every_colour_of_every_panel(output_dir):
+    """`render --gt` on a purified output: the GT and raw-fusion panels drew classes the purified labels lost
+    (here 'sink', as ScanNet's scene0011 sink did after purification), and the GT's unlabelled points in dark
+    grey, but the legend listed only the purified labels' classes: a yellow patch nobody could name."""
+    import json
+
+    from geopurify import api
+    from geopurify.viz.ply import palette
+
+    names = ["floor", "chair", "sink"]
+    (output_dir / "names.json").write_text(json.dumps(names))
+    points = np.load(output_dir / "points.npy")
+    n = len(points)
+    raw = np.loadtxt(output_dir / "raw_labels.txt", dtype=np.int64)
+    raw[n - 300 :] = 2  # raw fusion called a few chair points 'sink'; purified labels have no sink
+    np.savetxt(output_dir / "raw_labels.txt", raw, fmt="%d")
+    gt_dir = output_dir.parent / "gt"  # a Pointcept scene of the same points: floor, chair, sink, unlabelled
+    gt_dir.mkdir()
+    np.save(gt_dir / "coord.npy", points)
+    np.save(gt_dir / "color.npy", np.load(output_dir / "colors.npy"))
+    gt = np.where(np.loadtxt(output_dir / "labels.txt", dtype=np.int64) == 0, 1, 4)  # ScanNet-20: floor, chair
+    gt[:500], gt[n - 200 :] = -1, 17  # unlabelled; sink
+    np.save(gt_dir / "segment20.npy", gt)
+
+    (path,) = api.render(output_dir, gt=gt_dir, view="top")
+    img = np.asarray(Image.open(path).convert("RGB"))
+    pal = palette(len(names))
+    drawn = _legend_colours(img, 3 * 900)  # three 900-px panels, then the legend
+    assert {tuple(int(v) for v in pal[c]) for c in range(3)} <= drawn, drawn
+    assert (40, 40, 40) in drawn, drawn  # the GT's unlabelled grey has a swatch too

@@ -42,11 +42,14 @@ from ..utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Panel", "render_png", "render_panels", "rasterize", "Raster"]
+__all__ = ["Panel", "render_png", "render_panels", "rasterize", "Raster", "class_legend", "UNLABELLED"]
 
 View = Literal["top", "persp"]
 Cut = float | Literal["auto"] | None
 BACKGROUND = (255, 255, 255)
+#: colour of points without a class (unlabelled, or a GT class the prediction lacks); the viewer's too
+UNLABELLED = (40, 40, 40)
+UNLABELLED_NAME = "unlabelled"
 
 
 @dataclass
@@ -352,6 +355,32 @@ def _legend_list(legend) -> list[tuple[str, tuple[int, int, int]]] | None:
     if not legend:
         return None
     return [(str(name), tuple(int(c) for c in np.asarray(rgb).reshape(3))) for name, rgb in legend]
+
+
+def class_legend(names: list[str], table: np.ndarray, *labelings: np.ndarray,
+                 unlabelled: tuple[int, int, int] | None = UNLABELLED) -> list[tuple[str, tuple[int, int, int]]]:
+    """Legend entries for every class drawn in any of the panels, in class order.
+
+    Args:
+        names: C class names; table: (C, 3) uint8 their colours.
+        labelings: one (N,) int array of class indices per panel (negative or >= C: no class).
+        unlabelled: colour of the points without a class; an ``"unlabelled"`` entry is added when any
+            panel has such points (None: never).
+    Returns:
+        ``[(name, (r, g, b)), ...]`` for :func:`render_panels`.
+    """
+    table = np.asarray(table, np.uint8).reshape(-1, 3)
+    present = np.zeros(len(names), bool)
+    missing = False
+    for lab in labelings:
+        lab = np.asarray(lab).reshape(-1)
+        ok = (lab >= 0) & (lab < len(names))
+        present[np.unique(lab[ok])] = True
+        missing |= bool((~ok).any())
+    out = [(str(names[i]), tuple(int(c) for c in table[i])) for i in np.flatnonzero(present)]
+    if missing and unlabelled is not None:
+        out.append((UNLABELLED_NAME, tuple(int(c) for c in unlabelled)))
+    return out
 
 
 def render_png(
