@@ -394,7 +394,7 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     instances of ``instances.json`` ranked per phrase in ``query/<slug>_objects.json`` (``QueryResult.objects``).
     ``config``: a :class:`~geopurify.segment.config.QueryConfig`; ``fields`` override it (``top=500``).
     """
-    from .segment.query import mask_from_scores, phrase_embeddings, phrase_slug, query_scores
+    from .segment.query import mask_from_scores, phrase_embeddings, phrase_slugs, query_scores
     from .viz.ply import heatmap_colors
     from .viz.render import ColorBar, render_png
 
@@ -409,11 +409,12 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
         raise InputError(f"phrase embeddings are {emb.shape[1]}-d but {res.path / 'features.npy'} is "
                          f"{res.features.shape[1]}-d")
     qdir = res.path / QUERY_DIR
+    slugs = phrase_slugs(list(phrases))  # distinct phrases never share files
     if cfg.objects:
         with locked(res.path):
-            ranked = {ph: write_object_ranking(qdir / f"{phrase_slug(ph, j)}_objects.json", found, res.features,
+            ranked = {ph: write_object_ranking(qdir / f"{slugs[j]}_objects.json", found, res.features,
                                                emb[j], ph) for j, ph in enumerate(phrases)}  # fmt: skip
-        files = {ph: [qdir / f"{phrase_slug(ph, j)}_objects.json"] for j, ph in enumerate(phrases)}
+        files = {ph: [qdir / f"{slugs[j]}_objects.json"] for j, ph in enumerate(phrases)}
         return QueryResult(np.zeros((res.num_points, 0), np.float32), list(phrases), {}, files, ranked)
     scores = query_scores(np.asarray(res.features, np.float32), emb)
     masks: dict[str, np.ndarray] = {}
@@ -425,7 +426,7 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
             if cfg.threshold is not None or cfg.top is not None:
                 masks[ph] = mask_from_scores(s, threshold=cfg.threshold, top=cfg.top)
             colors = heatmap_colors(s)
-            paths = w.query(phrase_slug(ph, j), res.points, s, colors, masks.get(ph))
+            paths = w.query(slugs[j], res.points, s, colors, masks.get(ph))
             render_png(paths[2], res.points, colors, legend=None, view="top", title=f'"{ph}"',
                        colorbar=ColorBar(float(np.min(s)), float(np.max(s))))
             files[ph] = paths
