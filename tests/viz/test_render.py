@@ -88,7 +88,7 @@ def test_zbuffer_matches_naive_loop():
     # naive reference: same camera maths, per point per offset, keep the smaller depth
     from geopurify.viz.render import _disc, _project_persp
 
-    u, v, depth, _ = _project_persp(pts, (W, H), 30.0, 20.0, 50.0)
+    u, v, depth, _ = _project_persp(pts, (W, H), 30.0, 20.0, 50.0, margin=4)  # rasterize: max(4, min(W, H) // 40)
     best = np.full((H, W), np.inf)
     idx = np.full((H, W), -1)
     for i in range(len(pts)):
@@ -224,3 +224,33 @@ def test_render_legend_names_every_colour_of_every_panel(output_dir):
     drawn = _legend_colours(img, 3 * 900)  # three 900-px panels, then the legend
     assert {tuple(int(v) for v in pal[c]) for c in range(3)} <= drawn, drawn
     assert (40, 40, 40) in drawn, drawn  # the GT's unlabelled grey has a swatch too
+
+
+def _room(w: float = 6.0, d: float = 4.0, h: float = 2.5, step: float = 0.05) -> np.ndarray:
+    """A floor and four walls, like a scanned room."""
+    floor = _grid(0, w, 0, d, 0.0, step)
+    zs = np.arange(0, h, step)
+    xs, ys = np.arange(0, w, step), np.arange(0, d, step)
+    walls = [np.c_[X.ravel(), np.full(X.size, y), Z.ravel()] for y in (0, d) for X, Z in [np.meshgrid(xs, zs)]]
+    walls += [np.c_[np.full(Y.size, x), Y.ravel(), Z.ravel()] for x in (0, w) for Y, Z in [np.meshgrid(ys, zs)]]
+    return np.concatenate([floor, *walls]).astype(np.float32)
+
+
+@pytest.mark.parametrize("size", [(900, 700), (700, 900)])
+def test_persp_view_fills_the_picture(size):
+    """`render --view persp` of a real room (ScanNet scene0011, scene0378, 7-Scenes) drew it as a thumbnail
+    in the middle: the camera was fitted to the bounding sphere, and the room covered about half the width
+    and a third of the height. Now the projected room spans the picture, less the margin, in one direction."""
+    pts = _room()
+    r = rasterize(pts, "persp", size)
+    ys, xs = np.nonzero(r.index >= 0)
+    W, H = size
+    margin = max(4, min(W, H) // 40)
+    span_x, span_y = (xs.max() - xs.min() + 1) / (W - 2 * margin), (ys.max() - ys.min() + 1) / (H - 2 * margin)
+    assert max(span_x, span_y) > 0.95, (span_x, span_y)
+    pad = 8  # splats reach up to their radius (at most 8 px) past the projected points
+    assert xs.min() >= margin - pad and xs.max() < W - margin + pad and ys.min() >= margin - pad
+    assert ys.max() < H - margin + pad
+    # centred: the margins left and right (top and bottom) are alike
+    assert abs(int(xs.min()) - (W - 1 - int(xs.max()))) <= 0.05 * W
+    assert abs(int(ys.min()) - (H - 1 - int(ys.max()))) <= 0.05 * H

@@ -112,8 +112,15 @@ def _project_top(points: np.ndarray, size: tuple[int, int], margin: int):
     return u, v, depth, 1.0 / ppu
 
 
-def _project_persp(points: np.ndarray, size: tuple[int, int], azimuth: float, elevation: float, fov: float):
-    """Pinhole camera (OpenCV axes) looking at the bounding-box centre from above at an angle."""
+def _project_persp(points: np.ndarray, size: tuple[int, int], azimuth: float, elevation: float, fov: float,
+                   margin: int = 0):
+    """Pinhole camera (OpenCV axes) looking at the bounding-box centre from above at an angle.
+
+    The camera stands where the bounding sphere fits the view; the image is then zoomed and shifted
+    (focal length and principal point, which changes no occlusion) so that the projected points span
+    the picture less ``margin`` pixels, as the top view does: a box seen from a corner covers far less
+    than its sphere.
+    """
     W, H = size
     lo, hi = points.min(0), points.max(0)
     centre = (lo + hi) / 2
@@ -133,8 +140,16 @@ def _project_persp(points: np.ndarray, size: tuple[int, int], azimuth: float, el
     z = cam[:, 2]
     ok = z > 1e-3 * dist
     zs = np.where(ok, z, np.inf)
-    u = f * cam[:, 0] / zs + W / 2
-    v = f * cam[:, 1] / zs + H / 2
+    x, y = cam[:, 0] / zs, cam[:, 1] / zs  # normalised image coordinates
+    if ok.any():
+        lo_x, hi_x, lo_y, hi_y = x[ok].min(), x[ok].max(), y[ok].min(), y[ok].max()
+        fit = min((W - 2 * margin) / max(float(hi_x - lo_x), 1e-9), (H - 2 * margin) / max(float(hi_y - lo_y), 1e-9))
+        f = max(f, fit)  # never zoom out past the sphere's fit
+        cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
+    else:
+        cx = cy = 0.0
+    u = f * (x - cx) + W / 2
+    v = f * (y - cy) + H / 2
     return u, v, zs, dist / f
 
 
@@ -193,7 +208,7 @@ def rasterize(
     if view == "top":
         u, v, depth, scale = _project_top(pts, (W, H), margin=max(4, min(W, H) // 40))
     elif view == "persp":
-        u, v, depth, scale = _project_persp(pts, (W, H), azimuth, elevation, fov)
+        u, v, depth, scale = _project_persp(pts, (W, H), azimuth, elevation, fov, margin=max(4, min(W, H) // 40))
     else:
         raise InputError(f"render: view must be 'top' or 'persp', got {view!r}")
     front = np.isfinite(depth)
