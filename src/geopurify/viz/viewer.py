@@ -138,6 +138,18 @@ class QueryResult:
     message: str
 
 
+#: instances listed in the legend of the instances mode (the rest are counted)
+LEGEND_INSTANCES = 40
+
+
+def _swatch_row(rgb, text: str) -> str:
+    """One legend line: a 12 px square in ``rgb`` and ``text`` (already HTML-escaped)."""
+    r, g, b = (int(v) for v in rgb)
+    return (f'<div style="display:flex;align-items:center;gap:6px;font-size:0.8em">'
+            f'<span style="display:inline-block;width:12px;height:12px;background:rgb({r},{g},{b})">'
+            f"</span>{text}</div>")  # fmt: skip
+
+
 _BOX_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
 
 
@@ -300,19 +312,16 @@ class ViewerServer:
             return ""
         if mode == MODE_INSTANCES:
             insts = self.bundle.instances.instances
-            return "".join(f'<div style="font-size:0.8em">#{i.id} {html.escape(i.name)} ({i.confidence:.2f})</div>'
-                           for i in insts[:40])  # fmt: skip
+            shown = insts[:LEGEND_INSTANCES]
+            cols = instance_colors(np.array([i.id for i in shown], np.int64))  # the colours of the instances mode
+            rows = [_swatch_row(rgb, f"#{i.id} {html.escape(i.name)} ({i.confidence:.2f})")
+                    for i, rgb in zip(shown, cols)]
+            if len(insts) > len(shown):
+                rows.append(f'<div style="font-size:0.8em">... and {len(insts) - len(shown)} more</div>')
+            return "".join(rows)
         labels = self.bundle.labels if mode == MODE_LABELS else self.bundle.raw_labels
         present = np.unique(labels[labels >= 0]) if labels is not None else []
-        rows = []
-        for c in present:
-            r, g, b = (int(v) for v in self.bundle.class_colors[c])
-            rows.append(
-                f'<div style="display:flex;align-items:center;gap:6px;font-size:0.8em">'
-                f'<span style="display:inline-block;width:12px;height:12px;background:rgb({r},{g},{b})">'
-                f"</span>{html.escape(self.bundle.names[c])}</div>"
-            )
-        return "".join(rows)
+        return "".join(_swatch_row(self.bundle.class_colors[c], html.escape(self.bundle.names[c])) for c in present)
 
     def set_mode(self, mode: str) -> None:
         """Recolour the cloud (``purified labels``, ``raw labels``, ``RGB``, ``query heat map``)."""
