@@ -457,7 +457,7 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
 
     cfg = updated(RenderConfig, config, fields)
     res: SegmentOutput = read_output(out_dir, allow_incomplete=cfg.allow_incomplete)
-    pal = palette(len(res.names))
+    pal = res.class_colors if res.class_colors is not None else palette(len(res.names))  # names.json's, as view
     shown: list[tuple[str, np.ndarray]] = []  # (title, class indices) per panel
     if gt is not None:
         scene = read_scene(gt, ReadOptions())

@@ -254,3 +254,21 @@ def test_persp_view_fills_the_picture(size):
     # centred: the margins left and right (top and bottom) are alike
     assert abs(int(xs.min()) - (W - 1 - int(xs.max()))) <= 0.05 * W
     assert abs(int(ys.min()) - (H - 1 - int(ys.max()))) <= 0.05 * H
+
+
+def test_render_uses_the_class_colours_of_names_json(output_dir):
+    """An output whose names.json carries class colours ({"names": [...], "colors": [...]}, as the viewer
+    reads it): `render` drew the default palette instead, so the PNG and the viewer coloured one class
+    differently (and the legend matched neither)."""
+    import json
+
+    from geopurify import api
+
+    own = [[250, 200, 10], [10, 30, 200]]
+    (output_dir / "names.json").write_text(json.dumps({"names": ["floor", "chair"], "colors": own}))
+    (path,) = api.render(output_dir, view="top")
+    img = np.asarray(Image.open(path).convert("RGB"))
+    legend = _legend_colours(img, 2 * 900)  # raw | purified, then the legend
+    assert {tuple(c) for c in own} <= legend, legend
+    shading_free = img[:, : 2 * 900]
+    assert _count(shading_free, own[0]) > 1000 and _count(shading_free, own[1]) > 1000
