@@ -45,6 +45,7 @@ from ..outputs import read_output
 from ..segment.query import match_phrase, normalize_phrase
 from .config import ViewConfig
 from .ply import heatmap_colors, instance_colors, label_colors, palette
+from .render import UNLABELLED, UNLABELLED_NAME
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +212,9 @@ class ViewerServer:
         """(M, 3) uint8 colours of the displayed points in a mode."""
         b, idx = self.bundle, self.subset
         if mode == MODE_LABELS:
-            return label_colors(b.labels[idx], b.class_colors, unlabelled=(40, 40, 40))
+            return label_colors(b.labels[idx], b.class_colors, unlabelled=UNLABELLED)
         if mode == MODE_RAW and b.raw_labels is not None:
-            return label_colors(b.raw_labels[idx], b.class_colors, unlabelled=(40, 40, 40))
+            return label_colors(b.raw_labels[idx], b.class_colors, unlabelled=UNLABELLED)
         if mode == MODE_RGB:
             return b.colors[idx]
         if mode == MODE_QUERY and self._scores is not None:
@@ -321,7 +322,10 @@ class ViewerServer:
             return "".join(rows)
         labels = self.bundle.labels if mode == MODE_LABELS else self.bundle.raw_labels
         present = np.unique(labels[labels >= 0]) if labels is not None else []
-        return "".join(_swatch_row(self.bundle.class_colors[c], html.escape(self.bundle.names[c])) for c in present)
+        rows = [_swatch_row(self.bundle.class_colors[c], html.escape(self.bundle.names[c])) for c in present]
+        if labels is not None and (labels < 0).any():  # drawn in the unlabelled grey (colors_for)
+            rows.append(_swatch_row(UNLABELLED, UNLABELLED_NAME))
+        return "".join(rows)
 
     def set_mode(self, mode: str) -> None:
         """Recolour the cloud (``purified labels``, ``raw labels``, ``RGB``, ``query heat map``)."""
