@@ -394,7 +394,7 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     instances of ``instances.json`` ranked per phrase in ``query/<slug>_objects.json`` (``QueryResult.objects``).
     ``config``: a :class:`~geopurify.segment.config.QueryConfig`; ``fields`` override it (``top=500``).
     """
-    from .segment.query import mask_from_scores, phrase_embeddings, phrase_slug, query_scores
+    from .segment.query import mask_from_scores, phrase_embeddings, phrase_slugs, query_scores
     from .viz.ply import heatmap_colors
     from .viz.render import ColorBar, render_png
 
@@ -409,11 +409,12 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
         raise InputError(f"phrase embeddings are {emb.shape[1]}-d but {res.path / 'features.npy'} is "
                          f"{res.features.shape[1]}-d")
     qdir = res.path / QUERY_DIR
+    slugs = phrase_slugs(list(phrases))  # distinct phrases never share files
     if cfg.objects:
         with locked(res.path):
-            ranked = {ph: write_object_ranking(qdir / f"{phrase_slug(ph, j)}_objects.json", found, res.features,
+            ranked = {ph: write_object_ranking(qdir / f"{slugs[j]}_objects.json", found, res.features,
                                                emb[j], ph) for j, ph in enumerate(phrases)}  # fmt: skip
-        files = {ph: [qdir / f"{phrase_slug(ph, j)}_objects.json"] for j, ph in enumerate(phrases)}
+        files = {ph: [qdir / f"{slugs[j]}_objects.json"] for j, ph in enumerate(phrases)}
         return QueryResult(np.zeros((res.num_points, 0), np.float32), list(phrases), {}, files, ranked)
     scores = query_scores(np.asarray(res.features, np.float32), emb)
     masks: dict[str, np.ndarray] = {}
@@ -425,7 +426,7 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
             if cfg.threshold is not None or cfg.top is not None:
                 masks[ph] = mask_from_scores(s, threshold=cfg.threshold, top=cfg.top)
             colors = heatmap_colors(s)
-            paths = w.query(phrase_slug(ph, j), res.points, s, colors, masks.get(ph))
+            paths = w.query(slugs[j], res.points, s, colors, masks.get(ph))
             render_png(paths[2], res.points, colors, legend=None, view="top", title=f'"{ph}"',
                        colorbar=ColorBar(float(np.min(s)), float(np.max(s))))
             files[ph] = paths
@@ -449,26 +450,26 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
     """PNG pictures of a segment output (GT | raw | purified side by side when available), or with
     ``color="rgb"`` the points' own colours (``render_rgb_<view>.png``); ``config``: a
     :class:`~geopurify.viz.config.RenderConfig` (``fields`` override it, e.g. ``view="top"``)."""
-    from .eval.gt import PointSample, gt_colors, gt_indices
+    from .eval.gt import PointSample, gt_in_classes, gt_indices
     from .labels import get_label_set
-    from .viz.ply import palette
-    from .viz.render import Panel, render_panels
+    from .viz.ply import label_colors, palette
+    from .viz.render import UNLABELLED, Panel, class_legend, render_panels
 
     cfg = updated(RenderConfig, config, fields)
     res: SegmentOutput = read_output(out_dir, allow_incomplete=cfg.allow_incomplete)
-    pal = palette(len(res.names))
-    panels = []
+    pal = res.class_colors if res.class_colors is not None else palette(len(res.names))  # names.json's, as view
+    shown: list[tuple[str, np.ndarray]] = []  # (title, class indices) per panel
     if gt is not None:
         scene = read_scene(gt, ReadOptions())
         PointSample.of(res.points).check(scene, res.path, gt)  # another scene's GT would be drawn beside it
         g = gt_indices(scene, cfg.label_set)
-        panels.append(Panel("ground truth", gt_colors(g, get_label_set(cfg.label_set).names, res.names, pal)))
+        shown.append(("ground truth", gt_in_classes(g, get_label_set(cfg.label_set).names, res.names)))
     if res.raw_labels is not None:
-        panels.append(Panel("raw fusion", pal[res.raw_labels]))
-        panels.append(Panel("purified", pal[res.labels]))
+        shown += [("raw fusion", res.raw_labels), ("purified", res.labels)]
     else:
-        panels.append(Panel("prediction", pal[res.labels]))
-    legend = [(res.names[i], tuple(int(c) for c in pal[i])) for i in np.unique(res.labels) if i >= 0]
+        shown.append(("prediction", res.labels))
+    panels = [Panel(title, label_colors(lab, pal, unlabelled=UNLABELLED)) for title, lab in shown]
+    legend = class_legend(res.names, pal, *(lab for _, lab in shown))
     if cfg.color == "rgb":
         panels, legend = [Panel("RGB", res.colors)], None
     paths = []

@@ -31,3 +31,31 @@ def test_viewer_instances_mode_and_boxes(tmp_path):
         assert not v.boxes.visible
     finally:
         v.stop()
+
+
+def test_viewer_instances_legend_has_each_instance_colour(tmp_path):
+    """`geopurify view` of an output with instances.json, colour mode 'instances': the legend listed
+    '#0 desk (0.85)' ... as plain text, with no colour, so no line could be matched to an object on
+    screen (ScanNet scene0011: 130 instances, shown 40 of them with no word of the rest)."""
+    import dataclasses
+
+    from geopurify.instances import InstanceSet, instance_colors, instances_from_output
+    from geopurify.viz.viewer import MODE_INSTANCES, serve
+
+    out, _ = segment_output(tmp_path)
+    found = instances_from_output(out)
+    many = InstanceSet(found.names, [dataclasses.replace(found.instances[0], id=k) for k in range(45)],
+                       found.num_points, found.stats)
+    for insts in (found, many):
+        v = serve(out, port=0, block=False, instances=insts)
+        try:
+            html = v.legend_html(MODE_INSTANCES)
+            cols = instance_colors(np.array([i.id for i in insts.instances]))
+            shown = insts.instances[:40]
+            for inst, (r, g, b) in zip(shown, cols):
+                row = html.split(f"#{inst.id} ")[0].rsplit("<div", 1)[1]  # this instance's line, before its name
+                assert f"rgb({r},{g},{b})" in row, (inst.id, row)
+            if len(insts) > 40:
+                assert f"and {len(insts) - 40} more" in html
+        finally:
+            v.stop()

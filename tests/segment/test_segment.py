@@ -115,3 +115,39 @@ def test_rank_phrases_finds_the_matching_phrase():
         rank_phrases(f, text, names, points=np.array([], np.int64))
     with pytest.raises(InputError, match="names"):
         rank_phrases(f, text, names[:2])
+
+
+def test_query_phrases_of_one_file_name_keep_their_own_files(tmp_path):
+    """`query OUT 'tv/stand' 'tv stand'` (two phrases, two heat maps): both slugged to tv_stand, so the second
+    phrase's PLY, scores and picture overwrote the first's and both results pointed at the same files."""
+    import json
+
+    from geopurify import api
+
+    out = tmp_path / "out"
+    out.mkdir()
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 2, (400, 3)).astype(np.float32)
+    feats = np.zeros((400, 2), np.float16)
+    feats[:200, 0], feats[200:, 1] = 1, 1
+    np.save(out / "points.npy", pts)
+    np.save(out / "colors.npy", np.full((400, 3), 128, np.uint8))
+    np.save(out / "features.npy", feats)
+    np.savetxt(out / "labels.txt", np.repeat([0, 1], 200), fmt="%d")
+    (out / "names.json").write_text(json.dumps(["tv/stand", "tv stand"]))
+    names = np.array(["tv/stand", "tv stand"])
+    np.savez(out / "text_embeddings.npz", names=names, embeddings=np.eye(2, dtype=np.float32))
+    (out / "run.json").write_text(json.dumps({"scene": "toy", "status": "complete"}))
+
+    res = api.query(out, ["tv/stand", "tv stand"])
+    a, b = res.files["tv/stand"], res.files["tv stand"]
+    assert not set(a) & set(b)
+    for ph, files in res.files.items():
+        j = res.phrases.index(ph)
+        np.testing.assert_allclose(np.load(files[1]).astype(np.float32), res.scores[:, j], atol=1e-3)
+        assert files[2].is_file()
+    from geopurify.segment.query import phrase_slugs
+
+    assert phrase_slugs(["tv/stand", "tv stand", "tv/stand", "x" * 70, "x" * 61]) == [
+        "tv_stand", "tv_stand_2", "tv_stand", "x" * 60, "x" * 60 + "_2"]
+    assert phrase_slugs(["a", "a_2", "A"]) == ["a", "a_2", "a_3"]

@@ -88,7 +88,7 @@ def test_zbuffer_matches_naive_loop():
     # naive reference: same camera maths, per point per offset, keep the smaller depth
     from geopurify.viz.render import _disc, _project_persp
 
-    u, v, depth, _ = _project_persp(pts, (W, H), 30.0, 20.0, 50.0)
+    u, v, depth, _ = _project_persp(pts, (W, H), 30.0, 20.0, 50.0, margin=4)  # rasterize: max(4, min(W, H) // 40)
     best = np.full((H, W), np.inf)
     idx = np.full((H, W), -1)
     for i in range(len(pts)):
@@ -185,3 +185,90 @@ def test_render_color_rgb(output_dir, capsys):
     pix = {tuple(c) for c in img.reshape(-1, 3)[::7].tolist()}
     assert len(pix & colors) > 200
     assert not (output_dir / "render_top.png").exists()  # the label picture is another file
+
+
+def _legend_colours(img: np.ndarray, x0: int) -> set[tuple[int, int, int]]:
+    """The colours of the legend's swatches: exact colours covering at least 100 pixels right of ``x0``."""
+    part = img[:, x0:].reshape(-1, 3)
+    cols, counts = np.unique(part, axis=0, return_counts=True)
+    return {tuple(int(v) for v in c) for c, k in zip(cols, counts) if k >= 100 and tuple(c) != BACKGROUND}
+
+
+def test_render_legend_names_every_colour_of_every_panel(output_dir):
+    """`render --gt` on a purified output: the GT and raw-fusion panels drew classes the purified labels lost
+    (here 'sink', as ScanNet's scene0011 sink did after purification), and the GT's unlabelled points in dark
+    grey, but the legend listed only the purified labels' classes: a yellow patch nobody could name."""
+    import json
+
+    from geopurify import api
+    from geopurify.viz.ply import palette
+
+    names = ["floor", "chair", "sink"]
+    (output_dir / "names.json").write_text(json.dumps(names))
+    points = np.load(output_dir / "points.npy")
+    n = len(points)
+    raw = np.loadtxt(output_dir / "raw_labels.txt", dtype=np.int64)
+    raw[n - 300 :] = 2  # raw fusion called a few chair points 'sink'; purified labels have no sink
+    np.savetxt(output_dir / "raw_labels.txt", raw, fmt="%d")
+    gt_dir = output_dir.parent / "gt"  # a Pointcept scene of the same points: floor, chair, sink, unlabelled
+    gt_dir.mkdir()
+    np.save(gt_dir / "coord.npy", points)
+    np.save(gt_dir / "color.npy", np.load(output_dir / "colors.npy"))
+    gt = np.where(np.loadtxt(output_dir / "labels.txt", dtype=np.int64) == 0, 1, 4)  # ScanNet-20: floor, chair
+    gt[:500], gt[n - 200 :] = -1, 17  # unlabelled; sink
+    np.save(gt_dir / "segment20.npy", gt)
+
+    (path,) = api.render(output_dir, gt=gt_dir, view="top")
+    img = np.asarray(Image.open(path).convert("RGB"))
+    pal = palette(len(names))
+    drawn = _legend_colours(img, 3 * 900)  # three 900-px panels, then the legend
+    assert {tuple(int(v) for v in pal[c]) for c in range(3)} <= drawn, drawn
+    assert (40, 40, 40) in drawn, drawn  # the GT's unlabelled grey has a swatch too
+
+
+def _room(w: float = 6.0, d: float = 4.0, h: float = 2.5, step: float = 0.05) -> np.ndarray:
+    """A floor and four walls, like a scanned room."""
+    floor = _grid(0, w, 0, d, 0.0, step)
+    zs = np.arange(0, h, step)
+    xs, ys = np.arange(0, w, step), np.arange(0, d, step)
+    walls = [np.c_[X.ravel(), np.full(X.size, y), Z.ravel()] for y in (0, d) for X, Z in [np.meshgrid(xs, zs)]]
+    walls += [np.c_[np.full(Y.size, x), Y.ravel(), Z.ravel()] for x in (0, w) for Y, Z in [np.meshgrid(ys, zs)]]
+    return np.concatenate([floor, *walls]).astype(np.float32)
+
+
+@pytest.mark.parametrize("size", [(900, 700), (700, 900)])
+def test_persp_view_fills_the_picture(size):
+    """`render --view persp` of a real room (ScanNet scene0011, scene0378, 7-Scenes) drew it as a thumbnail
+    in the middle: the camera was fitted to the bounding sphere, and the room covered about half the width
+    and a third of the height. Now the projected room spans the picture, less the margin, in one direction."""
+    pts = _room()
+    r = rasterize(pts, "persp", size)
+    ys, xs = np.nonzero(r.index >= 0)
+    W, H = size
+    margin = max(4, min(W, H) // 40)
+    span_x, span_y = (xs.max() - xs.min() + 1) / (W - 2 * margin), (ys.max() - ys.min() + 1) / (H - 2 * margin)
+    assert max(span_x, span_y) > 0.95, (span_x, span_y)
+    pad = 8  # splats reach up to their radius (at most 8 px) past the projected points
+    assert xs.min() >= margin - pad and xs.max() < W - margin + pad and ys.min() >= margin - pad
+    assert ys.max() < H - margin + pad
+    # centred: the margins left and right (top and bottom) are alike
+    assert abs(int(xs.min()) - (W - 1 - int(xs.max()))) <= 0.05 * W
+    assert abs(int(ys.min()) - (H - 1 - int(ys.max()))) <= 0.05 * H
+
+
+def test_render_uses_the_class_colours_of_names_json(output_dir):
+    """An output whose names.json carries class colours ({"names": [...], "colors": [...]}, as the viewer
+    reads it): `render` drew the default palette instead, so the PNG and the viewer coloured one class
+    differently (and the legend matched neither)."""
+    import json
+
+    from geopurify import api
+
+    own = [[250, 200, 10], [10, 30, 200]]
+    (output_dir / "names.json").write_text(json.dumps({"names": ["floor", "chair"], "colors": own}))
+    (path,) = api.render(output_dir, view="top")
+    img = np.asarray(Image.open(path).convert("RGB"))
+    legend = _legend_colours(img, 2 * 900)  # raw | purified, then the legend
+    assert {tuple(c) for c in own} <= legend, legend
+    shading_free = img[:, : 2 * 900]
+    assert _count(shading_free, own[0]) > 1000 and _count(shading_free, own[1]) > 1000

@@ -347,3 +347,19 @@ def test_cli_view_quiet_prints_only_its_own_line(output_dir):
     lines += [ln for ln in out.splitlines() if ln.strip()]
     assert proc.returncode == 0, err[-2000:]
     assert len(lines) == 1 and lines[0].startswith(f"view: serving {output_dir} on http://127.0.0.1:"), lines
+
+
+@needs_viser
+def test_legend_names_the_unlabelled_grey(output_dir):
+    """labels.txt with -1 (unlabelled, as the bundle format allows): the viewer drew those points dark grey
+    but its legend listed only the classes, so the grey patch had no name (render's legend has one)."""
+    labels = np.loadtxt(output_dir / "labels.txt", dtype=np.int64)
+    labels[:500] = -1
+    np.savetxt(output_dir / "labels.txt", labels, fmt="%d")
+    v = serve(output_dir, port=0, block=False)
+    try:
+        html = v.legend_html(MODE_LABELS)
+        assert "rgb(40,40,40)" in html and "unlabelled" in html
+        assert "unlabelled" not in v.legend_html(MODE_RAW)  # raw labels have no -1 here
+    finally:
+        v.stop()

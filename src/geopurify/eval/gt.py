@@ -106,12 +106,20 @@ def prediction_confusion(pred: np.ndarray, pred_names: list[str], gt: np.ndarray
     return confusion(gt, p, C + 1)
 
 
+def gt_in_classes(gt: np.ndarray, gt_names: list[str], pred_names: list[str]) -> np.ndarray:
+    """(N,) int64 GT as indices into the prediction's classes (matched by class name); -1 for unlabelled
+    points and for GT classes the prediction does not have."""
+    back = name_mapping(gt_names, pred_names)
+    gt = np.asarray(gt, np.int64)
+    ok = gt >= 0
+    out = np.full(len(gt), -1, np.int64)
+    out[ok] = back[gt[ok]]
+    return out
+
+
 def gt_colors(gt: np.ndarray, gt_names: list[str], pred_names: list[str], palette: np.ndarray) -> np.ndarray:
     """(N, 3) uint8 GT shown in the prediction's palette (matched by class name); unmatched dark grey."""
-    back = name_mapping(gt_names, pred_names)
+    gi = gt_in_classes(gt, gt_names, pred_names)
     col = np.full((len(gt), 3), 40, np.uint8)
-    ok = gt >= 0
-    gi = back[np.where(ok, gt, 0)]
-    ok &= gi >= 0
-    col[ok] = palette[gi[ok]]
+    col[gi >= 0] = palette[gi[gi >= 0]]
     return col

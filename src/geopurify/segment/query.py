@@ -155,6 +155,25 @@ def phrase_slug(phrase: str, index: int) -> str:
     return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")[:60] or f"q{index}"
 
 
+def phrase_slugs(phrases: list[str]) -> list[str]:
+    """One file-name stem per phrase (:func:`phrase_slug`), distinct for distinct phrases: a phrase whose
+    stem an earlier, different phrase took gets ``_2``, ``_3``, ... ("tv/stand", "tv stand" ->
+    tv_stand, tv_stand_2); a repeated phrase keeps its first stem."""
+    taken: dict[str, str] = {}  # stem -> phrase
+    by_phrase: dict[str, str] = {}
+    out = []
+    for j, ph in enumerate(phrases):
+        if ph not in by_phrase:
+            base = stem = phrase_slug(ph, j)
+            k = 1
+            while stem in taken:
+                k += 1
+                stem = f"{base}_{k}"
+            taken[stem], by_phrase[ph] = ph, stem
+        out.append(by_phrase[ph])
+    return out
+
+
 def phrase_embeddings(out_dir, run: dict, phrases: list[str], text: str | None = None,
                       encoder: str | None = None, weights: str | None = None) -> np.ndarray:
     """(Q, D) float32 embeddings of the phrases: an encoder's text tower, or lookup by class name in a

@@ -42,11 +42,14 @@ from ..utils.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Panel", "render_png", "render_panels", "rasterize", "Raster"]
+__all__ = ["Panel", "render_png", "render_panels", "rasterize", "Raster", "class_legend", "UNLABELLED"]
 
 View = Literal["top", "persp"]
 Cut = float | Literal["auto"] | None
 BACKGROUND = (255, 255, 255)
+#: colour of points without a class (unlabelled, or a GT class the prediction lacks); the viewer's too
+UNLABELLED = (40, 40, 40)
+UNLABELLED_NAME = "unlabelled"
 
 
 @dataclass
@@ -109,8 +112,15 @@ def _project_top(points: np.ndarray, size: tuple[int, int], margin: int):
     return u, v, depth, 1.0 / ppu
 
 
-def _project_persp(points: np.ndarray, size: tuple[int, int], azimuth: float, elevation: float, fov: float):
-    """Pinhole camera (OpenCV axes) looking at the bounding-box centre from above at an angle."""
+def _project_persp(points: np.ndarray, size: tuple[int, int], azimuth: float, elevation: float, fov: float,
+                   margin: int = 0):
+    """Pinhole camera (OpenCV axes) looking at the bounding-box centre from above at an angle.
+
+    The camera stands where the bounding sphere fits the view; the image is then zoomed and shifted
+    (focal length and principal point, which changes no occlusion) so that the projected points span
+    the picture less ``margin`` pixels, as the top view does: a box seen from a corner covers far less
+    than its sphere.
+    """
     W, H = size
     lo, hi = points.min(0), points.max(0)
     centre = (lo + hi) / 2
@@ -130,8 +140,16 @@ def _project_persp(points: np.ndarray, size: tuple[int, int], azimuth: float, el
     z = cam[:, 2]
     ok = z > 1e-3 * dist
     zs = np.where(ok, z, np.inf)
-    u = f * cam[:, 0] / zs + W / 2
-    v = f * cam[:, 1] / zs + H / 2
+    x, y = cam[:, 0] / zs, cam[:, 1] / zs  # normalised image coordinates
+    if ok.any():
+        lo_x, hi_x, lo_y, hi_y = x[ok].min(), x[ok].max(), y[ok].min(), y[ok].max()
+        fit = min((W - 2 * margin) / max(float(hi_x - lo_x), 1e-9), (H - 2 * margin) / max(float(hi_y - lo_y), 1e-9))
+        f = max(f, fit)  # never zoom out past the sphere's fit
+        cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2
+    else:
+        cx = cy = 0.0
+    u = f * (x - cx) + W / 2
+    v = f * (y - cy) + H / 2
     return u, v, zs, dist / f
 
 
@@ -190,7 +208,7 @@ def rasterize(
     if view == "top":
         u, v, depth, scale = _project_top(pts, (W, H), margin=max(4, min(W, H) // 40))
     elif view == "persp":
-        u, v, depth, scale = _project_persp(pts, (W, H), azimuth, elevation, fov)
+        u, v, depth, scale = _project_persp(pts, (W, H), azimuth, elevation, fov, margin=max(4, min(W, H) // 40))
     else:
         raise InputError(f"render: view must be 'top' or 'persp', got {view!r}")
     front = np.isfinite(depth)
@@ -352,6 +370,32 @@ def _legend_list(legend) -> list[tuple[str, tuple[int, int, int]]] | None:
     if not legend:
         return None
     return [(str(name), tuple(int(c) for c in np.asarray(rgb).reshape(3))) for name, rgb in legend]
+
+
+def class_legend(names: list[str], table: np.ndarray, *labelings: np.ndarray,
+                 unlabelled: tuple[int, int, int] | None = UNLABELLED) -> list[tuple[str, tuple[int, int, int]]]:
+    """Legend entries for every class drawn in any of the panels, in class order.
+
+    Args:
+        names: C class names; table: (C, 3) uint8 their colours.
+        labelings: one (N,) int array of class indices per panel (negative or >= C: no class).
+        unlabelled: colour of the points without a class; an ``"unlabelled"`` entry is added when any
+            panel has such points (None: never).
+    Returns:
+        ``[(name, (r, g, b)), ...]`` for :func:`render_panels`.
+    """
+    table = np.asarray(table, np.uint8).reshape(-1, 3)
+    present = np.zeros(len(names), bool)
+    missing = False
+    for lab in labelings:
+        lab = np.asarray(lab).reshape(-1)
+        ok = (lab >= 0) & (lab < len(names))
+        present[np.unique(lab[ok])] = True
+        missing |= bool((~ok).any())
+    out = [(str(names[i]), tuple(int(c) for c in table[i])) for i in np.flatnonzero(present)]
+    if missing and unlabelled is not None:
+        out.append((UNLABELLED_NAME, tuple(int(c) for c in unlabelled)))
+    return out
 
 
 def render_png(

@@ -45,6 +45,7 @@ from ..outputs import read_output
 from ..segment.query import match_phrase, normalize_phrase
 from .config import ViewConfig
 from .ply import heatmap_colors, instance_colors, label_colors, palette
+from .render import UNLABELLED, UNLABELLED_NAME
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,18 @@ class QueryResult:
     message: str
 
 
+#: instances listed in the legend of the instances mode (the rest are counted)
+LEGEND_INSTANCES = 40
+
+
+def _swatch_row(rgb, text: str) -> str:
+    """One legend line: a 12 px square in ``rgb`` and ``text`` (already HTML-escaped)."""
+    r, g, b = (int(v) for v in rgb)
+    return (f'<div style="display:flex;align-items:center;gap:6px;font-size:0.8em">'
+            f'<span style="display:inline-block;width:12px;height:12px;background:rgb({r},{g},{b})">'
+            f"</span>{text}</div>")  # fmt: skip
+
+
 _BOX_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
 
 
@@ -199,9 +212,9 @@ class ViewerServer:
         """(M, 3) uint8 colours of the displayed points in a mode."""
         b, idx = self.bundle, self.subset
         if mode == MODE_LABELS:
-            return label_colors(b.labels[idx], b.class_colors, unlabelled=(40, 40, 40))
+            return label_colors(b.labels[idx], b.class_colors, unlabelled=UNLABELLED)
         if mode == MODE_RAW and b.raw_labels is not None:
-            return label_colors(b.raw_labels[idx], b.class_colors, unlabelled=(40, 40, 40))
+            return label_colors(b.raw_labels[idx], b.class_colors, unlabelled=UNLABELLED)
         if mode == MODE_RGB:
             return b.colors[idx]
         if mode == MODE_QUERY and self._scores is not None:
@@ -300,18 +313,18 @@ class ViewerServer:
             return ""
         if mode == MODE_INSTANCES:
             insts = self.bundle.instances.instances
-            return "".join(f'<div style="font-size:0.8em">#{i.id} {html.escape(i.name)} ({i.confidence:.2f})</div>'
-                           for i in insts[:40])  # fmt: skip
+            shown = insts[:LEGEND_INSTANCES]
+            cols = instance_colors(np.array([i.id for i in shown], np.int64))  # the colours of the instances mode
+            rows = [_swatch_row(rgb, f"#{i.id} {html.escape(i.name)} ({i.confidence:.2f})")
+                    for i, rgb in zip(shown, cols)]
+            if len(insts) > len(shown):
+                rows.append(f'<div style="font-size:0.8em">... and {len(insts) - len(shown)} more</div>')
+            return "".join(rows)
         labels = self.bundle.labels if mode == MODE_LABELS else self.bundle.raw_labels
         present = np.unique(labels[labels >= 0]) if labels is not None else []
-        rows = []
-        for c in present:
-            r, g, b = (int(v) for v in self.bundle.class_colors[c])
-            rows.append(
-                f'<div style="display:flex;align-items:center;gap:6px;font-size:0.8em">'
-                f'<span style="display:inline-block;width:12px;height:12px;background:rgb({r},{g},{b})">'
-                f"</span>{html.escape(self.bundle.names[c])}</div>"
-            )
+        rows = [_swatch_row(self.bundle.class_colors[c], html.escape(self.bundle.names[c])) for c in present]
+        if labels is not None and (labels < 0).any():  # drawn in the unlabelled grey (colors_for)
+            rows.append(_swatch_row(UNLABELLED, UNLABELLED_NAME))
         return "".join(rows)
 
     def set_mode(self, mode: str) -> None:
