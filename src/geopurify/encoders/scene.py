@@ -38,7 +38,7 @@ def nothing_to_lift(scene) -> str | None:
             "render posed views of a scan with `geopurify synth --from-scan SCAN OUT` and segment OUT")
 
 
-def lifts_frames(scene, name: str = "auto") -> bool:
+def lifts_frames(scene, name: str) -> bool:
     """Whether ``segment --encoder name`` lifts the scene's frames (False: it takes the per-point features).
 
     ``none`` is what ``segment`` calls the per-point features; ``auto`` lifts when the scene folder has
@@ -51,7 +51,7 @@ def lifts_frames(scene, name: str = "auto") -> bool:
     return True
 
 
-def reads_feature_files(scene, name: str = "auto") -> bool:
+def reads_feature_files(scene, name: str) -> bool:
     """Whether ``segment --encoder name`` reads the scene's ``features_2d/<id>.npz`` (the ``precomputed``
     encoder, which ``auto`` picks when the folder is there), as :func:`encoder_for_scene` chooses."""
     return name == "precomputed" or (name == "auto" and _features_dir(scene) is not None)
