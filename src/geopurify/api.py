@@ -350,7 +350,7 @@ def evaluate_instances(out: str | Path, gt: str | Path, config: EvalConfig | Non
         json_path = check_out_file(json_path, "--json")
     lset = get_label_set(cfg.label_set)
     pairs = scene_pairs(out, gt, lambda p: (p / INSTANCES_FILE).is_file(),
-                        f"no {INSTANCES_FILE} found (run `geopurify instances OUT` first)")
+                        f"no {INSTANCES_FILE} found (run `geopurify instances OUT` first)", lacks=is_output)
     for o, _ in pairs:  # cheap checks before any scene is read
         require_complete(o, cfg.allow_incomplete)
     ev = InstanceEvaluator(len(lset.names), thing_classes(lset.names))

@@ -521,19 +521,31 @@ def read_output(out_dir: str | os.PathLike, allow_incomplete: bool = False, feat
 
 # --------------------------------------------------------------------------- batches
 def scene_pairs(out: str | os.PathLike, scenes: str | os.PathLike, holds: Callable[[Path], bool],
-                none_found: str) -> list[tuple[Path, Path]]:
+                none_found: str, lacks: Callable[[Path], bool] | None = None) -> list[tuple[Path, Path]]:
     """(output folder, its scene) pairs: ``out`` itself when ``holds(out)``, else every subfolder of ``out``
     that holds one, paired by name with ``scenes/<name>`` (a batch written by ``segment --scenes``).
 
+    ``lacks``: subfolders of a batch that should hold one too (e.g. segment outputs, for ``eval --instances``
+    of their ``instances.json``): one that does not is refused, rather than the batch scored on part of
+    its scenes.
+
     Raises:
-        InputError: no such folder (``none_found`` says what was looked for).
+        InputError: no such folder (``none_found`` says what was looked for), or a ``lacks`` folder of a
+            batch that does not hold one.
     """
     out, scenes = Path(out), Path(scenes)
     if holds(out):
         return [(out, scenes)]
-    outs = sorted(p for p in out.iterdir() if holds(p)) if out.is_dir() else []
+    subs = sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
+    outs = [p for p in subs if holds(p)]
     if not outs:
         raise InputError(f"{out}: {none_found}")
+    if lacks is not None:
+        missing = [p for p in subs if not holds(p) and lacks(p)]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise InputError(f"{missing[0]}{more}: {none_found}; the batch's other {len(outs)} output(s) have "
+                             "one, and scoring only those would leave these scenes out")
     return [(o, scenes / o.name) for o in outs]
 
 

@@ -253,3 +253,29 @@ def test_eval_instances_reads_only_the_points_of_an_output(tmp_path, monkeypatch
     with caplog.at_level(logging.WARNING, "geopurify"):
         assert api.evaluate_instances(out, gt, allow_incomplete=True).to_dict() == want
     assert sum("INCOMPLETE" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_eval_instances_of_a_batch_refuses_an_output_without_instances(tmp_path, capsys):
+    """A batch of two segment outputs where only one has instances.json: refused (exit 2, naming the other),
+    not scored as a one-scene dataset; with both, both scenes are scored."""
+    import shutil
+
+    from geopurify.cli import main
+
+    out, obj = segment_output(tmp_path)
+    batch, scenes = tmp_path / "batch", tmp_path / "scenes"
+    batch.mkdir()
+    scenes.mkdir()
+    gt = pointcept_gt(tmp_path, out, obj)
+    for name in ("scene0000_00", "scene0001_00"):
+        shutil.copytree(out, batch / name)
+        shutil.copytree(gt, scenes / name)
+    assert main(["-q", "instances", str(batch / "scene0000_00")]) == 0
+    capsys.readouterr()
+    assert main(["-q", "eval", str(batch), "--gt", str(scenes), "--instances"]) == 2
+    err = capsys.readouterr().err
+    assert "scene0001_00" in err and "instances.json" in err and len(err.strip().splitlines()) == 1
+    assert not (batch / "eval_instances.json").exists()
+    assert main(["-q", "instances", str(batch / "scene0001_00")]) == 0
+    assert main(["-q", "eval", str(batch), "--gt", str(scenes), "--instances"]) == 0
+    assert json.loads((batch / "eval_instances.json").read_text())["scenes"] == 2
