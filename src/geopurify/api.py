@@ -326,7 +326,7 @@ def evaluate(out: str | Path, gt: str | Path, config: EvalConfig | None = None, 
         sample.check(scene, o, g)
         conf += prediction_confusion(labels, names, gt_indices(scene, cfg.label_set), lset.names)
         names_done.append(scene.name)
-    sc = scores(conf, list(lset.names) + ["(not in label set)"], protocol=cfg.protocol, split=lset.split)
+    sc = scores(conf, list(lset.names), protocol=cfg.protocol, split=lset.split, outside=True)
     if json_path is not None:
         write_report(json_path, {**sc.to_dict(), "scenes": names_done, "label_set": cfg.label_set,
                                  "confusion": conf.tolist()}, out)

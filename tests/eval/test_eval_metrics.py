@@ -216,3 +216,52 @@ def test_confusion_chunked_equals_single_pass(monkeypatch):
     gt[9_999] = 1
     with pytest.raises(InputError, match="pred contains class 5"):
         confusion(gt, bad, 5)
+
+
+def _pointcept_pair(tmp_path, gt20, pred, names):
+    """A Pointcept GT scene (ScanNet-20 labels ``gt20``) and a segment output of its points predicting ``pred``
+    (indices into ``names``)."""
+    from geopurify.outputs import OutputWriter, SegmentFiles
+
+    n = len(gt20)
+    pts = np.c_[np.arange(n) * 0.01, np.zeros(n), np.zeros(n)].astype(np.float32)
+    scene = tmp_path / "scene0000_00"
+    scene.mkdir()
+    np.save(scene / "coord.npy", pts)
+    np.save(scene / "color.npy", np.full((n, 3), 128, np.uint8))
+    np.save(scene / "segment20.npy", np.asarray(gt20, np.int64))
+    out = tmp_path / "out"
+    out.mkdir()
+    w = OutputWriter(out)
+    w.segment(SegmentFiles(pts, np.full((n, 3), 0.5), np.asarray(pred), names, np.zeros((len(names), 3), np.uint8),
+                           np.eye(len(names), dtype=np.float32)))
+    w.finish({"command": "segment"})
+    return out, scene
+
+
+def test_eval_predictions_outside_the_label_set_are_misses_not_a_class(tmp_path):
+    """Predictions of a name outside ScanNet-20 ("lamp") are wrong on their points, but no class: the paper
+    protocol has 19 classes (it said 20, and listed "(not in label set)" as a foreground class and a
+    per-class row); the geopurify protocol 20 (it said 21)."""
+    from geopurify import api
+
+    # wall, wall, chair, chair, chair, otherfurniture, unlabelled, chair
+    gt20 = [0, 0, 4, 4, 4, 19, -1, 4]
+    names = ["wall", "chair", "lamp"]
+    pred = [0, 2, 1, 1, 2, 2, 2, 1]
+    out, scene = _pointcept_pair(tmp_path, gt20, pred, names)
+    res = api.evaluate(out, scene, json_path=tmp_path / "e.json")
+    d = json.loads((tmp_path / "e.json").read_text())
+    # paper: otherfurniture and unlabelled ignored -> 6 evaluated points; wall: tp 1, gt 2, pred 1 -> 1/2;
+    # chair: tp 3, gt 4, pred 3 -> 3/4; lamp predicted on 2 of them (the wall and a chair point)
+    assert d["num_classes"] == 19 and len(d["per_class"]) == 19 and len(res.scores.names) == 19
+    assert all("label set" not in n for n in d["foreground"]) and len(d["foreground"]) == 17
+    assert d["num_points"] == 6 and d["outside_points"] == 2
+    assert d["miou"] == pytest.approx((1 / 2 + 3 / 4) / 2)
+    assert d["overall_acc"] == pytest.approx(4 / 6)
+    by = {c["name"]: c for c in d["per_class"]}
+    assert by["wall"]["iou"] == pytest.approx(0.5) and by["chair"]["iou"] == pytest.approx(0.75)
+    assert res.confusion.shape == (21, 21) and res.confusion[:, 20].sum() == 3  # the otherfurniture point too
+    d = api.evaluate(out, scene, protocol="geopurify").scores.to_dict()
+    assert d["num_classes"] == 20 and d["outside_points"] == 3 and d["num_points"] == 7
+    assert "predicted outside the label set: 3" in format_table(api.evaluate(out, scene, protocol="geopurify").scores)

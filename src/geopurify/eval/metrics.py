@@ -168,6 +168,8 @@ class Scores:
         num_points: evaluated points (ground truth not ignored).
         ignored_classes: classes whose ground-truth points the protocol ignores.
         foreground: names of the classes that foreground mIoU averages over (present or not).
+        outside_points: evaluated points predicted as a class outside the label set (``outside=True``):
+            misses of their true class, counted in every class's row but no class themselves.
     """
 
     protocol: str
@@ -185,6 +187,7 @@ class Scores:
     num_points: int
     ignored_classes: list[str]
     foreground: list[str]
+    outside_points: int = 0
 
     @property
     def present(self) -> np.ndarray:
@@ -206,6 +209,7 @@ class Scores:
             "num_present": int(self.present.sum()),
             "ignored_classes": list(self.ignored_classes),
             "foreground": list(self.foreground),
+            "outside_points": int(self.outside_points),
             "per_class": [
                 {
                     "name": n,
@@ -241,6 +245,7 @@ def scores(
     protocol: str = "geopurify",
     foreground_exclude: Sequence[str] = ("wall", "floor", "ceiling"),
     split: Mapping[str, Sequence[int | str]] | None = None,
+    outside: bool = False,
 ) -> Scores:
     """Score a (C, C) confusion matrix (see the module docstring for definitions and protocols).
 
@@ -251,19 +256,28 @@ def scores(
         foreground_exclude: class names left out of foreground mIoU (case-insensitive).
         split: optional ``{"head": [...], "common": [...], "tail": [...]}`` of class indices (into ``names``)
             or class names, e.g. ``LabelSet.split``; members the protocol drops are skipped.
+        outside: ``conf`` is (C + 1, C + 1) for C ``names``: its last column counts predictions of classes
+            outside the label set (:func:`geopurify.eval.gt.prediction_confusion`). They are misses of
+            their point's class, but that column is no class: not in ``names``, the per-class results, the
+            class count or the foreground (:attr:`Scores.outside_points` counts them). Its row must be 0.
 
     Classes absent from the ground truth (no gt point) are excluded from every mean and reported as NaN
     (``None`` in :meth:`Scores.to_dict`), even when they were predicted.
     """
     _check_protocol(protocol)
     conf = _check_conf(conf, "confusion")
-    if len(names) != conf.shape[0]:
-        raise InputError(f"scores: {len(names)} class names for a {conf.shape[0]}x{conf.shape[0]} confusion")
-    C = conf.shape[0]
+    names = list(names)
+    if len(names) + int(outside) != conf.shape[0]:
+        raise InputError(f"scores: {len(names)} class names{' and the outside column' if outside else ''} for a "
+                         f"{conf.shape[0]}x{conf.shape[0]} confusion")
+    C = len(names)
+    if outside and conf[C].any():
+        raise InputError("scores: the outside-the-label-set row of the confusion has ground-truth points")
     dropped = [i for i, n in enumerate(names) if protocol == "paper" and _is_other(n)]
     kept = np.array([i for i in range(C) if i not in dropped], dtype=np.int64)
     work = conf.copy()
     work[dropped, :] = 0  # ignored ground truth: those points are not evaluated at all
+    outside_points = int(work[:, C].sum()) if outside else 0
     tp = np.diag(work)[kept].astype(np.float64)
     # Row sums over *all* columns: predicting a dropped class on a kept class's point is still a miss.
     gt = work.sum(axis=1)[kept]
@@ -306,6 +320,7 @@ def scores(
         num_points=total,
         ignored_classes=[names[i] for i in dropped],
         foreground=[n for n, f in zip(eval_names, fg) if f],
+        outside_points=outside_points,
     )
 
 
@@ -317,7 +332,8 @@ def format_table(s: Scores, digits: int = 1) -> str:
     width = max([len("class")] + [len(n) for n in s.names])
     lines = [
         f"protocol: {s.protocol}   classes: {len(s.names)} ({int(s.present.sum())} present)   "
-        f"points: {s.num_points}" + (f"   ignored: {', '.join(s.ignored_classes)}" if s.ignored_classes else ""),
+        f"points: {s.num_points}" + (f"   ignored: {', '.join(s.ignored_classes)}" if s.ignored_classes else "")
+        + (f"   predicted outside the label set: {s.outside_points}" if s.outside_points else ""),
         f"{'class':<{width}}  {'IoU':>6}  {'Acc':>6}  {'points':>10}",
         "-" * (width + 28),
     ]
