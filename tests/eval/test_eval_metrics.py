@@ -265,3 +265,13 @@ def test_eval_predictions_outside_the_label_set_are_misses_not_a_class(tmp_path)
     d = api.evaluate(out, scene, protocol="geopurify").scores.to_dict()
     assert d["num_classes"] == 20 and d["outside_points"] == 3 and d["num_points"] == 7
     assert "predicted outside the label set: 3" in format_table(api.evaluate(out, scene, protocol="geopurify").scores)
+
+
+def test_eval_refuses_gt_class_indices_outside_the_label_set(tmp_path, capsys):
+    from geopurify.cli import main
+
+    out, scene = _pointcept_pair(tmp_path, [0, 0, 4, 4, 20, 20], [0, 0, 1, 1, 1, 1], ["wall", "chair"])
+    assert main(["-q", "eval", str(out), "--gt", str(scene)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "class index 20 on 2 points, outside the 20 classes of scannet20" in err and len(err.splitlines()) == 1
+    assert not (out / "eval.json").exists()

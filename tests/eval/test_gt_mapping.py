@@ -67,3 +67,17 @@ def test_matterport_region_categories_map_to_openscene_sets(tmp_path):
     assert gt_indices(s, "matterport40").tolist() == [m40.index("floor"), m40.index("chair"), -1, -1]
     m21 = get_label_set("matterport21").names
     assert gt_indices(s, "matterport21").tolist() == [m21.index("floor"), m21.index("chair"), -1, -1]
+
+
+@pytest.mark.parametrize("bad", [20, 255, -2])
+def test_gt_indices_outside_the_label_set_are_refused(bad):
+    """A Pointcept segment20 holding 20 (or 255 as its ignore value) was scored as a class of its own
+    (before: the pseudo-class of predictions outside the label set, a present class with IoU 0 in the mean)."""
+    s = _scene(labels=np.array([0, 3, -1, bad]), label_set="scannet20")
+    with pytest.raises(InputError, match=rf"class index {bad} on 1 points, outside the 20 classes of scannet20"):
+        gt_indices(s, "scannet20")
+    s = _scene(labels=np.array([0, 3, -1, 19]), label_set="scannet20",
+               meta={"labels_scannet200": np.array([0, 1, 2, 200])})
+    with pytest.raises(InputError, match="outside the 200 classes of scannet200"):
+        gt_indices(s, "scannet200")
+    assert gt_indices(s, "scannet20").tolist() == [0, 3, -1, 19]

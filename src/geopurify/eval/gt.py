@@ -57,7 +57,26 @@ class PointSample:
 
 
 def gt_indices(scene: Scene, label_set: str) -> np.ndarray:
-    """Scene GT as (N,) int64 indices into ``label_set``; -1 = ignore."""
+    """Scene GT as (N,) int64 indices into ``label_set``; -1 = ignore.
+
+    Raises:
+        InputError: no GT, a GT that does not map to ``label_set``, or indices outside ``[-1, C)`` (class
+            indices of another set, or another ignore value such as 255): scored as a class otherwise.
+    """
+    gt = _gt_indices(scene, label_set)
+    C = len(get_label_set(label_set).names)
+    bad = (gt < -1) | (gt >= C)
+    if bad.any():
+        values = np.unique(gt[bad])
+        shown = ", ".join(str(int(v)) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+        raise InputError(
+            f"{scene.root or scene.name}: ground truth has class index {shown} on {int(bad.sum())} points, outside "
+            f"the {C} classes of {label_set} (0..{C - 1}, -1 = unlabelled)"
+        )
+    return gt
+
+
+def _gt_indices(scene: Scene, label_set: str) -> np.ndarray:
     if scene.labels is None and "scannet200_raw" not in scene.meta:
         raise InputError(f"{scene.root or scene.name}: scene has no ground-truth labels")
     if scene.label_set == label_set:
