@@ -51,7 +51,7 @@ class Instance:
         name: class name.
         confidence: in [0, 1].
         points: (M,) int64 ascending point indices.
-        aabb: axis-aligned box; obb: upright box oriented by PCA in the floor plane.
+        aabb: axis-aligned box; obb: upright box of least footprint area.
     """
 
     id: int
