@@ -621,7 +621,8 @@ def _select_run(a: argparse.Namespace) -> int:
     from .eval.config import SelectConfig
 
     sel = api.select(a.root, a.out, build_config(SelectConfig, a))
-    print(f"select: {len(sel.chosen)} scenes -> {Path(a.out) / 'selection.txt'}, {Path(a.out) / 'scores.json'}")
+    n = len(sel.chosen)
+    print(f"select: {n} scene{'' if n == 1 else 's'} -> {Path(a.out) / 'selection.txt'}, {Path(a.out) / 'scores.json'}")
     return 0
 
 
