@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # not `pip install sonata`: that name on PyPI is an unrelated project
 _INSTALL = ("install facebookresearch/sonata from github.com/facebookresearch/sonata (it is not on PyPI; "
-            "PyPI's 'sonata' is another project), then pass weights=<name, or a local .pth path offline>")
+            "PyPI's 'sonata' is another project), then pass --teacher-opt weights=<name, or a local .pth path offline>")
 _WEIGHTS = "pass --teacher-opt weights=PATH of a local sonata.pth (from huggingface.co/facebook/sonata)"
 
 
