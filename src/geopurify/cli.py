@@ -286,6 +286,17 @@ def _segment_args(p: argparse.ArgumentParser) -> None:
     _config_file_args(p, "the scene")
 
 
+def _scene_list(path: str) -> list[str]:
+    """The scene paths of a ``--scenes`` text file: one per line, blank lines and ``#`` comments skipped."""
+    lst = Path(path)
+    if not lst.is_file():
+        raise InputError(f"{path}: scene list not found")
+    scenes = [ln.strip() for ln in lst.read_text().splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    if not scenes:
+        raise InputError(f"{path}: the scene list names no scene (one path per line)")
+    return scenes
+
+
 def _rerun(a: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """What ``--config RUN_JSON`` gives: the run's config (the base the options override), its run.json,
     and ``--out`` (default: the run's folder). Without ``--config``: ``{}``, ``{}``, ``--out``."""
@@ -314,12 +325,7 @@ def _segment_run(a: argparse.Namespace) -> int:
     if a.scenes:
         if a.scene:  # it would be ignored
             raise ConfigError(f"segment: give a SCENE or --scenes LIST, not both ({a.scene} and {a.scenes})")
-        lst = Path(a.scenes)
-        if not lst.is_file():
-            raise InputError(f"{a.scenes}: scene list not found")
-        scenes = [ln.strip() for ln in lst.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
-        if not scenes:
-            raise InputError(f"{a.scenes}: the scene list names no scene (one path per line)")
+        scenes = _scene_list(a.scenes)
         rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
         status = api.segment_many(scenes, out, cfg, rank=rank, world_size=world)
         failed = {s: v for s, v in status.items() if v.startswith("failed")}
@@ -358,6 +364,8 @@ def _segment_cmd() -> Command:
 # train --------------------------------------------------------------------
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("scenes", nargs="*", help="scene folders or files")
+    p.add_argument("--scenes", dest="scene_list", default=None, metavar="LIST",
+                   help="a text file of scene paths (one per line), instead of or besides SCENE ...")
     p.add_argument("--out", default=None, help="output folder for the student (student.safetensors, run.json)")
     p.add_argument("--no-resume", action="store_true", help="ignore checkpoints in --out")
     _weights(p)
@@ -369,7 +377,8 @@ def _train_run(a: argparse.Namespace) -> int:
     from .config import TrainRunConfig
 
     base, run, out = _rerun(a)
-    scenes = list(a.scenes) or list(run.get("scenes") or [])
+    given = list(a.scenes) + (_scene_list(a.scene_list) if a.scene_list else [])
+    scenes = given or list(run.get("scenes") or [])
     cfg = _with_weights(build_config(TrainRunConfig, a, base), a.weights)
     if not scenes:
         _classes_took_scene(cfg.lift.classes)

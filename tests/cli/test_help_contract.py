@@ -40,6 +40,21 @@ def test_defaults_are_shown(capsys):
     assert f"(default: {PoolConfig().k})" in out and f"(default: {PoolConfig().steps})" in out
 
 
+def test_train_options_get_their_own_help(capsys):
+    """The TrainConfig docstring had "lr, weight_decay: AdamW. warmup: ..." on one line: --lr's help
+    described the warm-up, --warmup's was the bare word "warmup" and --scenes-per-step's "scenes per step"
+    while --steps carried its "(0 = all of them)"."""
+    assert main(["train", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+
+    def help_of(flag):
+        return out.split(f"{flag} {flag.lstrip('-').replace('-', '_').upper()} ", 1)[1].split(" --", 1)[0]
+
+    assert "warm-up" not in help_of("--lr") and "learning rate" in help_of("--lr")
+    assert "warm-up" in help_of("--warmup")
+    assert "0 = all" not in help_of("--steps") and "0 = all" in help_of("--scenes-per-step")
+
+
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert geopurify.__version__ in capsys.readouterr().out

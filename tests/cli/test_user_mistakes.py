@@ -284,6 +284,22 @@ def test_batch_names_collide_by_folder_name_and_are_disambiguated(tmp_path, caps
     assert "listed more than once" in err_line(capsys)
 
 
+def test_train_takes_a_scene_list_as_segment_does(tmp_path, capsys):
+    """`train --scenes LIST` was read as `--scenes-per-step LIST` (argparse's prefix match): exit 3,
+    "invalid int value"; now the list's scenes are trained, as `segment --scenes` reads them."""
+    a = write_tiny_scannet(tmp_path, name="scene0001_00", n_side=10)
+    b = write_tiny_scannet(tmp_path, name="scene0002_00", n_side=10)
+    lst = tmp_path / "scenes.txt"
+    lst.write_text(f"# training rooms\n{a}\n\n{b}\n")
+    out = tmp_path / "student"
+    tiny = ["--steps", "1", "--anchors", "16", "--micro-pool", "8", "--micro-negatives", "4", "--width", "4",
+            "--out-dim", "4", "--blocks", "1", "--device", "cpu"]
+    assert main(["train", "--scenes", str(lst), "--out", str(out), *tiny]) == 0
+    assert json.loads((out / "run.json").read_text())["scenes"] == [str(a), str(b)]
+    assert main(["train", "--scenes", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "s2"), *tiny]) == 2
+    assert "scene list not found" in err_line(capsys)
+
+
 def test_batch_failure_names_scene_and_reason_and_others_finish(tmp_path, capsys):
     good = write_tiny_scannet(tmp_path, name="scene0001_00")
     bad = write_tiny_scannet(tmp_path, name="scene0002_00")

@@ -85,6 +85,36 @@ def test_resume_continues_from_saved_step_and_matches_uninterrupted(tmp_path, mo
         torch.testing.assert_close(again.state_dict()[k], v, rtol=1e-5, atol=1e-6)
 
 
+def test_ctrl_c_between_checkpoints_keeps_the_steps_taken(tmp_path, monkeypatch):
+    """Ctrl-C at step 5 of a run that checkpoints every 20 steps used to leave nothing in --out (the
+    steps were lost); now a checkpoint of the 4 finished steps is written and the rerun resumes there,
+    ending where an uninterrupted run ends."""
+    scene, _ = two_planes(n=8)
+    cfg = tiny_config(steps=8, checkpoint_every=20)
+    full = train([scene], cfg, out_dir=tmp_path / "full")
+
+    real_nce, calls = train_mod.info_nce, []
+
+    def nce_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # inside step 5's forward pass
+            raise KeyboardInterrupt
+        return real_nce(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "info_nce", nce_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train([scene], cfg, out_dir=tmp_path / "cut")
+    monkeypatch.setattr(train_mod, "info_nce", real_nce)
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == ["checkpoint.pt"]  # no temporary file
+    ck = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert ck["step"] == 4 and len(ck["losses"]) == 4
+
+    resumed = train([scene], cfg, out_dir=tmp_path / "cut")
+    assert json.loads((tmp_path / "cut" / "train_log.json").read_text())["resumed_from"] == 4
+    for k, v in full.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[k], v, rtol=1e-5, atol=1e-6)
+
+
 def test_bad_checkpoints_rejected(tmp_path):
     scene, _ = two_planes(n=6)
     cfg = tiny_config(steps=2)

@@ -84,6 +84,21 @@ def test_missing_package_error(monkeypatch, tmp_path, name, package):
     assert f"needs the '{package}' package" in msg and "PYTHONPATH" in msg and "\n" not in msg
 
 
+def test_missing_files_name_the_command_line_option(tmp_path):
+    """'pass config=PATH' / 'pass weights=PATH' named no option of the command line, where --config is
+    the run.json rerun (a user who typed `--config xdecoder.yaml` got "not JSON"); now the message names
+    --encoder-opt config=PATH and --weights PATH."""
+    from geopurify.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"X-Decoder YAML.*pass --encoder-opt config=PATH .*none given"):
+        build_encoder("xdecoder")
+    (tmp_path / "c.yaml").write_text("x")
+    with pytest.raises(ConfigError, match=r"X-Decoder checkpoint.*pass --weights PATH .*nope.pt is not a file"):
+        build_encoder("xdecoder", config=str(tmp_path / "c.yaml"), weights=str(tmp_path / "nope.pt"))
+    with pytest.raises(ConfigError, match=r"LSeg checkpoint.*pass --weights PATH"):
+        build_encoder("lseg")
+
+
 def test_resize_rgb_matches_opencv_conventions():
     from geopurify.encoders.upstream import resize_rgb
 

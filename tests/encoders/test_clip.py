@@ -109,6 +109,48 @@ def test_missing_weights_error_says_what_to_pass(tmp_path):
         build_encoder("clip", weights=str(tmp_path / "cfgonly"))
 
 
+def test_wrong_weight_files_are_refused_with_one_line(clip_dir, tmp_path):
+    """A truncated model.safetensors or a code-running pytorch_model.bin ended in an internal error
+    (exit 1); another model's safetensors loaded with CLIP's tensors initialised at random, and a folder
+    without tokenizer files gave a two-token tokenizer (every class the same prompt): both silently.
+    Now each is a ConfigError (exit 3) naming the folder."""
+    import os
+    import shutil
+
+    from safetensors.torch import save_file
+
+    def copy(name, drop=()):
+        d = tmp_path / name
+        shutil.copytree(clip_dir, d)
+        for n in drop:
+            (d / n).unlink()
+        return d
+
+    cut = copy("cut")
+    data = (cut / "model.safetensors").read_bytes()
+    (cut / "model.safetensors").write_bytes(data[:1000])
+    with pytest.raises(ConfigError, match="cannot load CLIP from .*cut.*pass --weights PATH"):
+        build_encoder("clip", weights=str(cut), device="cpu")
+
+    other = copy("other")
+    save_file({"foo": torch.zeros(3)}, str(other / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ConfigError, match="lacks .* of CLIP's tensors"):
+        build_encoder("clip", weights=str(other), device="cpu")
+
+    class Code:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    evil = copy("evil", drop=["model.safetensors"])
+    torch.save({"x": Code()}, evil / "pytorch_model.bin")
+    with pytest.raises(ConfigError, match="refused, pytorch_model.bin is not plain weights"):
+        build_encoder("clip", weights=str(evil), device="cpu")
+
+    no_tok = copy("no_tok", drop=[p.name for p in clip_dir.iterdir() if p.name.startswith("tokenizer")])
+    with pytest.raises(ConfigError, match="no tokenizer files"):
+        build_encoder("clip", weights=str(no_tok), device="cpu")
+
+
 def test_hugging_face_cache_layout(clip_dir, tmp_path):
     snap = tmp_path / "hub" / "models--openai--clip-tiny" / "snapshots" / "abc123"
     snap.parent.mkdir(parents=True)

@@ -234,10 +234,51 @@ def test_sonata_local_weights_path(monkeypatch, tmp_path):
     record: dict = {}
     monkeypatch.setitem(sys.modules, "sonata", _fake_sonata(record))
     scene, _ = corner_scene(4)
+    (tmp_path / "sonata.pth").write_bytes(b"")  # the fake load does not read it
     build_teacher("sonata", weights=str(tmp_path / "sonata.pth"), device="cpu").features(
         scene, voxelize(scene.points, 0.02)
     )
     assert record["load"]["name"] == str(tmp_path / "sonata.pth")
+
+
+def test_sonata_missing_or_wrong_weights_are_one_line_config_errors(monkeypatch, tmp_path):
+    """A mistyped weights path, offline without the named weights, or a wrong or code-running file:
+    sonata.load's RuntimeError / huggingface_hub's OSError / torch's errors used to end in an internal
+    error (exit 1), the first two only after the first scene had been lifted; now ConfigError (exit 3)
+    naming --teacher-opt weights=PATH, the path one at build time."""
+    import pickle
+
+    record: dict = {}
+    fake = _fake_sonata(record)
+    monkeypatch.setitem(sys.modules, "sonata", fake)
+    with pytest.raises(ConfigError, match="neither a model name .*sonata.* nor a file.*--teacher-opt weights=PATH"):
+        build_teacher("sonata", weights=str(tmp_path / "typo.pth"))
+    assert "load" not in record
+
+    class LocalEntryNotFoundError(FileNotFoundError):  # what huggingface_hub raises offline without a cache
+        pass
+
+    def offline(*a, **k):
+        raise LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub")
+
+    scene, _ = corner_scene(4)
+    grid = voxelize(scene.points, 0.02)
+    monkeypatch.setattr(fake, "load", offline)
+    with pytest.raises(ConfigError, match="could not get the 'sonata' weights from facebook/sonata.*weights=PATH"):
+        build_teacher("sonata", device="cpu").features(scene, grid)
+    bad = tmp_path / "other.pth"
+    bad.write_bytes(b"x")
+    for exc, match in ((KeyError("config"), "not a Sonata checkpoint"), (EOFError("Ran out of input"), "not a Sonata"),
+                       (pickle.UnpicklingError("Weights only load failed"), "refused, the checkpoint is not plain")):
+        def load(*a, _exc=exc, **k):
+            raise _exc
+
+        monkeypatch.setattr(fake, "load", load)
+        with pytest.raises(ConfigError, match=match):
+            build_teacher("sonata", weights=str(bad), device="cpu").features(scene, grid)
+    monkeypatch.setattr(torch, "__version__", "2.3.1")  # sonata.load unpickles without weights_only there
+    with pytest.raises(ConfigError, match="needs torch >= 2.4"):
+        build_teacher("sonata", weights=str(bad))
 
 
 def test_sonata_missing_is_a_config_error(monkeypatch):

@@ -25,8 +25,10 @@ class TrainConfig:
 
     Attributes:
         anchors, macro_negatives, micro_negatives, micro_pool, temperature: contrastive sampling and InfoNCE.
-        lr, weight_decay: AdamW. warmup: linear warm-up steps before the cosine decay to 0.
-        steps: optimisation steps; each step uses ``scenes_per_step`` scenes (0 = all of them).
+        lr, weight_decay: AdamW's learning rate and weight decay.
+        warmup: linear warm-up steps before the cosine decay to 0.
+        steps: optimisation steps (a rerun into the same ``out_dir`` with more steps continues the run).
+        scenes_per_step: scenes each step draws (0 = all of them).
         crop: side, in metres, of the random square (x-y, full height) each scene contributes per step;
             anchors, positives and negatives come from the crop. 0 = the whole scene every step.
         crop_above: scenes of at most this many voxels train whole even with ``crop`` (crops are for

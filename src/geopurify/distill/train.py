@@ -21,6 +21,7 @@ from ..student import AffinityNet, StudentConfig, build_kernel_map
 from ..student import save as save_student
 from ..student.sparse_conv import KernelMap
 from ..utils.atomic import atomic_path, write_json
+from ..utils.interrupt import deferred_interrupt
 from . import ddp
 from .config import TrainConfig, TrainScene
 from .sampler import (
@@ -317,52 +318,66 @@ def train(
         initial=start,
         total=config.steps,
     )
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, config)
-        batch = step_scenes(step, len(scenes), config)
-        opt.zero_grad(set_to_none=True)
-        step_loss = torch.zeros(1, device=device)
-        for si in batch:
-            if si not in local:
-                continue
-            if si not in cache:
-                cache[si] = _SceneTensors(local[si], device, config)
-            st = cache[si]
-            b = st.batch(_sample_generator(config, step, si))
-            emb = model(b.coords, b.inputs, b.kmap)
-            w = config.local_weight
-            loss = info_nce(emb, b.sample, config.temperature) * (1.0 - w) if w < 1 else 0.0
-            if b.local is not None:
-                loss = loss + w * local_affinity_loss(emb, b.sample.anchors, b.local, config.local_sharpen)
-            loss = loss / len(batch)
-            loss.backward()
-            step_loss += loss.detach()
-        ddp.all_reduce_sum_([*_grads(model), step_loss], info)  # sums over ranks = the combined batch's mean
-        opt.step()
-        losses.append(float(step_loss))
-        if not math.isfinite(losses[-1]):  # the same all-reduced loss on every rank: all stop together
-            raise ConfigError(
-                f"training diverged at step {step + 1}: the loss is {losses[-1]}; lower --lr (now {config.lr:g}). "
-                "Nothing was saved at or after this step"
-            )
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if info.is_main and (step % max(config.log_every, 1) == 0 or step == config.steps - 1):
-            log.info(
-                "step %d/%d loss %.4f lr %.2e (%.2f s/step)",
-                step + 1,
-                config.steps,
-                losses[-1],
-                lr_at(step, config),
-                (time.perf_counter() - t0) / (step + 1 - start),
-            )
-        if (
-            ck_path is not None
-            and info.is_main
-            and config.checkpoint_every > 0
-            and (step + 1) % config.checkpoint_every == 0
-        ):
-            _save_checkpoint(ck_path, model, opt, step + 1, config, losses, context)
+    done = saved = start  # steps taken, and the step of the last checkpoint written
+    try:
+        for step in bar:
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, config)
+            batch = step_scenes(step, len(scenes), config)
+            opt.zero_grad(set_to_none=True)
+            step_loss = torch.zeros(1, device=device)
+            for si in batch:
+                if si not in local:
+                    continue
+                if si not in cache:
+                    cache[si] = _SceneTensors(local[si], device, config)
+                st = cache[si]
+                b = st.batch(_sample_generator(config, step, si))
+                emb = model(b.coords, b.inputs, b.kmap)
+                w = config.local_weight
+                loss = info_nce(emb, b.sample, config.temperature) * (1.0 - w) if w < 1 else 0.0
+                if b.local is not None:
+                    loss = loss + w * local_affinity_loss(emb, b.sample.anchors, b.local, config.local_sharpen)
+                loss = loss / len(batch)
+                loss.backward()
+                step_loss += loss.detach()
+            ddp.all_reduce_sum_([*_grads(model), step_loss], info)  # sums over ranks = the combined batch's mean
+            with deferred_interrupt():  # a Ctrl-C lands between steps: the model and AdamW agree on `done`
+                opt.step()
+                losses.append(float(step_loss))
+                if not math.isfinite(losses[-1]):  # the same all-reduced loss on every rank: all stop together
+                    raise ConfigError(
+                        f"training diverged at step {step + 1}: the loss is {losses[-1]}; lower --lr (now "
+                        f"{config.lr:g}). Nothing was saved at or after this step"
+                    )
+                done = step + 1
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if info.is_main and (step % max(config.log_every, 1) == 0 or step == config.steps - 1):
+                log.info(
+                    "step %d/%d loss %.4f lr %.2e (%.2f s/step)",
+                    step + 1,
+                    config.steps,
+                    losses[-1],
+                    lr_at(step, config),
+                    (time.perf_counter() - t0) / (step + 1 - start),
+                )
+            if (
+                ck_path is not None
+                and info.is_main
+                and config.checkpoint_every > 0
+                and (step + 1) % config.checkpoint_every == 0
+            ):
+                _save_checkpoint(ck_path, model, opt, step + 1, config, losses, context)
+                saved = step + 1
+    except KeyboardInterrupt:
+        # Ctrl-C: the steps taken since the last checkpoint are kept, so the same command resumes here
+        if ck_path is not None and info.is_main and done > saved:
+            _save_checkpoint(ck_path, model, opt, done, config, losses, context)
+            log.warning("interrupted after step %d of %d: checkpoint -> %s; rerun the same command to resume",
+                        done, config.steps, ck_path)
+        raise
+    finally:
+        bar.close()
     seconds = time.perf_counter() - t0
     model.eval()
     if out is not None and info.is_main:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,10 @@ def resolve_weights(weights: str | Path | None, model: str | None = None) -> Pat
         folder = next((c.parent for c in cands if c.parent.name == wanted), cands[-1].parent)
     if not any((folder / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")):
         raise ConfigError(f"{folder} has config.json but no model.safetensors: {WEIGHTS_HELP}")
+    if not ((folder / "tokenizer.json").is_file() or all((folder / n).is_file() for n in ("vocab.json", "merges.txt"))):
+        # transformers would build a tokenizer of two special tokens: every class name the same prompt
+        raise ConfigError(f"{folder} has no tokenizer files (tokenizer.json, or vocab.json and merges.txt): "
+                          f"{WEIGHTS_HELP}")
     return folder
 
 
@@ -168,11 +173,22 @@ class ClipEncoder(Encoder):
         from ..utils.device import pick_device
 
         self.device = pick_device(device)
+        from safetensors import SafetensorError
+
         try:
-            self.model = CLIPModel.from_pretrained(self.folder, local_files_only=True).eval().to(self.device)
+            model, info = CLIPModel.from_pretrained(self.folder, local_files_only=True, output_loading_info=True)
             self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load CLIP from {self.folder}: {exc}; {WEIGHTS_HELP}") from exc
+        except pickle.UnpicklingError:
+            raise ConfigError(f"{self.folder}: refused, pytorch_model.bin is not plain weights "
+                              "(torch.load(weights_only=True) would have to run code)") from None
+        except (OSError, ValueError, RuntimeError, EOFError, SafetensorError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise ConfigError(f"cannot load CLIP from {self.folder}: {first}; {WEIGHTS_HELP}") from None
+        missing = list(info.get("missing_keys") or []) + [str(k) for k in info.get("mismatched_keys") or []]
+        if missing:  # transformers initialises them at random: features of an untrained model
+            raise ConfigError(f"{self.folder}: the weights file lacks {len(missing)} of CLIP's tensors for its "
+                              f"config.json (e.g. {missing[0]}): not this CLIP model's weights; {WEIGHTS_HELP}")
+        self.model = model.eval().to(self.device)
         vc = self.model.config.vision_config
         self.input_size, self.patch = int(vc.image_size), int(vc.patch_size)
         self.short_side = int(short_side or 2 * self.input_size)

@@ -28,9 +28,14 @@ def import_upstream(module: str, package: str, url: str) -> ModuleType:
 
 
 def need_file(path: str | os.PathLike | None, what: str, encoder: str) -> Path:
-    """``path`` as an existing file, else ConfigError saying which option to pass."""
+    """``path`` as an existing file, else ConfigError saying which option to pass: on the command line
+    ``--weights PATH`` for the weights, ``--encoder-opt KEY=PATH`` for the others (``config`` is not
+    ``--config``, which reruns a run.json), in Python the encoder option."""
     if path is None or not Path(path).expanduser().is_file():
-        raise ConfigError(f"the {encoder} encoder needs {what}: pass {what.split()[0]}=PATH (got {path})")
+        key = what.split()[0]
+        flag = "--weights PATH" if key == "weights" else f"--encoder-opt {key}=PATH"
+        got = "none given" if path is None else f"{path} is not a file"
+        raise ConfigError(f"the {encoder} encoder needs {what}: pass {flag} (encoder option {key}=PATH; {got})")
     return Path(path).expanduser()
 
 

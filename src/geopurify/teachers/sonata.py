@@ -22,16 +22,28 @@ model set-up near line 250). Read, not copied; re-stated:
 from __future__ import annotations
 
 import logging
+import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ..errors import ConfigError, MissingDependencyError
 from ..geometry import VoxelGrid, estimate_normals
 from ..io.scene import Scene
 from ..utils.device import pick_device
 from .base import TEACHERS, Teacher
 
 log = logging.getLogger(__name__)
+
+# not `pip install sonata`: that name on PyPI is an unrelated project
+_INSTALL = ("install facebookresearch/sonata from github.com/facebookresearch/sonata (it is not on PyPI; "
+            "PyPI's 'sonata' is another project), then pass --teacher-opt weights=<name, or a local .pth path offline>")
+_WEIGHTS = "pass --teacher-opt weights=PATH of a local sonata.pth (from huggingface.co/facebook/sonata)"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 @TEACHERS.register("sonata")
@@ -63,21 +75,36 @@ class SonataTeacher(Teacher):
         self.weights, self.repo_id, self.device = weights, repo_id, device
         self.custom_config, self.concat_levels, self.seed = custom_config, int(concat_levels), int(seed)
         self._model = None
+        self._check_weights(self._import())  # before any scene is lifted, not after the first one
+
+    def _import(self):
+        try:
+            import sonata
+        except ImportError:
+            raise MissingDependencyError(f"the sonata teacher needs the 'sonata' package: {_INSTALL}") from None
+        if not callable(getattr(sonata, "load", None)):
+            raise MissingDependencyError(f"the installed 'sonata' ({getattr(sonata, '__file__', '?')}) is not "
+                                         f"facebookresearch/sonata (it has no sonata.load): {_INSTALL}")
+        return sonata
+
+    def _check_weights(self, sonata) -> None:
+        import torch
+
+        if tuple(int(x) for x in re.findall(r"\d+", torch.__version__)[:2]) < (2, 4):
+            # sonata.load reads its checkpoint with a bare torch.load (any pickle) before torch 2.4
+            raise ConfigError(f"the sonata teacher needs torch >= 2.4 (this is {torch.__version__}): older "
+                              "sonata.load unpickles its checkpoint without weights_only; upgrade torch")
+        names = list(getattr(getattr(sonata, "model", None), "MODELS", ["sonata"]))
+        if self.weights not in names and not Path(self.weights).expanduser().is_file():
+            # sonata.load would raise a bare RuntimeError ("Model ... not found")
+            raise ConfigError(f"the sonata teacher: weights={self.weights!r} is neither a model name "
+                              f"({', '.join(names)}) nor a file; {_WEIGHTS}")
 
     def cache_key(self) -> str:
         return f"sonata-{self.weights}-{self.concat_levels}-s{self.seed}-points"
 
     def _load(self):
-        # not `pip install sonata`: that name on PyPI is an unrelated project
-        install = ("install facebookresearch/sonata from github.com/facebookresearch/sonata (it is not on PyPI; "
-                   "PyPI's 'sonata' is another project), then pass weights=<name, or a local .pth path offline>")
-        try:
-            import sonata
-        except ImportError:
-            raise MissingDependencyError(f"the sonata teacher needs the 'sonata' package: {install}") from None
-        if not callable(getattr(sonata, "load", None)):
-            raise MissingDependencyError(f"the installed 'sonata' ({getattr(sonata, '__file__', '?')}) is not "
-                                         f"facebookresearch/sonata (it has no sonata.load): {install}")
+        sonata = self._import()
         if self._model is None:
             custom = self.custom_config
             if custom is None:
@@ -85,10 +112,26 @@ class SonataTeacher(Teacher):
                     import flash_attn  # noqa: F401
                 except ImportError:
                     custom = {"enc_patch_size": [1024] * 5, "enable_flash": False}  # the README's fallback
-            if self.weights in getattr(sonata.model, "MODELS", ["sonata"]):
-                model = sonata.load(self.weights, repo_id=self.repo_id, custom_config=custom)
-            else:
-                model = sonata.load(self.weights, custom_config=custom)
+            named = self.weights in getattr(sonata.model, "MODELS", ["sonata"])
+            try:
+                if named:
+                    model = sonata.load(self.weights, repo_id=self.repo_id, custom_config=custom)
+                else:
+                    model = sonata.load(str(Path(self.weights).expanduser()), custom_config=custom)
+            except pickle.UnpicklingError:
+                raise ConfigError(f"{self.weights}: refused, the checkpoint is not plain weights "
+                                  "(torch.load(weights_only=True) would have to run code)") from None
+            except OSError as exc:  # huggingface_hub's errors (offline, no cache, no such repo) are OSErrors
+                if not named:
+                    raise ConfigError(f"{self.weights}: cannot read the Sonata checkpoint ({_first_line(exc)}); "
+                                      f"{_WEIGHTS}") from None
+                raise ConfigError(f"the sonata teacher could not get the {self.weights!r} weights from "
+                                  f"{self.repo_id} ({_first_line(exc)}); {_WEIGHTS}") from None
+            except (EOFError, KeyError, RuntimeError, ValueError) as exc:
+                if named:
+                    raise
+                raise ConfigError(f"{self.weights}: not a Sonata checkpoint ({type(exc).__name__}: "
+                                  f"{_first_line(exc)}); {_WEIGHTS}") from None
             self._model = model.to(pick_device(self.device)).eval()
         return sonata, self._model
 
