@@ -30,6 +30,7 @@ from .outputs import (
     SegmentOutput,
     check_out_file,
     check_out_path,
+    check_unique_scenes,
     is_output,
     locked,
     open_writer,
@@ -255,6 +256,7 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .utils.linalg import backend as gemm_backend
 
     cfg = config or TrainRunConfig()
+    check_unique_scenes(scenes)
     out_dir = check_out_path(out_dir, inputs=scenes, command="train")
     configure_threads()
     gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work

@@ -549,6 +549,26 @@ def scene_pairs(out: str | os.PathLike, scenes: str | os.PathLike, holds: Callab
     return [(o, scenes / o.name) for o in outs]
 
 
+def check_unique_scenes(scenes: list[str]) -> dict[str, Path]:
+    """The scenes' paths, by scene; refuses a scene listed twice (``segment`` would write it twice,
+    ``train`` would weigh it double).
+
+    Raises:
+        ConfigError: the same scene listed twice, by the same or another path.
+    """
+    paths = {s: Path(str(s).rstrip("/")) for s in scenes}
+    if len(paths) != len(scenes):
+        dup = sorted({s for s in scenes if scenes.count(s) > 1})
+        raise ConfigError(f"scene list: listed more than once: {', '.join(map(str, dup))}")
+    resolved: dict[Path, str] = {}
+    for s, p in paths.items():
+        r = p.resolve()
+        if r in resolved:
+            raise ConfigError(f"scene list: {s} and {resolved[r]} are the same scene")
+        resolved[r] = s
+    return paths
+
+
 def batch_names(scenes: list[str]) -> dict[str, str]:
     """Output folder name per scene of a batch: the scene's folder name, with as many parent folders
     prepended (joined by ``_``) as it takes to make the names unique.
@@ -556,16 +576,7 @@ def batch_names(scenes: list[str]) -> dict[str, str]:
     Raises:
         ConfigError: the same scene listed twice.
     """
-    paths = {s: Path(str(s).rstrip("/")) for s in scenes}
-    resolved: dict[Path, str] = {}
-    for s, p in paths.items():
-        r = p.resolve()
-        if r in resolved:
-            raise ConfigError(f"scene list: {s} and {resolved[r]} are the same scene")
-        resolved[r] = s
-    if len(paths) != len(scenes):
-        dup = sorted({s for s in scenes if scenes.count(s) > 1})
-        raise ConfigError(f"scene list: listed more than once: {', '.join(dup)}")
+    paths = check_unique_scenes(scenes)
 
     def name(p: Path, depth: int) -> str:
         if depth == 1:

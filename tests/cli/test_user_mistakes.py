@@ -298,6 +298,11 @@ def test_train_takes_a_scene_list_as_segment_does(tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["scenes"] == [str(a), str(b)]
     assert main(["train", "--scenes", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "s2"), *tiny]) == 2
     assert "scene list not found" in err_line(capsys)
+    # a scene listed twice (by another spelling of its path) would be trained on double: refused, as segment does
+    assert main(["train", str(a), str(a), "--out", str(tmp_path / "s3"), *tiny]) == 3
+    assert "listed more than once" in err_line(capsys) and not (tmp_path / "s3").exists()
+    assert main(["train", str(a), str(tmp_path / "." / a.name), "--out", str(tmp_path / "s4"), *tiny]) == 3
+    assert "are the same scene" in err_line(capsys)
 
 
 def test_batch_failure_names_scene_and_reason_and_others_finish(tmp_path, capsys):
