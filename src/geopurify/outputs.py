@@ -27,6 +27,7 @@ running ``segment``) is refused unless ``allow_incomplete``, and then warned abo
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -149,11 +150,18 @@ def check_out_file(path: str | os.PathLike, what: str = "--json") -> Path:
 def locked(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Hold the output folder's lock; a second writer gets :class:`OutputBusyError` at once.
 
-    The lock is an ``flock`` on ``.geopurify.lock``, so the kernel drops it when a writer is killed.
+    The lock is an ``flock`` on ``.geopurify.lock``, so the kernel drops it when a writer is killed. A folder
+    that cannot be written (read-only, or a file in the way) is :class:`ConfigError` (exit 3, one line).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:  # a read-only folder or file system: one line, exit 3, as check_out_path's
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR):
+            raise
+        raise ConfigError(f"{out_dir}: cannot write there ({os.strerror(exc.errno).lower()}); "
+                          "write the output elsewhere") from None
     try:
         try:
             import fcntl

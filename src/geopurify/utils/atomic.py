@@ -23,8 +23,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     A crash or kill leaves at most a ``.tmp`` file, never a partial ``path``. A full disk raises
     :class:`~geopurify.errors.DiskFullError` (exit 2, one line naming ``path``), the temporary file removed;
-    a folder where ``path`` must go or a file where one of its folders must be raise
-    :class:`~geopurify.errors.ConfigError` (exit 3, one line naming what is in the way).
+    a folder where ``path`` must go, a file where one of its folders must be, or a folder this user may not
+    write (or a read-only file system) raise :class:`~geopurify.errors.ConfigError` (exit 3, one line).
     """
     path = Path(path)
     tmp_path = None
@@ -56,7 +56,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def _temporary_beside(path: Path) -> Path:
     """An empty temporary file in ``path``'s folder (made with its parents), or ConfigError (exit 3, one
-    line) when something is in the way: a file where a folder must be, a folder where ``path`` must be."""
+    line) when something is in the way: a file where a folder must be, a folder where ``path`` must be, a
+    folder this user may not write or a read-only file system."""
     if path.is_dir():
         _refuse_blocked(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
     try:
@@ -70,13 +71,17 @@ def _temporary_beside(path: Path) -> Path:
 
 
 def _refuse_blocked(path: Path, exc: OSError) -> None:
-    """Raise ConfigError naming what is in the way of writing ``path``, when ``exc`` says something is."""
+    """Raise ConfigError naming what is in the way of writing ``path`` (or that it may not be written), when
+    ``exc`` says so."""
     if exc.errno == errno.EISDIR or path.is_dir():
         raise ConfigError(f"{path}: a folder is in the way of this output file; remove or rename it") from None
     if exc.errno in (errno.EEXIST, errno.ENOTDIR):
         blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
         raise ConfigError(f"{blocker}: exists and is not a folder, so {path} cannot be written; "
                           "remove or rename it") from None
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise ConfigError(f"{path}: cannot write there ({os.strerror(exc.errno).lower()}); "
+                          "write the output elsewhere") from None
 
 
 def _disk_full(exc: OSError | RuntimeError) -> bool:
