@@ -321,6 +321,33 @@ def clear_owned(out_dir: Path) -> list[str]:
     return removed
 
 
+#: what an ``instances`` run derives from: instances.json, then what was made from it (removed first)
+OBJECTS_GLOB = "*_objects.json"  # ``query --objects`` rankings, in query/
+
+
+def clear_instances(out_dir: Path) -> list[str]:
+    """Remove the files of an earlier ``instances`` run and what was made from it, before a new one writes:
+    ``instances.json`` first (an interrupted run then reads as none, never as the old objects beside new
+    ``instances.ply``), ``eval_instances.json``, the ``query/*_objects.json`` rankings, ``instances.ply``."""
+    removed = []
+    for name in (INSTANCES_FILE, EVAL_INSTANCES_FILE):
+        p = out_dir / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            removed.append(name)
+    qdir = out_dir / QUERY_DIR
+    if qdir.is_dir():
+        for p in sorted(qdir.glob(OBJECTS_GLOB)):
+            if p.is_file():
+                p.unlink()
+                removed.append(f"{QUERY_DIR}/{p.name}")
+    p = out_dir / INSTANCES_PLY
+    if p.is_file() or p.is_symlink():
+        p.unlink()
+        removed.append(INSTANCES_PLY)
+    return removed
+
+
 @contextlib.contextmanager
 def open_writer(out_dir: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()) -> Iterator[OutputWriter]:
     """Check, lock and clear ``out_dir`` (a segment output), then yield a writer. Call ``writer.finish(run)`` last."""
