@@ -717,8 +717,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(a) -> None:
+    from .utils.progress import BarSafeHandler
+
     level = logging.DEBUG if a.verbose else logging.WARNING if a.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = BarSafeHandler(sys.stderr)  # log lines around the progress bars, never onto one
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 #: what to try after an out-of-memory error, by command (only options that command has)
