@@ -717,8 +717,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(a) -> None:
-    from .utils.progress import BarSafeHandler
+    from .utils.progress import BarSafeHandler, set_quiet
 
+    set_quiet(a.quiet)  # -q: warnings and errors only, no progress bars either
     level = logging.DEBUG if a.verbose else logging.WARNING if a.quiet else logging.INFO
     handler = BarSafeHandler(sys.stderr)  # log lines around the progress bars, never onto one
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

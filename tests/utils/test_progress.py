@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -32,3 +33,24 @@ def test_a_log_line_during_a_progress_bar_starts_on_its_own_line():
     before = err[: err.index("ERROR geopurify.api")]
     assert re.split(r"[\r\n]", before)[-1].strip() == "", f"glued to the bar: {before[-80:]!r}"
     assert "3/3" in err[err.index("ERROR"):]  # the bar goes on below the line
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_quiet_hides_the_progress_bars_a_terminal_shows(tmp_path, monkeypatch):
+    from _fixtures import write_tiny_scannet
+    from geopurify.cli import main
+    from geopurify.utils import progress
+
+    monkeypatch.setattr(progress, "_quiet", False)  # and back to it after the test's -q run
+    scene = write_tiny_scannet(tmp_path)
+    shown = {}
+    for flags in ([], ["-q"]):
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)  # tqdm draws on stderr when it is a terminal
+        assert main([*flags, "segment", str(scene), "--no-purify", "--out", str(tmp_path / "out")]) == 0
+        shown[" ".join(flags)] = "lift 1/3" in terminal.getvalue()
+    assert shown == {"": True, "-q": False}

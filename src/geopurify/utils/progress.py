@@ -18,3 +18,17 @@ class BarSafeHandler(logging.StreamHandler):
 
         with tqdm.external_write_mode(file=self.stream):
             super().emit(record)
+
+
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """Hide every progress bar from now on (``geopurify -q``: warnings and errors only)."""
+    global _quiet
+    _quiet = bool(quiet)
+
+
+def bar_disable() -> bool | None:
+    """tqdm's ``disable=``: True under ``-q``, else None (tqdm then hides the bar when stderr is not a terminal)."""
+    return True if _quiet else None
