@@ -43,6 +43,7 @@ from .outputs import (
 )
 from .segment.config import QueryConfig
 from .synthetic.config import SynthConfig
+from .utils.progress import bar_disable
 from .utils.run import StageTimer, versions
 from .viz.config import RenderConfig, ViewConfig
 
@@ -207,7 +208,7 @@ def segment_many(
     check_out_path(out_root, inputs=scenes)
     names = batch_names(scenes)
     status: dict[str, str] = {}
-    for s in tqdm(scenes[rank::world_size], desc=f"scenes (rank {rank})", disable=None):
+    for s in tqdm(scenes[rank::world_size], desc=f"scenes (rank {rank})", disable=bar_disable()):
         out = out_root / names[s]
         if not config.overwrite and same_run(out, s, to_dict(config)):
             status[s] = "skipped"
@@ -515,7 +516,7 @@ def select(root: str | Path, out_dir: str | Path, config: SelectConfig | None = 
     out_dir = check_out_path(out_dir)
     C = len(get_label_set(cfg.label_set).names)
     hist = {}
-    for d in tqdm(sorted(p for p in root.iterdir() if p.is_dir()), desc="scenes", disable=None):
+    for d in tqdm(sorted(p for p in root.iterdir() if p.is_dir()), desc="scenes", disable=bar_disable()):
         try:
             scene = read_scene(d)
         except InputError as exc:

@@ -1,7 +1,8 @@
 """``geopurify`` command line. Thin: parse into config dataclasses, call :mod:`geopurify.api`, say what was written.
 
 Exit codes: 0 success, 1 unexpected error (a bug; traceback with --debug), 2 bad input data,
-3 bad configuration / missing dependency or weights, 130 interrupted.
+3 bad configuration / missing dependency or weights, 130 interrupted (SIGINT, Ctrl-C), 143 terminated
+(SIGTERM); either way the file being written is removed and an output folder is left complete or incomplete.
 
 Adding a subcommand: write its config dataclass in the stage (fields with defaults, an ``Attributes:``
 docstring, validation in ``__post_init__``) and its function in :mod:`geopurify.api`, then append a
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, GeoPurifyError, InputError
+from .utils.interrupt import Terminated, terminate_as_interrupt
 
 log = logging.getLogger("geopurify")
 
@@ -725,8 +727,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(a) -> None:
+    from .utils.progress import BarSafeHandler, set_quiet
+
+    set_quiet(a.quiet)  # -q: warnings and errors only, no progress bars either
     level = logging.DEBUG if a.verbose else logging.WARNING if a.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = BarSafeHandler(sys.stderr)  # log lines around the progress bars, never onto one
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 #: what to try after an out-of-memory error, by command (only options that command has)
@@ -748,7 +755,8 @@ def main(argv: list[str] | None = None) -> int:
         if not a.command:
             parser.print_help()
             return 3
-        return a._command.run(a) or 0
+        with terminate_as_interrupt():  # SIGTERM unwinds as Ctrl-C does: no temporary file left behind
+            return a._command.run(a) or 0
     except SystemExit as exc:  # --help, --version
         return int(exc.code or 0) if isinstance(exc.code, int) else 0
     except GeoPurifyError as exc:
@@ -756,7 +764,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"geopurify: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            print("geopurify: terminated (SIGTERM)", file=sys.stderr)
+            return 143
         print("geopurify: interrupted", file=sys.stderr)
         return 130
     except MemoryError:

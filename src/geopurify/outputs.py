@@ -27,6 +27,7 @@ running ``segment``) is refused unless ``allow_incomplete``, and then warned abo
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -149,11 +150,18 @@ def check_out_file(path: str | os.PathLike, what: str = "--json") -> Path:
 def locked(out_dir: str | os.PathLike) -> Iterator[Path]:
     """Hold the output folder's lock; a second writer gets :class:`OutputBusyError` at once.
 
-    The lock is an ``flock`` on ``.geopurify.lock``, so the kernel drops it when a writer is killed.
+    The lock is an ``flock`` on ``.geopurify.lock``, so the kernel drops it when a writer is killed. A folder
+    that cannot be written (read-only, or a file in the way) is :class:`ConfigError` (exit 3, one line).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:  # a read-only folder or file system: one line, exit 3, as check_out_path's
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR):
+            raise
+        raise ConfigError(f"{out_dir}: cannot write there ({os.strerror(exc.errno).lower()}); "
+                          "write the output elsewhere") from None
     try:
         try:
             import fcntl
@@ -310,6 +318,33 @@ def clear_owned(out_dir: Path) -> list[str]:
         with contextlib.suppress(OSError):
             qdir.rmdir()
         removed.append(QUERY_DIR + "/")
+    return removed
+
+
+#: what an ``instances`` run derives from: instances.json, then what was made from it (removed first)
+OBJECTS_GLOB = "*_objects.json"  # ``query --objects`` rankings, in query/
+
+
+def clear_instances(out_dir: Path) -> list[str]:
+    """Remove the files of an earlier ``instances`` run and what was made from it, before a new one writes:
+    ``instances.json`` first (an interrupted run then reads as none, never as the old objects beside new
+    ``instances.ply``), ``eval_instances.json``, the ``query/*_objects.json`` rankings, ``instances.ply``."""
+    removed = []
+    for name in (INSTANCES_FILE, EVAL_INSTANCES_FILE):
+        p = out_dir / name
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            removed.append(name)
+    qdir = out_dir / QUERY_DIR
+    if qdir.is_dir():
+        for p in sorted(qdir.glob(OBJECTS_GLOB)):
+            if p.is_file():
+                p.unlink()
+                removed.append(f"{QUERY_DIR}/{p.name}")
+    p = out_dir / INSTANCES_PLY
+    if p.is_file() or p.is_symlink():
+        p.unlink()
+        removed.append(INSTANCES_PLY)
     return removed
 
 

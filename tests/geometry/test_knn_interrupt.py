@@ -59,3 +59,18 @@ def test_deferred_interrupt_raises_after_the_block(sigint_handled):
             done.append(1)  # reached: the interrupt waits for the block's end
     assert done == [1]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_is_raised_as_terminated_and_held_back_like_ctrl_c():
+    from geopurify.utils.interrupt import Terminated, terminate_as_interrupt
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        pytest.skip("SIGTERM is handled by someone else in this process")
+    done = []
+    with pytest.raises(Terminated):
+        with terminate_as_interrupt(), deferred_interrupt():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append(1)  # reached: held back until the block's end, as Ctrl-C is
+    assert done == [1]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

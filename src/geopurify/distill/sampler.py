@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..geometry import knn
 from ..utils import linalg
+from ..utils.progress import bar_disable
 
 #: anchors per KD-tree query of :func:`contrastive_rows` ((block, micro_pool + 1) int64 at a time)
 KNN_BLOCK = 65536
@@ -138,7 +139,7 @@ def contrastive_rows(
     nb_block = None
     scan = _SimilarityScan(t, min(chunk, ids.numel()))
     pos_out, macro_out, micro_out = [], [], []
-    for s in tqdm(range(0, ids.numel(), chunk), desc="contrastive table", disable=None if progress else True):
+    for s in tqdm(range(0, ids.numel(), chunk), desc="contrastive table", disable=bar_disable() if progress else True):
         cid = ids[s : s + chunk]
         if s % block == 0:
             # spatial pool: the pool+1 nearest include the anchor itself, dropped by index below

@@ -22,6 +22,7 @@ from ..student import save as save_student
 from ..student.sparse_conv import KernelMap
 from ..utils.atomic import atomic_path, write_json
 from ..utils.interrupt import deferred_interrupt
+from ..utils.progress import bar_disable
 from . import ddp
 from .config import TrainConfig, TrainScene
 from .sampler import (
@@ -314,7 +315,7 @@ def train(
     bar = tqdm(
         range(start, config.steps),
         desc="distil",
-        disable=None if info.is_main else True,
+        disable=bar_disable() if info.is_main else True,
         initial=start,
         total=config.steps,
     )

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError, FrameError, InputError
 from ..utils.atomic import atomic_open, write_json
+from ..utils.progress import bar_disable
 from .base import ENCODERS, Encoder, FeatureMap
 from .precomputed import read_feature_file, write_feature_file
 
@@ -222,7 +223,7 @@ def encode_scene(scene, config: EncodeConfig, encoder: Encoder | None = None) ->
         log.info("%s: %d of %d frames already encoded, %d to go", out_dir, reused, len(scene.frames), len(todo))
     failed: dict[str, int] = {}
     written = 0
-    bar = tqdm(total=len(todo), desc=f"encode ({config.encoder})", unit="frame", disable=None)
+    bar = tqdm(total=len(todo), desc=f"encode ({config.encoder})", unit="frame", disable=bar_disable())
     for start in range(0, len(todo), config.batch_size):
         batch = todo[start : start + config.batch_size]
         for frame, fmap in _encode_isolating(encoder, batch, failed):

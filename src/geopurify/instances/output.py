@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..outputs import INSTANCES_FILE, INSTANCES_PLY, OutputWriter, SegmentOutput, locked, read_output
+from ..outputs import (
+    INSTANCES_FILE,
+    INSTANCES_PLY,
+    OutputWriter,
+    SegmentOutput,
+    clear_instances,
+    locked,
+    read_output,
+)
 from .boxes import Box
 from .config import InstanceConfig
 from .group import Instance, InstanceSet, find_instances
@@ -31,11 +39,16 @@ def write_instances(out_dir: str | Path, result: InstanceSet, points: np.ndarray
     """Write ``instances.json`` (every instance with its points and boxes) and ``instances.ply``.
 
     The PLY holds the points coloured by instance with vertex properties ``instance`` (int, -1 none) and
-    ``label`` (class index, -1 none). Returns the JSON path.
+    ``label`` (class index, -1 none). The files of an earlier run and what was made from them (its scores,
+    ``query --objects`` rankings) are removed first (:func:`~geopurify.outputs.clear_instances`) and the
+    JSON is written last, so a folder never holds old objects beside new ones. Returns the JSON path.
     """
     from ..viz.ply import instance_colors, write_ply
 
     w = OutputWriter(Path(out_dir))
+    removed = clear_instances(w.out_dir)
+    if removed:
+        log.info("%s: removed files of an earlier instances run: %s", w.out_dir, ", ".join(removed))
     pi = result.point_instance()
     lab = np.full(len(pi), -1, np.int32)
     for inst in result.instances:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ..errors import FrameError, InputError
 from ..geometry import estimate_normals
+from ..utils.progress import bar_disable
 from .scene import Frame
 
 log = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ def fuse_depth(
     used = 0
     out_of_range: list[float] = []  # median depth (m) of frames whose depth lies wholly outside the range
     # columns: w, w*xyz (3), w*rgb (3), view direction sum (3), frames seeing it
-    for frame in tqdm(frames, desc="fuse depth", unit="frame", disable=None):
+    for frame in tqdm(frames, desc="fuse depth", unit="frame", disable=bar_disable()):
         try:
             depth = frame.depth()
             color = frame.color()
@@ -261,7 +262,7 @@ def consistency_mask(
 
     support = np.zeros(len(points), dtype=np.int32)
     violate = np.zeros(len(points), dtype=np.int32)
-    for frame in tqdm(frames, desc="check cloud", unit="frame", disable=None):
+    for frame in tqdm(frames, desc="check cloud", unit="frame", disable=bar_disable()):
         try:
             depth = frame.depth()
         except FrameError:

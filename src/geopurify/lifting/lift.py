@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from ..encoders.base import Encoder, FeatureMap, TextEmbeddings
 from ..errors import FrameError, InputError
 from ..geometry import knn
+from ..utils.progress import bar_disable
 from ..utils.rows import unit_rows_np
 from .config import LiftConfig
 from .projection import PointProjector, check_pose
@@ -337,7 +338,7 @@ class _FrameStream:
     def views(self, order: Sequence[int], desc: str) -> Iterator[tuple[_View, _Sample]]:
         """Yield (view, its features) for every frame index in ``order`` that still works."""
         pending: list[tuple[_View, int]] = []
-        bar = tqdm(total=len(order), desc=desc, unit="frame", disable=None, leave=False)
+        bar = tqdm(total=len(order), desc=desc, unit="frame", disable=bar_disable(), leave=False)
         try:
             for pos, i in enumerate(order):
                 if i not in self.failed:
@@ -557,7 +558,7 @@ def _consensus(
     first = np.cumsum(per_frame) - per_frame  # where each key's cells start in ``sort``
     needed = np.flatnonzero(per_frame[1:])
     features: np.ndarray | None = None
-    bar = tqdm(total=len(needed), desc="lift 3/3 (gather)", unit="frame", disable=None, leave=False)
+    bar = tqdm(total=len(needed), desc="lift 3/3 (gather)", unit="frame", disable=bar_disable(), leave=False)
     for start in range(0, len(needed), config.batch_size):
         batch = [int(i) for i in needed[start : start + config.batch_size]]
         try:

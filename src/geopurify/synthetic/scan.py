@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..io.ply import write_ply
 from ..labels import nyu40_to_scannet20
 from ..utils.atomic import write_json, write_text
+from ..utils.progress import bar_disable
 from .config import SCANNET20_NAMES, SCANNET20_NYU40, ScanRenderConfig
 from .masks import SceneReading, common_direction, decide_reading, simulate_view
 from .render import intrinsics, look_at, rescale_intrinsics
@@ -378,7 +379,7 @@ def render_scan(scan_path: str | Path | LabelledScan, out_dir: str | Path,
         write_text(out_dir / "intrinsic" / fname, _matrix_text(K4))
 
     n_masks, written = 0, 0
-    for i, pose in enumerate(tqdm(poses, desc=f"render {name}", disable=None)):
+    for i, pose in enumerate(tqdm(poses, desc=f"render {name}", disable=bar_disable())):
         frng = np.random.default_rng([config.seed, 7919, i])
         view = splat(surface, K_color, pose, config.color_hw)
         for _turn in range(3):  # facing a wall from too close: turn a quarter and try again

@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..io.ply import write_ply
 from ..labels import nyu40_to_scannet20
 from ..utils.atomic import atomic_open, atomic_path, write_json, write_text
+from ..utils.progress import bar_disable
 from .config import SCANNET20_NAMES, SyntheticConfig
 from .layout import Layout, build_layout
 from .masks import common_direction, decide_reading, simulate_view
@@ -147,7 +148,7 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
                                  np.random.default_rng([config.seed, 4242]))  # fmt: skip
         common = common_direction(text, config.text_seed)
     n_masks = 0
-    for i, cam in enumerate(tqdm(cams, desc=f"render {name}", disable=None)):
+    for i, cam in enumerate(tqdm(cams, desc=f"render {name}", disable=bar_disable())):
         frng = np.random.default_rng([config.seed, 7919, i])
         pose = cam.camera_to_world
         col = render(layout, K_color, pose, config.color_hw)

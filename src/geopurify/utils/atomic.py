@@ -14,7 +14,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..errors import DiskFullError
+from ..errors import ConfigError, DiskFullError
 
 
 @contextlib.contextmanager
@@ -22,24 +22,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     A crash or kill leaves at most a ``.tmp`` file, never a partial ``path``. A full disk raises
-    :class:`~geopurify.errors.DiskFullError` (exit 2, one line naming ``path``), the temporary file removed.
+    :class:`~geopurify.errors.DiskFullError` (exit 2, one line naming ``path``), the temporary file removed;
+    a folder where ``path`` must go, a file where one of its folders must be, or a folder this user may not
+    write (or a read-only file system) raise :class:`~geopurify.errors.ConfigError` (exit 3, one line).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = None
     umask = os.umask(0)
     os.umask(umask)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp_path = Path(tmp)
+        tmp_path = _temporary_beside(path)
         yield tmp_path
         # mkstemp makes 0600; outputs get the usual mode. After the block: a writer that replaces the
         # temporary file (safetensors' save_file does) makes a new one with mkstemp's mode again
         os.chmod(tmp_path, 0o666 & ~umask)
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp_path, path)
+        try:
+            os.replace(tmp_path, path)
+        except OSError as exc:
+            _refuse_blocked(path, exc)
+            raise
     except (OSError, RuntimeError) as exc:
         if not _disk_full(exc):
             raise
@@ -49,6 +52,36 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+def _temporary_beside(path: Path) -> Path:
+    """An empty temporary file in ``path``'s folder (made with its parents), or ConfigError (exit 3, one
+    line) when something is in the way: a file where a folder must be, a folder where ``path`` must be, a
+    folder this user may not write or a read-only file system."""
+    if path.is_dir():
+        _refuse_blocked(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        _refuse_blocked(path, exc)
+        raise
+    os.close(fd)
+    return Path(tmp)
+
+
+def _refuse_blocked(path: Path, exc: OSError) -> None:
+    """Raise ConfigError naming what is in the way of writing ``path`` (or that it may not be written), when
+    ``exc`` says so."""
+    if exc.errno == errno.EISDIR or path.is_dir():
+        raise ConfigError(f"{path}: a folder is in the way of this output file; remove or rename it") from None
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
+        raise ConfigError(f"{blocker}: exists and is not a folder, so {path} cannot be written; "
+                          "remove or rename it") from None
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        raise ConfigError(f"{path}: cannot write there ({os.strerror(exc.errno).lower()}); "
+                          "write the output elsewhere") from None
 
 
 def _disk_full(exc: OSError | RuntimeError) -> bool:
