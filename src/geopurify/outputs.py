@@ -431,7 +431,8 @@ def require_complete(out_dir: str | os.PathLike, allow_incomplete: bool, run: di
     why = "a segment is writing it now" if busy else "no complete run.json: a killed or failed segment"
     if not allow_incomplete:
         raise InputError(f"{out}: incomplete output ({why}); rerun segment, or pass --allow-incomplete")
-    log.warning("%s: INCOMPLETE output (%s); reading it anyway because of --allow-incomplete", out, why)
+    # the viewer reads incomplete outputs without the flag (to watch a running segment): name no option
+    log.warning("%s: INCOMPLETE output (%s); reading it anyway, so what follows may be partial", out, why)
     return False
 
 

@@ -52,6 +52,7 @@ def test_incomplete_and_inconsistent_outputs_are_refused(tmp_path, caplog):
         read_output(out)
     assert read_output(out, allow_incomplete=True).complete is False
     assert "INCOMPLETE" in caplog.text
+    assert "--allow-incomplete" not in caplog.text  # the viewer reads it so without that flag: name none
     write_output(out)
     (out / "labels.txt").write_text("0\n1\n")
     with pytest.raises(InputError, match="2 labels but points.npy has 5 points"):
