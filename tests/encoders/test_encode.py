@@ -164,6 +164,23 @@ def test_segment_reads_encoded_features_without_the_model(half, scene_dir, tmp_p
     assert (labels[x < -0.1] == 0).mean() > 0.9 and (labels[x > 0.1] == 1).mean() > 0.9
 
 
+def test_an_unfinished_encode_read_without_the_model_is_said_to_be_unfinished(half, scene_dir, monkeypatch, caplog):
+    """A stopped `encode` left status 'partial'; read without the model, only per-frame skips were logged."""
+    import logging
+
+    scene = read_scene(scene_dir)
+    encode_scene(scene, EncodeConfig(encoder="half", classes=["wall", "floor"]))
+    monkeypatch.delitem(ENCODERS._items, "half")
+    with caplog.at_level(logging.WARNING):
+        scene_encoder(scene, "half", {})
+    assert "unfinished" not in caplog.text  # a complete encode: no word
+    manifest = scene_dir / "features_2d" / "encoder.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "status": "partial"}))
+    with caplog.at_level(logging.WARNING):
+        scene_encoder(scene, "half", {})
+    assert "is an unfinished `geopurify encode` (status 'partial')" in caplog.text
+
+
 def test_segment_with_the_model_fills_missing_frames_into_the_same_folder(half, scene_dir):
     scene = read_scene(scene_dir)
     encode_scene(scene, EncodeConfig(encoder="half"))

@@ -368,6 +368,10 @@ def scene_encoder(scene, name: str, options: dict[str, Any], classes: list[str] 
     except ConfigError as exc:  # missing package or weights: read-only use of the encoded frames
         log.info("%s: using %s/ written by `geopurify encode` (%s model not loaded here: %s)", scene.name, out_dir,
                  name, exc)
+        if manifest.get("status") != "complete":  # each frame it did not reach is skipped, one warning each
+            log.warning("%s: %s/ is an unfinished `geopurify encode` (status %r); the frames it did not reach are "
+                        "skipped. Rerun `geopurify encode` where the %s model loads to finish it",
+                        scene.name, out_dir, manifest.get("status"), name)
         if options.get("classes") is not None and manifest.get("classes"):
             from .text import vocabulary
 
