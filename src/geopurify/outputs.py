@@ -275,9 +275,12 @@ class OutputWriter:
                  self.out_dir / QUERY_DIR / f"{slug}.png"]
         write_ply(paths[0], points, colors, extra={"score": np.asarray(scores, np.float32)})
         write_npy(paths[1], np.asarray(scores).astype(np.float16))
+        mask_path = self.out_dir / QUERY_DIR / f"{slug}_mask.txt"
         if mask is not None:
             self.labels(f"{QUERY_DIR}/{slug}_mask.txt", mask)
-            paths.append(self.out_dir / QUERY_DIR / f"{slug}_mask.txt")
+            paths.append(mask_path)
+        else:  # an earlier run's mask of this phrase would no longer match its new scores
+            mask_path.unlink(missing_ok=True)
         return paths
 
     def finish(self, run: dict[str, Any]) -> None:

@@ -151,3 +151,25 @@ def test_query_phrases_of_one_file_name_keep_their_own_files(tmp_path):
     assert phrase_slugs(["tv/stand", "tv stand", "tv/stand", "x" * 70, "x" * 61]) == [
         "tv_stand", "tv_stand_2", "tv_stand", "x" * 60, "x" * 60 + "_2"]
     assert phrase_slugs(["a", "a_2", "A"]) == ["a", "a_2", "a_3"]
+
+
+def test_a_query_without_a_mask_removes_an_earlier_runs_mask_of_the_phrase(tmp_path):
+    """`query OUT chair --top 10`, then `query OUT chair`: the old mask stayed beside the new scores."""
+    import json
+
+    from geopurify import api
+
+    out = tmp_path / "out"
+    out.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(out / "points.npy", rng.uniform(0, 2, (50, 3)).astype(np.float32))
+    np.save(out / "colors.npy", np.full((50, 3), 128, np.uint8))
+    np.save(out / "features.npy", rng.normal(size=(50, 2)).astype(np.float16))
+    np.savetxt(out / "labels.txt", np.zeros(50, int), fmt="%d")
+    (out / "names.json").write_text(json.dumps(["chair", "wall"]))
+    np.savez(out / "text_embeddings.npz", names=np.array(["chair", "wall"]), embeddings=np.eye(2, dtype=np.float32))
+    (out / "run.json").write_text(json.dumps({"scene": "toy", "status": "complete"}))
+    api.query(out, ["chair"], top=10)
+    assert (out / "query" / "chair_mask.txt").is_file()
+    api.query(out, ["chair"])
+    assert not (out / "query" / "chair_mask.txt").exists() and (out / "query" / "chair.npy").is_file()
