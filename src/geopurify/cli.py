@@ -733,7 +733,9 @@ def _setup_logging(a) -> None:
     level = logging.DEBUG if a.verbose else logging.WARNING if a.quiet else logging.INFO
     handler = BarSafeHandler(sys.stderr)  # log lines around the progress bars, never onto one
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=level, handlers=[handler])
+    # other libraries say only warnings (torch logs INFO lines at exit, for one), unless -v
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING, handlers=[handler])
+    logging.getLogger("geopurify").setLevel(level)
 
 
 #: what to try after an out-of-memory error, by command (only options that command has)

@@ -54,3 +54,27 @@ def test_quiet_hides_the_progress_bars_a_terminal_shows(tmp_path, monkeypatch):
         assert main([*flags, "segment", str(scene), "--no-purify", "--out", str(tmp_path / "out")]) == 0
         shown[" ".join(flags)] = "lift 1/3" in terminal.getvalue()
     assert shown == {"": True, "-q": False}
+
+
+_LEVELS = textwrap.dedent("""
+    import argparse, logging
+    from geopurify.cli import _setup_logging
+    _setup_logging(argparse.Namespace(verbose={verbose}, quiet=False))
+    logging.getLogger("torch._subclasses.fake_tensor").info("a library's INFO line")
+    logging.getLogger("torch").warning("a library's warning")
+    logging.getLogger("geopurify.api").info("our INFO line")
+    logging.getLogger("geopurify.api").debug("our DEBUG line")
+""")
+
+
+def test_other_libraries_log_only_warnings_unless_verbose():
+    """The CLI set the root logger to INFO, so torch's INFO lines (e.g. at exit after a Ctrl-C) showed."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = [sys.executable, "-c"]
+    err = subprocess.run([*run, _LEVELS.format(verbose=False)], env=env, capture_output=True, text=True,
+                         timeout=120).stderr
+    assert "our INFO line" in err and "a library's warning" in err, err
+    assert "a library's INFO line" not in err and "our DEBUG line" not in err, err
+    err = subprocess.run([*run, _LEVELS.format(verbose=True)], env=env, capture_output=True, text=True,
+                         timeout=120).stderr
+    assert "a library's INFO line" in err and "our DEBUG line" in err, err
