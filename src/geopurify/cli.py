@@ -610,8 +610,10 @@ def _view_run(a: argparse.Namespace) -> int:
     try:
         print(f"view: serving {a.out} on {viewer.url} (Ctrl-C to stop)", flush=True)
         viewer.wait()
-    except KeyboardInterrupt:  # Ctrl-C just after the line, before wait() had taken Ctrl-C over
-        viewer.stop()
+    except KeyboardInterrupt as exc:  # Ctrl-C just after the line, before wait() had taken Ctrl-C over
+        viewer.stop()  # (wait() stopped the server already when it raised SIGTERM on)
+        if isinstance(exc, Terminated):  # SIGTERM: exit 143, as every command
+            raise
     return 0
 
 

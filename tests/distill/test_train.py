@@ -115,6 +115,37 @@ def test_ctrl_c_between_checkpoints_keeps_the_steps_taken(tmp_path, monkeypatch)
         torch.testing.assert_close(resumed.state_dict()[k], v, rtol=1e-5, atol=1e-6)
 
 
+def test_ctrl_c_under_no_resume_says_how_to_resume(tmp_path, monkeypatch, caplog):
+    """A run started with --no-resume (resume=False) and interrupted told the user to 'rerun the same
+    command to resume'; that command ignores the checkpoint and starts again at step 0."""
+    import logging
+
+    scene, _ = two_planes(n=8)
+    cfg = tiny_config(steps=8, checkpoint_every=20)
+    real_nce, calls = train_mod.info_nce, []
+
+    def nce_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_nce(*args, **kwargs)
+
+    for resume, says, not_says in [(True, "rerun the same command", "--no-resume"),
+                                   (False, "without --no-resume", "the same command")]:
+        calls.clear()
+        caplog.clear()
+        monkeypatch.setattr(train_mod, "info_nce", nce_then_ctrl_c)
+        with caplog.at_level(logging.WARNING, logger="geopurify.distill.train"), pytest.raises(KeyboardInterrupt):
+            train([scene], cfg, out_dir=tmp_path / f"cut{resume}", resume=resume)
+        monkeypatch.setattr(train_mod, "info_nce", real_nce)
+        line = " ".join(r.getMessage() for r in caplog.records if "interrupted after step 2" in r.getMessage())
+        assert says in line and not_says not in line, (resume, line)
+        if not resume:  # what the message says to do resumes there
+            train([scene], cfg, out_dir=tmp_path / f"cut{resume}", resume=True)
+            log = json.loads((tmp_path / f"cut{resume}" / "train_log.json").read_text())
+            assert log["resumed_from"] == 2
+
+
 def test_bad_checkpoints_rejected(tmp_path):
     scene, _ = two_planes(n=6)
     cfg = tiny_config(steps=2)

@@ -55,10 +55,12 @@ def test_nan_colours_refused(tmp_path):
 
 
 def test_unnormalised_file_normals_are_made_unit(tmp_path):
-    """Some exporters write area-weighted (unnormalised) normals; Scene.normals are unit in every reader."""
+    """Some exporters write area-weighted (unnormalised) normals; Scene.normals are unit in every reader.
+    Rows shorter than 0.5 (area-weighted normals of a room's cm-sized triangles, in m2) are scaled too: they
+    were taken for zero rows ('N of N normals are zero or not finite') and every normal was recomputed."""
     nrm = RNG.normal(size=(N, 3))
     unit = nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
-    scaled = unit * RNG.choice([0.6, 1.5, 3.0], (N, 1))
+    scaled = unit * RNG.choice([1e-4, 0.01, 0.3, 0.6, 1.5, 3.0], (N, 1))
     extra = {f"n{c}": ("f4", scaled[:, i]) for i, c in enumerate("xyz")}
     write_cloud(tmp_path / "cloud.ply", extra=extra)
     np.testing.assert_allclose(read_ply(tmp_path / "cloud.ply").vertex_normals(), unit, atol=1e-5)

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -291,6 +292,44 @@ def test_cli_view_ctrl_c_right_after_the_line_stops_with_exit_0(output_dir, monk
     real_stop = ViewerServer.stop
     monkeypatch.setattr(ViewerServer, "stop", lambda self: (stopped.append(1), real_stop(self)))
     assert main(["-q", "view", str(output_dir), "--port", str(_free_port())]) == 0
+    assert stopped == [1]
+
+
+@needs_viser
+@pytest.mark.parametrize("where", ["wait loop", "before wait"])
+def test_cli_view_sigterm_exits_143_after_stopping_the_server(output_dir, monkeypatch, capsys, where):
+    """SIGTERM (``kill PID``, a scheduler) stopped `geopurify view` with exit 0, as if it were Ctrl-C: the
+    viewer's wait took every KeyboardInterrupt, Terminated too. Now the server is stopped and the command
+    exits 143, 'terminated (SIGTERM)', as cli.py's docstring and README's exit-code table say."""
+    import viser
+
+    from geopurify.cli import main
+    from geopurify.utils.interrupt import Terminated
+    from geopurify.viz import viewer as viewer_mod
+    from geopurify.viz.viewer import ViewerServer
+
+    stopped = []  # the viser server's own stop, called once
+    real_stop = viser.ViserServer.stop
+    monkeypatch.setattr(viser.ViserServer, "stop", lambda self: (stopped.append(1), real_stop(self)))
+
+    def terminated(*args):
+        raise Terminated
+
+    class MainThreadSleepTerminated:  # viser's threads sleep as before
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        def sleep(self, seconds):
+            if threading.current_thread() is not threading.main_thread():
+                return time.sleep(seconds)
+            raise Terminated
+
+    if where == "wait loop":  # the signal's handler raises in the main thread, here in the loop's sleep
+        monkeypatch.setattr(viewer_mod, "time", MainThreadSleepTerminated())
+    else:
+        monkeypatch.setattr(ViewerServer, "wait", terminated)
+    assert main(["-q", "view", str(output_dir), "--port", str(_free_port())]) == 143
+    assert capsys.readouterr().err.strip().splitlines() == ["geopurify: terminated (SIGTERM)"]
     assert stopped == [1]
 
 

@@ -374,8 +374,9 @@ def train(
         # Ctrl-C: the steps taken since the last checkpoint are kept, so the same command resumes here
         if ck_path is not None and info.is_main and done > saved:
             _save_checkpoint(ck_path, model, opt, done, config, losses, context)
-            log.warning("interrupted after step %d of %d: checkpoint -> %s; rerun the same command to resume",
-                        done, config.steps, ck_path)
+            # under --no-resume the same command would ignore this checkpoint and start again at step 0
+            how = "rerun the same command to resume" if resume else "rerun it without --no-resume to resume"
+            log.warning("interrupted after step %d of %d: checkpoint -> %s; %s", done, config.steps, ck_path, how)
         raise
     finally:
         bar.close()

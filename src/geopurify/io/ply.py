@@ -59,8 +59,12 @@ def usable_normals(normals: np.ndarray | None, source: str | os.PathLike) -> np.
     the file's normals are not used."""
     if normals is None:
         return None
-    n = np.asarray(normals, np.float32)
-    bad = ~(np.isfinite(n).all(axis=1) & (np.linalg.norm(n, axis=1) > 0.5))
+    n = np.asarray(normals)
+    # any length but zero is a direction (area-weighted normals of small triangles are far below 1), so
+    # only zero, non-finite, or too short or long to scale in float64 is refused
+    with np.errstate(over="ignore", invalid="ignore"):
+        length = np.linalg.norm(n.astype(np.float64), axis=1)
+    bad = ~(np.isfinite(n).all(axis=1) & np.isfinite(length) & (length > 1e-300))
     if bad.any():
         log.warning("%s: %d of %d normals are zero or not finite; computing all normals instead of using "
                     "the file's", source, int(bad.sum()), len(n))
@@ -71,13 +75,13 @@ def usable_normals(normals: np.ndarray | None, source: str | os.PathLike) -> np.
 def unit_normals(normals: np.ndarray) -> np.ndarray:
     """(N, 3) normals -> (N, 3) float32 of unit length. Rows already unit (within 1%) are kept as they
     are, so a file's float32 normals read unchanged; others (a tool that writes unnormalised normals) are
-    divided by their length; zero rows stay zero."""
-    n = np.asarray(normals, dtype=np.float32)
-    length = np.linalg.norm(n, axis=1)
+    divided by their length (in float64, so a very short row still comes out unit); zero rows stay zero."""
+    src = np.asarray(normals)
+    n = src.astype(np.float32)
+    length = np.linalg.norm(src.astype(np.float64), axis=1)
     off = np.abs(length - 1) > 1e-2
     if off.any():
-        n = n.copy()
-        n[off] /= np.maximum(length[off], 1e-12)[:, None]
+        n[off] = (src[off].astype(np.float64) / np.maximum(length[off], 1e-300)[:, None]).astype(np.float32)
     return n
 
 

@@ -195,6 +195,7 @@ class ViewerServer:
         self.last_query: str | None = None  # the phrase of the latest finished query() (GUI or code)
         self._submitted_at = -1e9  # monotonic time the latest submit() finished
         self._pending_submits = 0
+        self._stopped = False
         self._build_gui()
 
     @property
@@ -401,14 +402,23 @@ class ViewerServer:
         return res
 
     def stop(self) -> None:
+        """Stop the server; once (a second call, as after wait() raised SIGTERM on, does nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
         with viser_stdout():  # its 'Server stopped' line, printed before the server thread ends
             self.viser.stop()
 
     def wait(self) -> None:
-        """Block until Ctrl-C, then stop the server."""
+        """Block until Ctrl-C, then stop the server. SIGTERM (:class:`~geopurify.utils.interrupt.Terminated`)
+        stops the server too and is raised on, so the command exits 143 as any other does."""
+        from ..utils.interrupt import Terminated
+
         try:
             while True:
                 time.sleep(0.5)
+        except Terminated:
+            raise
         except KeyboardInterrupt:
             log.info("stopping the viewer")
         finally:
