@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, load_reason
 from .utils.atomic import atomic_open, write_json, write_npy, write_text
 
 log = logging.getLogger(__name__)
@@ -481,7 +481,7 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from None
+        raise InputError(f"{path}: unreadable ({load_reason(exc)})") from None
 
 
 def read_points(out_dir: str | os.PathLike) -> np.ndarray:

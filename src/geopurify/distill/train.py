@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, load_reason, needs_pickle, pickle_refusal
 from ..student import AffinityNet, StudentConfig, build_kernel_map
 from ..student import save as save_student
 from ..student.sparse_conv import KernelMap
@@ -142,10 +142,10 @@ class _SceneTensors:
 def _read_checkpoint(path: Path) -> dict:
     try:
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ConfigError(f"{path}: refused, the checkpoint is not plain weights") from None
-    except (EOFError, RuntimeError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable checkpoint ({str(exc).strip().splitlines()[0][:200]})") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as exc:
+        if needs_pickle(exc):
+            raise ConfigError(f"{path}: refused, the checkpoint is not plain weights ({pickle_refusal(exc)})") from None
+        raise InputError(f"{path}: unreadable checkpoint ({load_reason(exc)})") from None
     if not isinstance(ck, dict) or not {"step", "model", "optimizer", "config"} <= set(ck):
         raise InputError(f"{path}: not a geopurify training checkpoint (needs step, model, optimizer, config)")
     return ck

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, load_reason, needs_pickle, pickle_refusal
 from ..utils.atomic import atomic_path
 from ..utils.finite import all_finite
 from .model import AffinityNet, StudentConfig
@@ -103,11 +103,10 @@ def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> Affinity
 def _load_torch(path: Path, map_location: str) -> AffinityNet:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
-        raise ConfigError(f"{path}: refused, the pickle is not plain weights ({reason})") from None
-    except (EOFError, RuntimeError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable torch file ({str(exc).strip().splitlines()[0][:200]})") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as exc:
+        if needs_pickle(exc):
+            raise ConfigError(f"{path}: refused, the pickle is not plain weights ({pickle_refusal(exc)})") from None
+        raise InputError(f"{path}: not a readable torch file ({load_reason(exc)})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("config"), dict):
         raise InputError(f"{path}: expected a dict with 'config' and 'model' (or 'state_dict')")
     state = obj.get("model", obj.get("state_dict"))
