@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, InputError, load_reason, needs_pickle, pickle_refusal
 from ..student import AffinityNet, StudentConfig, build_kernel_map
 from ..student import save as save_student
+from ..student.checkpoint import TRAIN_CHECKPOINT
 from ..student.sparse_conv import KernelMap
 from ..utils.atomic import atomic_path, write_json
 from ..utils.interrupt import deferred_interrupt
@@ -38,7 +39,7 @@ from .sampler import (
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = TRAIN_CHECKPOINT  # the name student.load recognises as an unfinished run
 #: TrainConfig fields a resumed run may change: how long it runs and how it reports, not what it learns
 #: (a longer ``steps`` continues the run; the cosine schedule is then that of the new length)
 _RESUMABLE_KEYS = ("steps", "checkpoint_every", "log_every", "device")

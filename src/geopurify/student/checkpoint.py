@@ -40,11 +40,29 @@ def save(model: AffinityNet, path: str | os.PathLike) -> Path:
     return path
 
 
+#: What an unfinished ``geopurify train`` leaves in its folder (see :mod:`geopurify.distill.train`).
+TRAIN_CHECKPOINT = "checkpoint.pt"
+
+
+def _unfinished(folder: Path) -> str:
+    """Why ``folder`` holds a training checkpoint but no student: the step it stands at and what to do."""
+    ck_path = folder / TRAIN_CHECKPOINT
+    try:
+        ck = torch.load(str(ck_path), map_location="cpu", weights_only=True)
+        at = f"at step {int(ck['step'])} of {int(ck['train_config']['steps'])}"
+    except Exception:  # noqa: BLE001 (only the hint's step is lost; loading it says what is wrong)
+        at = "(its step unreadable)"
+    return (f"{folder}: training did not finish (no {FILE_NAME}; {TRAIN_CHECKPOINT} stands {at}): rerun the "
+            f"same `geopurify train` command to resume it, or pass --student {ck_path} to use those weights")
+
+
 def _resolve(name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         cand = path / FILE_NAME
         if not cand.is_file():
+            if (path / TRAIN_CHECKPOINT).is_file():
+                raise InputError(_unfinished(path))
             raise InputError(f"{path}: folder has no {FILE_NAME}")
         return cand
     if not path.is_file():
