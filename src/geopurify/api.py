@@ -77,7 +77,8 @@ def load_scene(path: str | Path, read: ReadOptions, lift=None, student=None) -> 
     if lift is not None:
         read = dataclasses.replace(read, before_fusion=partial(
             early_check, encoder=lift.encoder, text=lift.text,
-            student_dim=student.config.in_dim - 6 if student is not None else None))
+            student_dim=student.config.in_dim - 6 if student is not None else None,
+            student_file=student.source if student is not None else None))
     scene = read_scene(path, read)
     if scene.normals is None:
         scene.normals = estimate_normals(scene.points)
@@ -153,7 +154,8 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
         report = preflight(scene, encoder.name if encoder is not None else "none", D,
                            student.config.in_dim - 6 if student is not None else None,
                            voxel_size=cfg.voxel_size, memory_bytes=need,
-                           voxels=grid.num_voxels if grid is not None else None)
+                           voxels=grid.num_voxels if grid is not None else None,
+                           student_file=student.source if student is not None else None)
     with t("lift"):
         lifted = lift_scene(scene, encoder, text, cfg.lift)
     after_lift(report, lifted.stats.get("points_seen", scene.num_points), scene.num_points)

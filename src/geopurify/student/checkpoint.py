@@ -87,6 +87,7 @@ def _build(config_dict: dict, state: dict, source: Path, map_location: str) -> A
     bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not all_finite(v)]
     if bad:  # a diverged training run: every embedding would be NaN, found only after lifting
         raise InputError(f"{source}: the weights hold NaN or infinite values (e.g. {bad[0]}); retrain, lower --lr")
+    model.source = source
     return model.to(map_location).eval()
 
 
