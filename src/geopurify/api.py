@@ -39,6 +39,7 @@ from .outputs import (
     read_run,
     require_complete,
     scene_pairs,
+    scene_read_options,
     write_report,
 )
 from .segment.config import QueryConfig
@@ -465,7 +466,7 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
     pal = res.class_colors if res.class_colors is not None else palette(len(res.names))  # names.json's, as view
     shown: list[tuple[str, np.ndarray]] = []  # (title, class indices) per panel
     if gt is not None:
-        scene = read_scene(gt, ReadOptions())
+        scene = read_scene(gt, scene_read_options(res.run, gt))  # the cloud the output was made from
         PointSample.of(res.points).check(scene, res.path, gt)  # another scene's GT would be drawn beside it
         g = gt_indices(scene, cfg.label_set)
         shown.append(("ground truth", gt_in_classes(g, get_label_set(cfg.label_set).names, res.names)))
