@@ -39,6 +39,7 @@ from .outputs import (
     read_run,
     require_complete,
     scene_pairs,
+    scene_read_options,
     write_report,
 )
 from .segment.config import QueryConfig
@@ -77,7 +78,8 @@ def load_scene(path: str | Path, read: ReadOptions, lift=None, student=None) -> 
     if lift is not None:
         read = dataclasses.replace(read, before_fusion=partial(
             early_check, encoder=lift.encoder, text=lift.text,
-            student_dim=student.config.in_dim - 6 if student is not None else None))
+            student_dim=student.config.in_dim - 6 if student is not None else None,
+            student_file=student.source if student is not None else None))
     scene = read_scene(path, read)
     if scene.normals is None:
         scene.normals = estimate_normals(scene.points)
@@ -153,7 +155,8 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
         report = preflight(scene, encoder.name if encoder is not None else "none", D,
                            student.config.in_dim - 6 if student is not None else None,
                            voxel_size=cfg.voxel_size, memory_bytes=need,
-                           voxels=grid.num_voxels if grid is not None else None)
+                           voxels=grid.num_voxels if grid is not None else None,
+                           student_file=student.source if student is not None else None)
     with t("lift"):
         lifted = lift_scene(scene, encoder, text, cfg.lift)
     after_lift(report, lifted.stats.get("points_seen", scene.num_points), scene.num_points)
@@ -463,7 +466,7 @@ def render(out_dir: str | Path, gt: str | Path | None = None, config: RenderConf
     pal = res.class_colors if res.class_colors is not None else palette(len(res.names))  # names.json's, as view
     shown: list[tuple[str, np.ndarray]] = []  # (title, class indices) per panel
     if gt is not None:
-        scene = read_scene(gt, ReadOptions())
+        scene = read_scene(gt, scene_read_options(res.run, gt))  # the cloud the output was made from
         PointSample.of(res.points).check(scene, res.path, gt)  # another scene's GT would be drawn beside it
         g = gt_indices(scene, cfg.label_set)
         shown.append(("ground truth", gt_in_classes(g, get_label_set(cfg.label_set).names, res.names)))

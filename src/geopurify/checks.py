@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -452,19 +453,20 @@ def check_scene(
 
 def preflight(scene: Scene, encoder: str, text_dim: int | None, student_dim: int | None = None,
               cfg: CheckConfig | None = None, voxel_size: float = VOXEL_SIZE,
-              memory_bytes: int | None = None, voxels: int | None = None) -> SceneReport:
+              memory_bytes: int | None = None, voxels: int | None = None,
+              student_file: str | os.PathLike | None = None) -> SceneReport:
     """:func:`check_scene`, then refuse before any heavy work what would fail after it.
 
     Raises:
         InputError: no feature file for any frame (names the expected ones), 2D features of another
             dimension than the text embeddings, and ``rep.refused``: frames found but none usable, no
             cloud point in view of any frame.
-        ConfigError: a student trained on features of another dimension.
+        ConfigError: a student trained on features of another dimension (naming ``student_file``).
     """
     cfg = cfg or CheckConfig()
     rep = check_scene(scene, cfg, voxel_size=voxel_size, encoder=encoder, text_dim=text_dim,
                       memory_bytes=memory_bytes, voxels=voxels)
-    refuse(rep.features, encoder, text_dim, student_dim)
+    refuse(rep.features, encoder, text_dim, student_dim, student_file)
     if rep.refused:
         raise InputError(rep.refused)
     for w in rep.warnings:
@@ -478,7 +480,8 @@ def _no_feature_file(ff: FeatureFiles) -> str:
             f"{', '.join(ff.examples)}, ... (<id> = {ff.rule}){other}")
 
 
-def refuse(ff: FeatureFiles | None, encoder: str, text_dim: int | None, student_dim: int | None) -> None:
+def refuse(ff: FeatureFiles | None, encoder: str, text_dim: int | None, student_dim: int | None,
+           student_file: str | os.PathLike | None = None) -> None:
     """Raise for what would make lifting or purification fail (see :func:`preflight`)."""
     if ff is not None and encoder == "precomputed" and ff.present == 0:
         raise InputError(_no_feature_file(ff))
@@ -489,12 +492,14 @@ def refuse(ff: FeatureFiles | None, encoder: str, text_dim: int | None, student_
         )
     if student_dim is not None and text_dim is not None and student_dim != text_dim:
         raise ConfigError(
-            f"the student expects {student_dim}-d features but this scene's are {text_dim}-d: "
+            f"the student{f' {student_file}' if student_file else ''} expects {student_dim}-d features but this "
+            f"scene's are {text_dim}-d: "
             "train a student on features from the same 2D model"
         )
 
 
-def early_check(scene: Scene, encoder: str = "auto", text: str | None = None, student_dim: int | None = None) -> None:
+def early_check(scene: Scene, encoder: str = "auto", text: str | None = None, student_dim: int | None = None,
+                student_file: str | os.PathLike | None = None) -> None:
     """The feature checks of :func:`preflight` on a scene whose frames are read but whose cloud is not yet
     fused from depth (readers call it through ``ReadOptions.before_fusion``), so a missing or mis-named
     ``features_2d/`` or a student of another feature size is refused before the fusion's minutes.
@@ -517,7 +522,7 @@ def early_check(scene: Scene, encoder: str = "auto", text: str | None = None, st
         from .encoders import load_text_embeddings
 
         text_dim = int(load_text_embeddings(te).embeddings.shape[1])
-    refuse(feature_files(scene), encoder, text_dim, student_dim)
+    refuse(feature_files(scene), encoder, text_dim, student_dim, student_file)
 
 
 def after_lift(rep: SceneReport, points_seen: int, points: int, cfg: CheckConfig | None = None) -> None:

@@ -6,6 +6,9 @@ Exit codes: 0 ok, 1 bug (unexpected exception), 2 bad input (:class:`InputError`
 
 from __future__ import annotations
 
+import pickle
+import re
+
 
 class GeoPurifyError(Exception):
     """Base class of every error geopurify raises on purpose."""
@@ -56,3 +59,38 @@ def missing_dependency(package: str, extra: str | None = None, what: str = "") -
     hint = f"pip install 'geopurify[{extra}]'" if extra else f"pip install {package}"
     what = what or "this feature"
     return MissingDependencyError(f"{what} needs the '{package}' package: {hint}")
+
+
+#: How torch.load / np.load say they refused a file because reading it needs pickle. Their text goes on to
+#: advise switching the guard off (``weights_only=False``, ``allow_pickle=True``), which would let a crafted
+#: file run code: geopurify never relays it (:func:`load_reason`).
+_PICKLE_SIGNS = ("weights_only", "allow_pickle", "Python objects in dtype", "arbitrary code", "Object arrays")
+
+
+def needs_pickle(exc: BaseException) -> bool:
+    """Whether ``exc`` (from ``torch.load(weights_only=True)`` or ``np.load(allow_pickle=False)``) says the
+    file would need pickle to load. torch also raises this for files too broken to tell."""
+    return isinstance(exc, pickle.UnpicklingError) or any(s in str(exc) for s in _PICKLE_SIGNS)
+
+
+def pickle_refusal(exc: BaseException) -> str:
+    """Why a file that :func:`needs_pickle` is not loaded, without the loader's advice on loading it anyway."""
+    text = str(exc)
+    named = re.search(r"GLOBAL (\S+)", text)
+    why = "loading it would need pickle, which could run code"
+    if "TorchScript" in text:
+        return f"a TorchScript archive: {why}"
+    return f"{why}; it names {named.group(1)}" if named else why
+
+
+def load_reason(exc: BaseException, limit: int = 200) -> str:
+    """One line saying why a file did not load, for a message: the first line of ``exc``, or, when the file
+    would need pickle (:func:`needs_pickle`), that it is refused as it could run code, without the loader's
+    advice on how to load it anyway.
+
+    >>> load_reason(ValueError("Object arrays cannot be loaded when allow_pickle=False"))
+    'refused: loading it would need pickle, which could run code'
+    """
+    if needs_pickle(exc):
+        return f"refused: {pickle_refusal(exc)}"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:limit]

@@ -34,12 +34,15 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, load_reason
 from .utils.atomic import atomic_open, write_json, write_npy, write_text
+
+if TYPE_CHECKING:
+    from .io.registry import ReadOptions
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +416,35 @@ def read_run(out_dir: str | os.PathLike) -> dict[str, Any] | None:
     return run if isinstance(run, dict) else None
 
 
+def scene_read_options(run: dict[str, Any] | None, scene: str | os.PathLike) -> ReadOptions:
+    """How to read ``scene`` so that it has the points of the output whose run.json is ``run`` (for its GT:
+    ``render --gt``): the read options the output recorded (``--frame-skip``, ``--max-frames``, ``--voxel-fuse``
+    ... decide the cloud fused from depth), the defaults where it recorded none. The layout and reader options
+    are kept only for the scene it was made from: another folder of that scene may be of another layout."""
+    import dataclasses
+
+    from .io.registry import ReadOptions
+
+    recorded = ((run or {}).get("config") or {}).get("read")
+    if not isinstance(recorded, dict):
+        return ReadOptions()
+    names = {f.name for f in dataclasses.fields(ReadOptions)} - {"before_fusion"}
+    kept = {k: v for k, v in recorded.items() if k in names}
+    try:
+        same = Path(str((run or {}).get("scene", ""))).resolve() == Path(scene).resolve()
+    except (OSError, TypeError):
+        same = False
+    if not same:
+        kept.pop("layout", None)
+        kept.pop("reader_options", None)
+    try:
+        return ReadOptions(**kept)
+    except (ConfigError, TypeError, ValueError):
+        log.warning("%s: run.json's read options %s are not valid here; reading %s with the defaults",
+                    (run or {}).get("scene"), kept, scene)
+        return ReadOptions()
+
+
 def is_complete(out_dir: str | os.PathLike) -> bool:
     """An output folder is complete when its run.json says so (written last) and no writer holds it."""
     return _finished(read_run(out_dir)) and not is_locked(out_dir)
@@ -481,7 +513,7 @@ def _load_npy(path: Path, mmap: bool = False) -> np.ndarray:
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable ({exc})") from None
+        raise InputError(f"{path}: unreadable ({load_reason(exc)})") from None
 
 
 def read_points(out_dir: str | os.PathLike) -> np.ndarray:

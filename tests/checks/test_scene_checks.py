@@ -6,10 +6,12 @@ import json
 import logging
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from _fixtures import write_tiny_scannet
 from geopurify.cli import main
+from geopurify.errors import ConfigError
 
 
 def _no_lift(monkeypatch):
@@ -94,7 +96,26 @@ def test_student_of_another_feature_size_refused_before_lifting(tmp_path, monkey
     _no_lift(monkeypatch)
     code = main(["segment", str(d), "--student", str(tmp_path / "student.safetensors"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert code == 3 and "student expects 8-d features but this scene's are 4-d" in err
+    st = tmp_path / "student.safetensors"
+    assert code == 3 and f"student {st} expects 8-d features but this scene's are 4-d" in err
+
+
+def test_student_size_refusal_names_the_student_file(tmp_path):
+    """'the student expects N-d features' did not say which student; both checks (before fusion, and
+    before lifting) name the file it was loaded from."""
+    from geopurify.checks import early_check, preflight
+    from geopurify.io import ReadOptions, read_scene
+    from geopurify.student import AffinityNet, StudentConfig, load, save
+
+    d = write_tiny_scannet(tmp_path, frames=2)
+    f = save(AffinityNet(StudentConfig(in_dim=8 + 6, width=8, out_dim=8)), tmp_path / "st")
+    student = load(tmp_path / "st")
+    assert student.source == f
+    scene = read_scene(d, ReadOptions())
+    with pytest.raises(ConfigError, match=f"the student {f} expects 8-d features but this scene's are 4-d"):
+        early_check(scene, "precomputed", student_dim=8, student_file=student.source)
+    with pytest.raises(ConfigError, match=f"the student {f} expects 8-d features but this scene's are 4-d"):
+        preflight(scene, "precomputed", 4, 8, student_file=student.source)
 
 
 def test_train_checks_features_before_lifting(tmp_path, monkeypatch, capsys):

@@ -219,7 +219,7 @@ def test_student_of_the_wrong_feature_size_before_lifting(scene, tmp_path, capsy
     save(AffinityNet(StudentConfig(in_dim=16 + 6, width=8, out_dim=8, blocks=1)), tmp_path / "st.safetensors")
     assert main(["segment", str(scene), "--student", str(tmp_path / "st.safetensors"), "--out",
                  str(tmp_path / "o")]) == 3
-    assert "expects 16-d features but this scene's are 4-d" in err_line(capsys)
+    assert "st.safetensors expects 16-d features but this scene's are 4-d" in err_line(capsys)
     assert not (tmp_path / "o").exists()
 
 

@@ -310,3 +310,29 @@ def test_checkpoint_of_other_settings_or_scenes_is_not_resumed(tmp_path):
     # a longer run of the same settings continues; reporting settings may change
     train([scene], tiny_config(steps=3, log_every=1), out_dir=out, context={"teacher": "geometric"})
     assert json.loads((out / "train_log.json").read_text())["resumed_from"] == 2
+
+
+def test_interrupted_train_folder_as_student_says_how_to_finish(tmp_path, monkeypatch):
+    """segment --student DIR of a train run cut short (checkpoint.pt, no student.safetensors) used to say
+    only 'folder has no student.safetensors'; it says training did not finish, the checkpoint's step, how
+    to resume, and that the checkpoint.pt itself loads."""
+    scene, _ = two_planes(n=8)
+    cfg = tiny_config(steps=6, checkpoint_every=3)
+    real_save = train_mod._save_checkpoint
+
+    def save_then_crash(path, model, opt, step, *rest):
+        real_save(path, model, opt, step, *rest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        train([scene], cfg, out_dir=tmp_path / "cut")
+    with pytest.raises(InputError) as info:
+        load(tmp_path / "cut")
+    msg = str(info.value)
+    assert "training did not finish" in msg and "step 3 of 6" in msg, msg
+    assert "rerun the same `geopurify train` command" in msg and str(tmp_path / "cut" / "checkpoint.pt") in msg
+    assert load(tmp_path / "cut" / "checkpoint.pt").config.in_dim == scene.inputs.shape[1]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="folder has no student.safetensors$"):
+        load(tmp_path / "empty")

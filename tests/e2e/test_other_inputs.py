@@ -4,6 +4,7 @@ RGB-D frames without a mesh (7-Scenes, cloud fused from depth) through the CLIP 
 import json
 
 import numpy as np
+import pytest
 
 from geopurify.cli import main
 
@@ -40,3 +41,21 @@ def test_real_7scenes_frames_without_mesh_through_clip(tmp_path, seven_scenes, c
     # the fused cloud is seen by the frames it came from: almost every point gets lifted features
     assert run["counts"]["points_seen"] > 0.9 * len(pts)
     assert np.load(out / "features.npy").shape == (len(pts), 24)
+
+
+def test_render_gt_of_a_capture_segmented_with_fewer_frames(tmp_path, seven_scenes, clip_dir, monkeypatch):
+    """render --gt SCENE of an output made with --max-frames of a capture without a mesh read the scene
+    with the default options, so a cloud fused from all its frames: '4000 labels but the scene has 9000
+    points'. The scene is now read as run.json says the output read it: the same cloud, and the one
+    remaining problem is said (7-Scenes has no ground-truth labels)."""
+    from geopurify.errors import InputError
+
+    monkeypatch.setenv("GEOPURIFY_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert main(["-q", "segment", str(seven_scenes), "--no-purify", "--max-frames", "2", "--voxel-fuse", "0.08",
+                 "--encoder", "clip", "--weights", str(clip_dir), "--classes", "wall", "floor",
+                 "--out", str(out)]) == 0
+    from geopurify import api
+
+    with pytest.raises(InputError, match="scene has no ground-truth labels"):
+        api.render(out, gt=seven_scenes, view="top")

@@ -39,7 +39,7 @@ def test_median_filter_by_hand(caplog):
     assert not caplog.records
     with caplog.at_level(logging.WARNING, logger="geopurify.eval.select"):
         sel3 = select_scenes(h, n=3)
-    assert sel3.chosen == ["A", "C"]
+    assert sel3.chosen == ["A", "C", "B"]  # topped up from the dropped: B (0.325 + 2/4) before D (0 + 1/4)
     assert any("only 2 of 4 scenes" in r.getMessage() for r in caplog.records)
 
 
@@ -148,3 +148,25 @@ def test_kmeans_recovers_blobs_and_handles_duplicates():
     assert sorted(np.bincount(r.labels, minlength=4).tolist())[0] >= 1  # no empty cluster
     with pytest.raises(ConfigError):
         kmeans(dup, 7)
+
+
+def test_fewer_survivors_than_n_are_topped_up_by_score(caplog):
+    """select --n 20 over 2 scenes chose 1 (the median filter dropped the other before the budget); the
+    dropped scenes now top the selection up, best score first, with a warning."""
+    import logging
+
+    from geopurify.eval.select import select_scenes
+
+    rich, poor = np.array([5.0, 5, 5, 5]), np.array([9.0, 1, 0, 0])
+    with caplog.at_level(logging.WARNING, logger="geopurify.eval.select"):
+        sel = select_scenes({"poor": poor, "rich": rich}, n=20)
+    assert sel.chosen == ["rich", "poor"]
+    assert "added the 1 best-scored of the others" in caplog.text
+    assert [r.kept for r in sel.table] == [False, True] and all(r.chosen for r in sel.table)
+    hists = {"a": rich, "b": poor, "c": np.array([0.0, 4, 4, 1]), "d": np.array([1.0, 0, 0, 0]),
+             "e": np.array([3.0, 3, 2, 0])}
+    sel3 = select_scenes(hists, n=4)
+    kept = [r.name for r in sel3.table if r.kept]
+    assert len(sel3.chosen) == 4 and set(kept) <= set(sel3.chosen)
+    assert sel3.chosen[len(kept):] == sorted(set(hists) - set(kept), key=lambda k: -next(
+        r.score for r in sel3.table if r.name == k))[: 4 - len(kept)]

@@ -120,3 +120,20 @@ def test_instances_read_and_write_the_folder_through_the_output_type(tmp_path):
     np.savez(out / "text_embeddings.npz", names=np.array(["a", "c"]), embeddings=np.eye(2, dtype=np.float32))
     with pytest.raises(InputError, match="list different classes"):
         read_output(out).text_embeddings()
+
+
+def test_scene_read_options_follow_the_run(tmp_path):
+    """render --gt reads the scene as the output recorded reading it (layout and reader options only for
+    the very scene it was made from); the defaults without a run.json."""
+    from geopurify.io import ReadOptions
+    from geopurify.outputs import scene_read_options
+
+    run = {"scene": str(tmp_path / "cap"), "config": {"read": {
+        "frame_skip": 5, "max_frames": 3, "fuse_voxel_size": 0.05, "layout": "7scenes", "reader_options": {},
+        "before_fusion": None, "level": False}}}
+    same = scene_read_options(run, tmp_path / "cap")
+    assert (same.frame_skip, same.max_frames, same.fuse_voxel_size, same.layout, same.level) == (5, 3, 0.05,
+                                                                                                "7scenes", False)
+    other = scene_read_options(run, tmp_path / "copy")
+    assert (other.frame_skip, other.max_frames, other.layout) == (5, 3, "auto")
+    assert scene_read_options({}, tmp_path / "cap") == ReadOptions()

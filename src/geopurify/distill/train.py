@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, load_reason, needs_pickle, pickle_refusal
 from ..student import AffinityNet, StudentConfig, build_kernel_map
 from ..student import save as save_student
+from ..student.checkpoint import TRAIN_CHECKPOINT
 from ..student.sparse_conv import KernelMap
 from ..utils.atomic import atomic_path, write_json
 from ..utils.interrupt import deferred_interrupt
@@ -38,7 +39,7 @@ from .sampler import (
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_NAME = TRAIN_CHECKPOINT  # the name student.load recognises as an unfinished run
 #: TrainConfig fields a resumed run may change: how long it runs and how it reports, not what it learns
 #: (a longer ``steps`` continues the run; the cosine schedule is then that of the new length)
 _RESUMABLE_KEYS = ("steps", "checkpoint_every", "log_every", "device")
@@ -142,10 +143,10 @@ class _SceneTensors:
 def _read_checkpoint(path: Path) -> dict:
     try:
         ck = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ConfigError(f"{path}: refused, the checkpoint is not plain weights") from None
-    except (EOFError, RuntimeError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: unreadable checkpoint ({str(exc).strip().splitlines()[0][:200]})") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as exc:
+        if needs_pickle(exc):
+            raise ConfigError(f"{path}: refused, the checkpoint is not plain weights ({pickle_refusal(exc)})") from None
+        raise InputError(f"{path}: unreadable checkpoint ({load_reason(exc)})") from None
     if not isinstance(ck, dict) or not {"step", "model", "optimizer", "config"} <= set(ck):
         raise InputError(f"{path}: not a geopurify training checkpoint (needs step, model, optimizer, config)")
     return ck

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, missing_dependency
+from ..errors import ConfigError, load_reason, missing_dependency, needs_pickle, pickle_refusal
 from .base import ENCODERS, Encoder, FeatureMap
 
 log = logging.getLogger(__name__)
@@ -178,12 +178,11 @@ class ClipEncoder(Encoder):
         try:
             model, info = CLIPModel.from_pretrained(self.folder, local_files_only=True, output_loading_info=True)
             self.tokenizer = AutoTokenizer.from_pretrained(self.folder, local_files_only=True)
-        except pickle.UnpicklingError:
-            raise ConfigError(f"{self.folder}: refused, pytorch_model.bin is not plain weights "
-                              "(torch.load(weights_only=True) would have to run code)") from None
-        except (OSError, ValueError, RuntimeError, EOFError, SafetensorError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise ConfigError(f"cannot load CLIP from {self.folder}: {first}; {WEIGHTS_HELP}") from None
+        except (pickle.UnpicklingError, OSError, ValueError, RuntimeError, EOFError, SafetensorError) as exc:
+            if needs_pickle(exc):
+                raise ConfigError(f"{self.folder}: refused, pytorch_model.bin is not plain weights "
+                                  f"({pickle_refusal(exc)})") from None
+            raise ConfigError(f"cannot load CLIP from {self.folder}: {load_reason(exc, 300)}; {WEIGHTS_HELP}") from None
         missing = list(info.get("missing_keys") or []) + [str(k) for k in info.get("mismatched_keys") or []]
         if missing:  # transformers initialises them at random: features of an untrained model
             raise ConfigError(f"{self.folder}: the weights file lacks {len(missing)} of CLIP's tensors for its "

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, FrameError, missing_dependency
+from ..errors import ConfigError, FrameError, load_reason, missing_dependency
 
 SOURCES = ("felzenszwalb", "slic", "folder")
 
@@ -98,7 +98,7 @@ def read_mask_file(mask_dir: Path, frame_id: str) -> np.ndarray:
         else:
             arr = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FrameError(f"{path}: unreadable mask file ({exc})", reason="bad_masks") from exc
+        raise FrameError(f"{path}: unreadable mask file ({load_reason(exc)})", reason="bad_masks") from None
     if arr.ndim == 3 and arr.dtype == bool:
         return stack_to_segments(arr)
     if arr.ndim == 2 and (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):

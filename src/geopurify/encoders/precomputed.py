@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, FrameError, InputError
+from ..errors import ConfigError, FrameError, InputError, load_reason
 from ..utils.atomic import atomic_open
 from .base import ENCODERS, Encoder, FeatureMap
 
@@ -35,7 +35,7 @@ def read_feature_file(path: Path) -> FeatureMap:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FrameError(f"{path}: unreadable feature file ({exc})", reason="bad_features") from exc
+        raise FrameError(f"{path}: unreadable feature file ({load_reason(exc)})", reason="bad_features") from None
 
     def bad(msg: str) -> FrameError:
         return FrameError(f"{path}: {msg}", reason="bad_features")

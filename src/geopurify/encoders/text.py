@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, load_reason
 from .base import TextEmbeddings
 
 #: The paper's prompt (OpenScene's and GeoPurify's ``prompt_eng``).
@@ -87,7 +87,7 @@ def load_text_embeddings(path: str | Path) -> TextEmbeddings:
                 raise InputError(f"{path}: needs arrays 'names' and 'embeddings', found {sorted(z.files)}")
             names, emb = z["names"], z["embeddings"]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: unreadable text-embedding file ({exc})") from exc
+        raise InputError(f"{path}: unreadable text-embedding file ({load_reason(exc)})") from None
     if names.ndim != 1 or names.dtype.kind not in "US":
         raise InputError(f"{path}: 'names' must be a 1-D string array, got {names.dtype} {names.shape}")
     if emb.ndim != 2 or len(emb) != len(names) or not np.issubdtype(emb.dtype, np.floating):

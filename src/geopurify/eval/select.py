@@ -10,7 +10,9 @@ Algorithm (:func:`select_scenes`):
 4. From each cluster take the scene maximising ``score = entropy + gamma * class_count / C``
    (ties: the alphabetically first name).
 
-If n or fewer scenes survive step 2, all of them are chosen (with a warning when fewer than n).
+If n or fewer scenes survive step 2, all of them are chosen; when fewer than n, the selection is topped up
+with the scenes step 2 dropped, best score first (ties: the alphabetically first name), to n or to all the
+scenes there are (logged as a warning).
 """
 
 from __future__ import annotations
@@ -225,13 +227,6 @@ def select_scenes(
     ]
     survivors = np.flatnonzero(kept)
     if len(survivors) <= n:
-        if len(survivors) < n:
-            logger.warning(
-                "select_scenes: only %d of %d scenes pass the median filter (< n=%d); taking them all",
-                len(survivors),
-                len(names),
-                n,
-            )
         labels = np.arange(len(survivors))
     else:
         x = hist[survivors]
@@ -247,6 +242,16 @@ def select_scenes(
         table[i].cluster = int(c)
     for i in chosen_idx:
         table[i].chosen = True
+    if len(chosen_idx) < n:  # the filter left fewer than n: top up from the dropped scenes, best score first
+        dropped = sorted(np.flatnonzero(~kept), key=lambda i: (-score[i], names[i]))[: n - len(chosen_idx)]
+        chosen_idx += [int(i) for i in dropped]
+        for i in dropped:
+            table[i].chosen = True
+        logger.warning(
+            "select_scenes: only %d of %d scenes pass the median filter (< n=%d); added the %d best-scored of the "
+            "others%s", len(survivors), len(names), n, len(dropped),
+            f" (all {len(names)} scenes chosen)" if len(chosen_idx) < n else "",
+        )
     chosen_idx.sort(key=lambda i: (-score[i], names[i]))
     chosen = [names[i] for i in chosen_idx]
     logger.info("select_scenes: %d scenes, %d pass the filter, chose %d", len(names), len(survivors), len(chosen))

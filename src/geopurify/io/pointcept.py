@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, load_reason
 from ..geometry import estimate_normals
 from .ply import unit_normals, usable_normals
 from .registry import READERS, Reader, ReadOptions
@@ -30,7 +30,7 @@ def _load(path: Path, n: int | None, cols: int | None, what: str) -> np.ndarray:
     try:
         a = np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise InputError(f"{path}: cannot load {what} ({exc})") from None
+        raise InputError(f"{path}: cannot load {what} ({load_reason(exc)})") from None
     if n is not None and a.shape[0] != n:
         raise InputError(f"{path}: {a.shape[0]} rows of {what}, expected {n} (one per point)")
     if cols is not None and (a.ndim != 2 or a.shape[1] != cols):

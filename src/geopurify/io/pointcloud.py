@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, missing_dependency
+from ..errors import InputError, load_reason, missing_dependency
 from ..geometry import estimate_normals, mesh_normals
 from .ply import colors01 as _colors01
 from .ply import read_ply, unit_normals, usable_normals
@@ -158,7 +158,7 @@ def _npy_cloud(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
     try:
         a = np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise InputError(f"{path}: cannot load .npy ({exc})") from None
+        raise InputError(f"{path}: cannot load .npy ({load_reason(exc)})") from None
     if a.ndim != 2 or a.shape[1] < 3:
         raise InputError(f"{path}: expected an (N, 3) or (N, 6+) array, got {a.shape}")
     colors = _colors01(a[:, 3:6], path) if a.shape[1] >= 6 else None
@@ -187,7 +187,7 @@ def _sibling(path: Path, kind: str) -> np.ndarray | None:
             try:
                 return np.load(cand, allow_pickle=False)
             except Exception as exc:
-                raise InputError(f"{cand}: cannot load ({exc})") from None
+                raise InputError(f"{cand}: cannot load ({load_reason(exc)})") from None
     return None
 
 
@@ -221,7 +221,7 @@ class PointCloudReader(Reader):
                 with np.load(path, allow_pickle=False) as z:
                     z = dict(z)
             except Exception as exc:
-                raise InputError(f"{path}: cannot load .npz ({exc})") from None
+                raise InputError(f"{path}: cannot load .npz ({load_reason(exc)})") from None
             pts = _first(z, ("coord", "points", "xyz"))
             if pts is None:
                 raise InputError(f"{path}: no coordinates (keys coord/points/xyz); has {sorted(z)}")

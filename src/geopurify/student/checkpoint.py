@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, load_reason, needs_pickle, pickle_refusal
 from ..utils.atomic import atomic_path
 from ..utils.finite import all_finite
 from .model import AffinityNet, StudentConfig
@@ -40,11 +40,29 @@ def save(model: AffinityNet, path: str | os.PathLike) -> Path:
     return path
 
 
+#: What an unfinished ``geopurify train`` leaves in its folder (see :mod:`geopurify.distill.train`).
+TRAIN_CHECKPOINT = "checkpoint.pt"
+
+
+def _unfinished(folder: Path) -> str:
+    """Why ``folder`` holds a training checkpoint but no student: the step it stands at and what to do."""
+    ck_path = folder / TRAIN_CHECKPOINT
+    try:
+        ck = torch.load(str(ck_path), map_location="cpu", weights_only=True)
+        at = f"at step {int(ck['step'])} of {int(ck['train_config']['steps'])}"
+    except Exception:  # noqa: BLE001 (only the hint's step is lost; loading it says what is wrong)
+        at = "(its step unreadable)"
+    return (f"{folder}: training did not finish (no {FILE_NAME}; {TRAIN_CHECKPOINT} stands {at}): rerun the "
+            f"same `geopurify train` command to resume it, or pass --student {ck_path} to use those weights")
+
+
 def _resolve(name_or_path: str | os.PathLike) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         cand = path / FILE_NAME
         if not cand.is_file():
+            if (path / TRAIN_CHECKPOINT).is_file():
+                raise InputError(_unfinished(path))
             raise InputError(f"{path}: folder has no {FILE_NAME}")
         return cand
     if not path.is_file():
@@ -69,6 +87,7 @@ def _build(config_dict: dict, state: dict, source: Path, map_location: str) -> A
     bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not all_finite(v)]
     if bad:  # a diverged training run: every embedding would be NaN, found only after lifting
         raise InputError(f"{source}: the weights hold NaN or infinite values (e.g. {bad[0]}); retrain, lower --lr")
+    model.source = source
     return model.to(map_location).eval()
 
 
@@ -103,11 +122,10 @@ def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> Affinity
 def _load_torch(path: Path, map_location: str) -> AffinityNet:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()[0][:200]
-        raise ConfigError(f"{path}: refused, the pickle is not plain weights ({reason})") from None
-    except (EOFError, RuntimeError, OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable torch file ({str(exc).strip().splitlines()[0][:200]})") from None
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as exc:
+        if needs_pickle(exc):
+            raise ConfigError(f"{path}: refused, the pickle is not plain weights ({pickle_refusal(exc)})") from None
+        raise InputError(f"{path}: not a readable torch file ({load_reason(exc)})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("config"), dict):
         raise InputError(f"{path}: expected a dict with 'config' and 'model' (or 'state_dict')")
     state = obj.get("model", obj.get("state_dict"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -93,6 +94,7 @@ class AffinityNet(nn.Module):
     def __init__(self, config: StudentConfig) -> None:
         super().__init__()
         self.config = config
+        self.source: Path | None = None  # the file :func:`geopurify.student.load` read it from, for messages
         self.stem = nn.Linear(config.in_dim, config.width)
         self.blocks = nn.ModuleList(_ResBlock(config.width) for _ in range(config.blocks))
         self.norm = nn.LayerNorm(config.width)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, load_reason
 from ..geometry import VoxelGrid
 from ..io.scene import Scene
 from .base import TEACHERS, Teacher
@@ -39,7 +39,7 @@ class PrecomputedTeacher(Teacher):
             except FileNotFoundError:
                 raise InputError(f"{src}: teacher feature file not found") from None
             except (ValueError, OSError) as exc:
-                raise InputError(f"{src}: not a readable .npy file ({exc})") from None
+                raise InputError(f"{src}: not a readable .npy file ({load_reason(exc)})") from None
         elif scene.teacher_features is not None:
             src, feats = f"{scene.name}.teacher_features", scene.teacher_features
         else:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError
+from ..errors import ConfigError, MissingDependencyError, load_reason, pickle_refusal
 from ..geometry import VoxelGrid, estimate_normals
 from ..io.scene import Scene
 from ..utils.device import pick_device
@@ -43,7 +43,7 @@ _WEIGHTS = "pass --teacher-opt weights=PATH of a local sonata.pth (from huggingf
 
 
 def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return load_reason(exc)  # never torch's advice to load a pickle that could run code
 
 
 @TEACHERS.register("sonata")
@@ -118,9 +118,9 @@ class SonataTeacher(Teacher):
                     model = sonata.load(self.weights, repo_id=self.repo_id, custom_config=custom)
                 else:
                     model = sonata.load(str(Path(self.weights).expanduser()), custom_config=custom)
-            except pickle.UnpicklingError:
+            except pickle.UnpicklingError as exc:
                 raise ConfigError(f"{self.weights}: refused, the checkpoint is not plain weights "
-                                  "(torch.load(weights_only=True) would have to run code)") from None
+                                  f"({pickle_refusal(exc)})") from None
             except OSError as exc:  # huggingface_hub's errors (offline, no cache, no such repo) are OSErrors
                 if not named:
                     raise ConfigError(f"{self.weights}: cannot read the Sonata checkpoint ({_first_line(exc)}); "
