@@ -189,8 +189,8 @@ def test_unclaimed_cloud_formats_refused_naming_the_formats_read(tmp_path, name,
     from geopurify.cli import main
 
     np.savetxt(tmp_path / name, np.concatenate([PTS, RGB], axis=1))
-    with pytest.raises(InputError, match=rf"{name}: geopurify does not read \.{name[-3:]} files; point clouds are "
-                                         r"read from \.ply, \.pcd, \.las, \.laz, \.npy, \.npz"):
+    with pytest.raises(InputError, match=rf"{name}: geopurify does not read \.{name[-3:]} files; files read: "
+                                         r"\.sens, \.yaml, \.yml, \.ply, \.pcd, \.las, \.laz, \.npy, \.npz"):
         read_scene(tmp_path / name)
     assert main(["inspect", str(tmp_path / name)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -196,6 +196,7 @@ class PointCloudReader(Reader):
     """A single point-cloud file (see the module docstring for formats and optional arrays)."""
 
     name = "pointcloud"
+    suffixes = SUFFIXES
 
     def detect(self, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() in SUFFIXES

@@ -64,6 +64,8 @@ class Reader(ABC):
     """One data layout. ``detect`` must be cheap (look at names, not contents)."""
 
     name = "reader"
+    #: file suffixes this reader claims (a file of none of any reader's is refused naming them all)
+    suffixes: tuple[str, ...] = ()
 
     @abstractmethod
     def detect(self, path: Path) -> bool: ...
@@ -114,11 +116,10 @@ def read_scene(path: str | Path, options: ReadOptions | None = None) -> Scene:
             READERS.check_options(name, options.reader_options)
             return reader.read(path, options)
     if path.is_file():  # a file no reader claims: say which files are read, not only the layout names
-        from .pointcloud import SUFFIXES
-
+        known = list(dict.fromkeys(x for n in names for x in getattr(READERS.get(n), "suffixes", ())))
         raise InputError(
-            f"{path}: geopurify does not read {path.suffix or 'extensionless'!s} files; point clouds are read from "
-            f"{', '.join(SUFFIXES)}, captures from a .sens file or a geopurify.yaml (see the README's Readers)"
+            f"{path}: geopurify does not read {path.suffix or 'extensionless'!s} files; files read: "
+            f"{', '.join(known)} (see the README's Readers)"
         )
     raise InputError(
         f"{path}: no reader recognises this layout (known: {', '.join(READERS.names())}); "

@@ -313,6 +313,7 @@ class GenericYamlReader(Reader):
     """Any posed RGB-D capture described by a small YAML file (see the module docstring)."""
 
     name = "generic"
+    suffixes = (".yaml", ".yml")
     KEYS = {
         "color", "depth", "pose", "depth_scale", "intrinsics", "depth_intrinsics",
         "pose_convention", "camera", "mesh", "name", "pose_pairing", "pose_tolerance",

@@ -225,6 +225,7 @@ class SensReader(Reader):
     """ScanNet ``.sens`` reader. Args: labels_tsv: path of ``scannetv2-labels.combined.tsv``."""
 
     name = "sens"
+    suffixes = (".sens",)
 
     def __init__(self, labels_tsv: str | Path | None = None) -> None:
         self.labels_tsv = Path(labels_tsv) if labels_tsv else None
