@@ -94,6 +94,10 @@ def test_truncated_and_mismatched_files_rejected(tmp_path):
         load(tmp_path / "missing.safetensors")
     with pytest.raises(InputError, match="student.safetensors"):
         load(tmp_path)  # folder without the file
+    text = tmp_path / "notes.pt"  # not a zip nor a pickle: torch raised KeyError, an internal error here
+    text.write_text("hello this is text\n")
+    with pytest.raises(InputError, match="notes.pt: not a readable torch file"):
+        load(text)
 
 
 def test_torch_file_with_config_loads(tmp_path):

@@ -122,7 +122,8 @@ def load(name_or_path: str | os.PathLike, map_location: str = "cpu") -> Affinity
 def _load_torch(path: Path, map_location: str) -> AffinityNet:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError) as exc:
+    # KeyError: a file that is neither a zip nor a pickle (torch reads its first bytes as a pickle opcode)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, OSError, ValueError, KeyError) as exc:
         if needs_pickle(exc):
             raise ConfigError(f"{path}: refused, the pickle is not plain weights ({pickle_refusal(exc)})") from None
         raise InputError(f"{path}: not a readable torch file ({load_reason(exc)})") from None
