@@ -73,17 +73,13 @@ def load_scene(path: str | Path, read: ReadOptions, lift=None, student=None) -> 
     from functools import partial
 
     from .checks import early_check
-    from .geometry import estimate_normals
 
     if lift is not None:
         read = dataclasses.replace(read, before_fusion=partial(
             early_check, encoder=lift.encoder, text=lift.text,
             student_dim=student.config.in_dim - 6 if student is not None else None,
             student_file=student.source if student is not None else None))
-    scene = read_scene(path, read)
-    if scene.normals is None:
-        scene.normals = estimate_normals(scene.points)
-    return scene
+    return read_scene(path, read).ensure_normals()
 
 
 def encode(scene_path: str | Path, config: EncodeConfig | None = None, read: ReadOptions | None = None,

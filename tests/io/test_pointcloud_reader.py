@@ -35,7 +35,8 @@ def test_pcd_ascii_and_binary(tmp_path):
         scene = read_scene(tmp_path / name)
         np.testing.assert_array_equal(scene.points, PTS)
         np.testing.assert_allclose(scene.colors, RGB / 255.0, atol=1e-6)
-        assert np.abs(scene.normals[:, 2]).min() > 0.9
+        assert scene.normals is None  # none in the file: estimated only when needed
+        assert np.abs(scene.ensure_normals().normals[:, 2]).min() > 0.9
         assert scene.meta["format"] == "pcd"
     (tmp_path / "c.pcd").write_bytes(pcd_header(50, "binary").encode() + rec.tobytes()[:-8])
     with pytest.raises(InputError, match=r"c\.pcd: binary PCD is truncated"):

@@ -66,8 +66,8 @@ def usable_normals(normals: np.ndarray | None, source: str | os.PathLike) -> np.
         length = np.linalg.norm(n.astype(np.float64), axis=1)
     bad = ~(np.isfinite(n).all(axis=1) & np.isfinite(length) & (length > 1e-300))
     if bad.any():
-        log.warning("%s: %d of %d normals are zero or not finite; computing all normals instead of using "
-                    "the file's", source, int(bad.sum()), len(n))
+        log.warning("%s: %d of %d normals are zero or not finite; the file's normals are not used (they are "
+                    "computed from the faces or points instead)", source, int(bad.sum()), len(n))
         return None
     return unit_normals(n)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, load_reason, missing_dependency
-from ..geometry import estimate_normals, mesh_normals
+from ..geometry import mesh_normals
 from .ply import colors01 as _colors01
 from .ply import read_ply, unit_normals, usable_normals
 from .registry import READERS, Reader, ReadOptions
@@ -256,9 +256,10 @@ class PointCloudReader(Reader):
             log.info("%s: recentring by %s to keep float32 precision", path, offset)
         points = (pts - offset).astype(np.float32)
         normals = usable_normals(_check_rows(normals, n, path, "normals"), path)
-        if normals is None:
-            normals = mesh_normals(points, faces) if faces is not None and len(faces) else estimate_normals(points)
-            normals = unit_normals(normals)
+        if normals is None and faces is not None and len(faces):
+            normals = unit_normals(mesh_normals(points, faces))
+        # a cloud without usable normals keeps None: estimated by whoever needs them (load_scene for
+        # segment/train), so eval and render --gt, which read only the labels, skip the kNN
         feats = _check_rows(feats if feats is not None else _sibling(path, "features_2d"), n, path, "2D features")
         teacher = _check_rows(teacher if teacher is not None else _sibling(path, "teacher"), n, path, "teacher")
         if labels is not None and len(labels) != n:
@@ -267,7 +268,7 @@ class PointCloudReader(Reader):
             name=path.stem,
             points=points,
             colors=colors.astype(np.float32),
-            normals=normals.astype(np.float32),
+            normals=None if normals is None else normals.astype(np.float32),
             faces=faces,
             labels=labels,
             label_set=label_set,

@@ -99,6 +99,9 @@ def _build(name: str, options: ReadOptions, check: bool = True) -> Reader:
 def read_scene(path: str | Path, options: ReadOptions | None = None) -> Scene:
     """Read a scene from any supported layout.
 
+    A point cloud without usable normals comes back with ``normals`` None; :meth:`Scene.ensure_normals`
+    estimates them (every command that needs normals does).
+
     Raises:
         InputError: the path does not exist or no reader recognises it.
     """

@@ -87,6 +87,16 @@ class Scene:
     def num_points(self) -> int:
         return int(self.points.shape[0])
 
+    def ensure_normals(self) -> Scene:
+        """Estimate ``normals`` (N, 3) float32 from the points when the scene has none (a point cloud without
+        usable normals is read with None: the estimate is most of the time it takes to read a large cloud,
+        and reading only the labels, as ``eval`` does, needs none). Returns the scene itself."""
+        if self.normals is None:
+            from ..geometry import estimate_normals  # scipy: loaded when needed
+
+            self.normals = estimate_normals(self.points)
+        return self
+
     def skip(self, reason: str) -> None:
         """Count one dropped frame under ``reason``."""
         self.skipped_frames[reason] = self.skipped_frames.get(reason, 0) + 1

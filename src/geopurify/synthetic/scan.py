@@ -95,11 +95,7 @@ def read_labelled_scan(path: str | Path) -> LabelledScan:
         props = read_ply(lab_ply).properties
         if "instance" in props and len(props["instance"]) == n:
             instance = props["instance"].astype(np.int64)
-    normals = scene.normals
-    if normals is None:
-        from ..geometry import estimate_normals
-
-        normals = estimate_normals(scene.points)
+    normals = scene.ensure_normals().normals
     colors = np.clip(np.round(np.asarray(scene.colors) * 255), 0, 255).astype(np.uint8)
     faces = None if scene.faces is None or len(scene.faces) == 0 else np.asarray(scene.faces, np.int64)
     return LabelledScan(scene.name, np.asarray(scene.points, np.float32), colors,
