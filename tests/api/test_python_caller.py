@@ -1,0 +1,40 @@
+"""What a Python caller (a notebook, not the CLI) passes: values of the wrong type, a string where a list
+is documented, repeated calls in one process. Each mistake is one of geopurify's own errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geopurify.errors import ConfigError
+
+
+@pytest.mark.parametrize("make", [
+    lambda: __import__("geopurify.config", fromlist=["x"]).SegmentConfig(purify=False, voxel_size="0.02"),
+    lambda: __import__("geopurify.config", fromlist=["x"]).SegmentConfig(student=3),
+    lambda: __import__("geopurify.distill.config", fromlist=["x"]).TrainConfig(steps=None),
+    lambda: __import__("geopurify.distill.config", fromlist=["x"]).TrainConfig(lr="1e-3"),
+    lambda: __import__("geopurify.segment.config", fromlist=["x"]).QueryConfig(threshold="0.3"),
+    lambda: __import__("geopurify.segment.config", fromlist=["x"]).QueryConfig(top="500"),
+    lambda: __import__("geopurify.viz.config", fromlist=["x"]).ViewConfig(port="80a"),
+    lambda: __import__("geopurify.viz.config", fromlist=["x"]).RenderConfig(label_set=None),
+    lambda: __import__("geopurify.eval.config", fromlist=["x"]).SelectConfig(gamma="2"),
+    lambda: __import__("geopurify.synthetic.config", fromlist=["x"]).SynthConfig(n="2"),
+    lambda: __import__("geopurify.io", fromlist=["x"]).ReadOptions(frame_skip=[1]),
+    lambda: __import__("geopurify.instances.config", fromlist=["x"]).InstanceConfig(stuff=None),
+    lambda: __import__("geopurify.config", fromlist=["x"]).LiftOptions(classes=[1]),
+])
+def test_a_value_of_the_wrong_type_is_a_config_error(make):
+    with pytest.raises(ConfigError, match="expected|must be"):
+        make()
+
+
+def test_numpy_scalars_and_paths_are_accepted():
+    from pathlib import Path
+
+    from geopurify.config import SegmentConfig
+    from geopurify.instances.config import InstanceConfig
+
+    cfg = SegmentConfig(student=Path("student"), voxel_size=np.float32(0.05), pool={"k": np.int64(8)})
+    assert cfg.pool.k == 8
+    assert InstanceConfig(min_points=np.int64(50), stuff=("wall",)).min_points == 50
