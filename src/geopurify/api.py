@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import InspectConfig, ReadOptions, SegmentConfig, TrainRunConfig, to_dict, updated
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .eval.config import EvalConfig, SelectConfig
 from .io import Scene, read_scene
 from .outputs import (
@@ -121,6 +121,13 @@ class SegmentResult:
     run: dict[str, Any]
 
 
+def _segment_config(config: Any) -> SegmentConfig:
+    if not isinstance(config, SegmentConfig):  # no default: purification needs a student
+        raise ConfigError(f"segment: expected a SegmentConfig (e.g. SegmentConfig(student=PATH) or "
+                          f"SegmentConfig(purify=False)), got {type(config).__name__}")
+    return config
+
+
 def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) -> SegmentResult:
     """Segment one scene: read, lift, (purify), classify, and write the output folder (:mod:`geopurify.outputs`)."""
     from .checks import after_lift, preflight
@@ -134,7 +141,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     from .utils.memory import check_fits, estimate_segment_bytes
     from .viz.ply import palette
 
-    cfg = config
+    cfg = _segment_config(config)
     t = StageTimer()
     check_out_path(out_dir, inputs=[scene_path, cfg.lift.text], command="segment")
     configure_threads()
@@ -207,6 +214,7 @@ def segment_many(
     from .errors import GeoPurifyError
     from .outputs import batch_names, same_run
 
+    config = _segment_config(config)
     out_root = Path(out_root)
     check_out_path(out_root, inputs=scenes)
     names = batch_names(scenes)
@@ -259,7 +267,7 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .utils.device import configure_threads
     from .utils.linalg import backend as gemm_backend
 
-    cfg = config or TrainRunConfig()
+    cfg = updated(TrainRunConfig, config, {})
     check_unique_scenes(scenes)
     out_dir = check_out_path(out_dir, inputs=scenes, command="train")
     configure_threads()

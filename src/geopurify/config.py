@@ -201,6 +201,9 @@ class TrainRunConfig:
 def updated(cls: type[C], config: C | None, fields: dict[str, Any]) -> C:
     """``config`` (default ``cls()``) with ``fields`` replaced and validated again; unknown fields are
     refused with the accepted list (what the API's ``**fields`` keyword arguments go through)."""
+    if config is not None and not isinstance(config, cls):
+        raise ConfigError(f"config: expected {cls.__name__} (or its fields as keyword arguments), got "
+                          f"{type(config).__name__}: {config!r:.80}")
     base = config if config is not None else cls()
     if not fields:
         return base

@@ -38,3 +38,18 @@ def test_numpy_scalars_and_paths_are_accepted():
     cfg = SegmentConfig(student=Path("student"), voxel_size=np.float32(0.05), pool={"k": np.int64(8)})
     assert cfg.pool.k == 8
     assert InstanceConfig(min_points=np.int64(50), stuff=("wall",)).min_points == 50
+
+
+def test_a_config_of_the_wrong_kind_is_a_config_error(tmp_path):
+    from geopurify import api
+
+    with pytest.raises(ConfigError, match="expected EvalConfig .*got dict"):
+        api.evaluate(tmp_path / "out", tmp_path / "gt", {"protocol": "paper"})
+    with pytest.raises(ConfigError, match="expected QueryConfig .*got RenderConfig"):
+        api.query(tmp_path, ["sofa"], __import__("geopurify.viz.config", fromlist=["x"]).RenderConfig())
+    with pytest.raises(ConfigError, match="expected a SegmentConfig .*got NoneType"):
+        api.segment(tmp_path / "scene", tmp_path / "out", None)
+    with pytest.raises(ConfigError, match="expected a SegmentConfig .*got dict"):
+        api.segment_many([str(tmp_path / "scene")], tmp_path / "out", {"purify": False})
+    with pytest.raises(ConfigError, match="expected TrainRunConfig .*got dict"):
+        api.train([str(tmp_path / "scene")], tmp_path / "student", {"teacher": "geometric"})
