@@ -38,6 +38,7 @@ from .outputs import (
     read_points,
     read_run,
     require_complete,
+    scene_list,
     scene_pairs,
     scene_read_options,
     write_report,
@@ -215,6 +216,7 @@ def segment_many(
     from .outputs import batch_names, same_run
 
     config = _segment_config(config)
+    scenes = scene_list(scenes)
     out_root = Path(out_root)
     check_out_path(out_root, inputs=scenes)
     names = batch_names(scenes)
@@ -268,6 +270,7 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .utils.linalg import backend as gemm_backend
 
     cfg = updated(TrainRunConfig, config, {})
+    scenes = scene_list(scenes)
     check_unique_scenes(scenes)
     out_dir = check_out_path(out_dir, inputs=scenes, command="train")
     configure_threads()
@@ -408,11 +411,12 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     instances of ``instances.json`` ranked per phrase in ``query/<slug>_objects.json`` (``QueryResult.objects``).
     ``config``: a :class:`~geopurify.segment.config.QueryConfig`; ``fields`` override it (``top=500``).
     """
-    from .segment.query import mask_from_scores, phrase_embeddings, phrase_slugs, query_scores
+    from .segment.query import check_phrases, mask_from_scores, phrase_embeddings, phrase_slugs, query_scores
     from .viz.ply import heatmap_colors
     from .viz.render import ColorBar, render_png
 
     cfg = updated(QueryConfig, config, fields)
+    phrases = check_phrases(phrases)
     res = read_output(out_dir, allow_incomplete=cfg.allow_incomplete, features=True)
     if cfg.objects:
         from .instances import read_instances, write_object_ranking

@@ -53,3 +53,20 @@ def test_a_config_of_the_wrong_kind_is_a_config_error(tmp_path):
         api.segment_many([str(tmp_path / "scene")], tmp_path / "out", {"purify": False})
     with pytest.raises(ConfigError, match="expected TrainRunConfig .*got dict"):
         api.train([str(tmp_path / "scene")], tmp_path / "student", {"teacher": "geometric"})
+
+
+def test_a_string_where_a_list_is_documented_is_refused(tmp_path):
+    from geopurify import api
+
+    with pytest.raises(ConfigError, match=r"phrases must be a list of strings, got the string 'sofa'; pass \['sofa'\]"):
+        api.query(tmp_path, "sofa")
+    with pytest.raises(ConfigError, match="no phrases"):
+        api.query(tmp_path, [])
+    with pytest.raises(ConfigError, match=r"phrases must be strings, got 3 \(int\)"):
+        api.query(tmp_path, [3])
+    scene = tmp_path / "scene0000_00"
+    with pytest.raises(ConfigError, match="got the single path .*scene0000_00'; pass"):
+        api.train(str(scene), tmp_path / "student")
+    with pytest.raises(ConfigError, match="got the single path .*scene0000_00'; pass"):
+        api.segment_many(scene, tmp_path / "out", __import__("geopurify.config", fromlist=["x"]).SegmentConfig(
+            purify=False))
