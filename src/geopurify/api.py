@@ -10,10 +10,12 @@ its command's config; keyword arguments override its fields (``api.query(out, ["
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -60,6 +62,7 @@ if TYPE_CHECKING:  # return types only: the stages load when their command runs
     from .viz.viewer import ViewerServer
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "EvalResult", "QueryResult", "SegmentResult", "encode", "evaluate", "evaluate_instances", "instances", "query",
@@ -129,6 +132,21 @@ def _segment_config(config: Any) -> SegmentConfig:
     return config
 
 
+def _own_threads(fn: F) -> F:
+    """Run a heavy command under :func:`geopurify.utils.device.cpu_threads`: torch's thread count is set
+    for the command and restored after it (torch loads with the command, not with ``import geopurify``)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from .utils.device import cpu_threads
+
+        with cpu_threads():
+            return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+@_own_threads
 def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) -> SegmentResult:
     """Segment one scene: read, lift, (purify), classify, and write the output folder (:mod:`geopurify.outputs`)."""
     from .checks import after_lift, preflight
@@ -137,7 +155,7 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     from .lifting import lift_scene
     from .segment import classify, purify_scene
     from .student import load as load_student
-    from .utils.device import configure_threads, pick_device
+    from .utils.device import pick_device
     from .utils.linalg import backend as gemm_backend
     from .utils.memory import check_fits, estimate_segment_bytes
     from .viz.ply import palette
@@ -145,7 +163,6 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     cfg = _segment_config(config)
     t = StageTimer()
     check_out_path(out_dir, inputs=[scene_path, cfg.lift.text], command="segment")
-    configure_threads()
     gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     student = load_student(cfg.student) if cfg.purify else None
     with t("read"):
@@ -256,6 +273,7 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
     return build_train_scene(scene, lifted.features, teacher, cfg.train.voxel_size, grid=grid), lifted.stats
 
 
+@_own_threads
 def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None = None,
           resume: bool = True) -> AffinityNet:
     """Label-free distillation of a student on ``scenes``; writes ``student.safetensors`` and run.json.
@@ -266,14 +284,12 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .distill import check_resume, ddp
     from .distill import train as distill_train
     from .teachers import build_teacher
-    from .utils.device import configure_threads
     from .utils.linalg import backend as gemm_backend
 
     cfg = updated(TrainRunConfig, config, {})
     scenes = scene_list(scenes)
     check_unique_scenes(scenes)
     out_dir = check_out_path(out_dir, inputs=scenes, command="train")
-    configure_threads()
     gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     t = StageTimer()
     teacher = build_teacher(cfg.teacher, **cfg.teacher_options)

@@ -70,3 +70,34 @@ def test_a_string_where_a_list_is_documented_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="got the single path .*scene0000_00'; pass"):
         api.segment_many(scene, tmp_path / "out", __import__("geopurify.config", fromlist=["x"]).SegmentConfig(
             purify=False))
+
+
+def test_segment_leaves_the_callers_torch_threads_as_they_were(tmp_path, monkeypatch):
+    import os
+
+    torch = pytest.importorskip("torch")
+    from _fixtures import write_tiny_scannet
+
+    from geopurify import api
+    from geopurify.config import SegmentConfig
+
+    monkeypatch.delenv("GEOPURIFY_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))  # the policy would pick 1 thread
+    seen = []
+    import geopurify.lifting as lifting
+
+    real_lift = lifting.lift_scene
+    monkeypatch.setattr(lifting, "lift_scene", lambda *a, **k: (seen.append(torch.get_num_threads()),
+                                                                 real_lift(*a, **k))[1])
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        scene = write_tiny_scannet(tmp_path, n_side=10)
+        for i in range(2):  # twice in one process
+            api.segment(scene, tmp_path / f"out{i}", SegmentConfig(purify=False))
+            assert torch.get_num_threads() == 3
+        assert seen == [1, 1]  # the command itself ran under the policy
+    finally:
+        torch.set_num_threads(before)
