@@ -10,15 +10,17 @@ its command's config; keyword arguments override its fields (``api.query(out, ["
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from .config import InspectConfig, ReadOptions, SegmentConfig, TrainRunConfig, to_dict, updated
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .eval.config import EvalConfig, SelectConfig
 from .io import Scene, read_scene
 from .outputs import (
@@ -38,6 +40,7 @@ from .outputs import (
     read_points,
     read_run,
     require_complete,
+    scene_list,
     scene_pairs,
     scene_read_options,
     write_report,
@@ -59,6 +62,7 @@ if TYPE_CHECKING:  # return types only: the stages load when their command runs
     from .viz.viewer import ViewerServer
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "EvalResult", "QueryResult", "SegmentResult", "encode", "evaluate", "evaluate_instances", "instances", "query",
@@ -117,6 +121,28 @@ class SegmentResult:
     run: dict[str, Any]
 
 
+def _segment_config(config: Any) -> SegmentConfig:
+    if not isinstance(config, SegmentConfig):  # no default: purification needs a student
+        raise ConfigError(f"segment: expected a SegmentConfig (e.g. SegmentConfig(student=PATH) or "
+                          f"SegmentConfig(purify=False)), got {type(config).__name__}")
+    return config
+
+
+def _own_threads(fn: F) -> F:
+    """Run a heavy command under :func:`geopurify.utils.device.cpu_threads`: torch's thread count is set
+    for the command and restored after it (torch loads with the command, not with ``import geopurify``)."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from .utils.device import cpu_threads
+
+        with cpu_threads():
+            return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
+
+@_own_threads
 def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) -> SegmentResult:
     """Segment one scene: read, lift, (purify), classify, and write the output folder (:mod:`geopurify.outputs`)."""
     from .checks import after_lift, preflight
@@ -125,15 +151,14 @@ def segment(scene_path: str | Path, out_dir: str | Path, config: SegmentConfig) 
     from .lifting import lift_scene
     from .segment import classify, purify_scene
     from .student import load as load_student
-    from .utils.device import configure_threads, pick_device
+    from .utils.device import pick_device
     from .utils.linalg import backend as gemm_backend
     from .utils.memory import check_fits, estimate_segment_bytes
     from .viz.ply import palette
 
-    cfg = config
+    cfg = _segment_config(config)
     t = StageTimer()
     check_out_path(out_dir, inputs=[scene_path, cfg.lift.text], command="segment")
-    configure_threads()
     gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     student = load_student(cfg.student) if cfg.purify else None
     with t("read"):
@@ -203,6 +228,8 @@ def segment_many(
     from .errors import GeoPurifyError
     from .outputs import batch_names, same_run
 
+    config = _segment_config(config)
+    scenes = scene_list(scenes)
     out_root = Path(out_root)
     check_out_path(out_root, inputs=scenes)
     names = batch_names(scenes)
@@ -242,6 +269,7 @@ def prepare_training_scene(path: str | Path, cfg: TrainRunConfig, teacher):
     return build_train_scene(scene, lifted.features, teacher, cfg.train.voxel_size, grid=grid), lifted.stats
 
 
+@_own_threads
 def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None = None,
           resume: bool = True) -> AffinityNet:
     """Label-free distillation of a student on ``scenes``; writes ``student.safetensors`` and run.json.
@@ -252,13 +280,12 @@ def train(scenes: list[str], out_dir: str | Path, config: TrainRunConfig | None 
     from .distill import check_resume, ddp
     from .distill import train as distill_train
     from .teachers import build_teacher
-    from .utils.device import configure_threads
     from .utils.linalg import backend as gemm_backend
 
-    cfg = config or TrainRunConfig()
+    cfg = updated(TrainRunConfig, config, {})
+    scenes = scene_list(scenes)
     check_unique_scenes(scenes)
     out_dir = check_out_path(out_dir, inputs=scenes, command="train")
-    configure_threads()
     gemm_backend()  # a bad $GEOPURIFY_GEMM stops here, before any work
     t = StageTimer()
     teacher = build_teacher(cfg.teacher, **cfg.teacher_options)
@@ -396,11 +423,12 @@ def query(out_dir: str | Path, phrases: list[str], config: QueryConfig | None = 
     instances of ``instances.json`` ranked per phrase in ``query/<slug>_objects.json`` (``QueryResult.objects``).
     ``config``: a :class:`~geopurify.segment.config.QueryConfig`; ``fields`` override it (``top=500``).
     """
-    from .segment.query import mask_from_scores, phrase_embeddings, phrase_slugs, query_scores
+    from .segment.query import check_phrases, mask_from_scores, phrase_embeddings, phrase_slugs, query_scores
     from .viz.ply import heatmap_colors
     from .viz.render import ColorBar, render_png
 
     cfg = updated(QueryConfig, config, fields)
+    phrases = check_phrases(phrases)
     res = read_output(out_dir, allow_incomplete=cfg.allow_incomplete, features=True)
     if cfg.objects:
         from .instances import read_instances, write_object_ranking

@@ -24,6 +24,7 @@ from .geometry import VOXEL_SIZE
 from .io.registry import ReadOptions
 from .lifting.config import LiftConfig
 from .pooling.config import PoolConfig
+from .utils.fields import check_field_types
 
 C = TypeVar("C")
 
@@ -50,7 +51,10 @@ class LiftOptions(LiftConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.classes is not None:
-            self.classes = list(self.classes)
+            if not isinstance(self.classes, str):
+                self.classes = list(self.classes)
+            if isinstance(self.classes, str) or not all(isinstance(c, str) for c in self.classes):
+                raise ConfigError(f"--classes: expected a list of class names, got {self.classes!r}")
             if not self.classes:
                 raise ConfigError("--classes: give at least one class name")
             bad = [c for c in self.classes if not str(c).strip()]
@@ -129,6 +133,7 @@ class SegmentConfig:
     pool: PoolConfig = field(default_factory=PoolConfig)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _sections_from_dicts(self)
         if self.purify and not self.student:
             raise ConfigError("purification needs a trained student: pass --student PATH, or --no-purify")
@@ -160,6 +165,7 @@ class InspectConfig:
     read: ReadOptions = field(default_factory=ReadOptions)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _sections_from_dicts(self)
         check_voxel_size(self.voxel_size)
         if int(self.k) != self.k or self.k < 1:
@@ -182,6 +188,7 @@ class TrainRunConfig:
     read: ReadOptions = field(default_factory=ReadOptions)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         _sections_from_dicts(self)
         check_device(self.train.device)
 
@@ -194,6 +201,9 @@ class TrainRunConfig:
 def updated(cls: type[C], config: C | None, fields: dict[str, Any]) -> C:
     """``config`` (default ``cls()``) with ``fields`` replaced and validated again; unknown fields are
     refused with the accepted list (what the API's ``**fields`` keyword arguments go through)."""
+    if config is not None and not isinstance(config, cls):
+        raise ConfigError(f"config: expected {cls.__name__} (or its fields as keyword arguments), got "
+                          f"{type(config).__name__}: {config!r:.80}")
     base = config if config is not None else cls()
     if not fields:
         return base

@@ -620,6 +620,22 @@ def scene_pairs(out: str | os.PathLike, scenes: str | os.PathLike, holds: Callab
     return [(o, scenes / o.name) for o in outs]
 
 
+def scene_list(scenes: Iterable[str | os.PathLike]) -> list[str | os.PathLike]:
+    """``scenes`` as a list; refuses (:class:`ConfigError`) a single path given where a list of scenes is
+    documented (a string would otherwise be read letter by letter).
+
+    >>> scene_list(("scans/a", "scans/b"))
+    ['scans/a', 'scans/b']
+    """
+    if isinstance(scenes, str | os.PathLike):
+        raise ConfigError(f"scene list: expected a list of scene paths, got the single path {str(scenes)!r}; "
+                          f"pass [{str(scenes)!r}]")
+    try:
+        return list(scenes)
+    except TypeError:
+        raise ConfigError(f"scene list: expected a list of scene paths, got {type(scenes).__name__}") from None
+
+
 def check_unique_scenes(scenes: list[str]) -> dict[str, Path]:
     """The scenes' paths, by scene; refuses a scene listed twice (``segment`` would write it twice,
     ``train`` would weigh it double).

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..geometry import VOXEL_SIZE
+from ..utils.fields import check_field_types
 
 #: choices of :attr:`TrainConfig.anchor_spread`
 ANCHOR_SPREADS = ("uniform", "superpoint")
@@ -76,6 +77,7 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if int(self.crop_above) < 0:
             raise ConfigError(f"TrainConfig.crop_above must be >= 0, got {self.crop_above}")
         positive = ("anchors", "macro_negatives", "micro_negatives", "micro_pool", "steps", "width", "out_dim")

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError, FrameError, InputError
 from ..utils.atomic import atomic_open, write_json
+from ..utils.fields import check_field_types
 from ..utils.progress import bar_disable
 from .base import ENCODERS, Encoder, FeatureMap
 from .precomputed import read_feature_file, write_feature_file
@@ -62,6 +63,7 @@ class EncodeConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.encoder in ("auto", "precomputed"):
             raise ConfigError(f"encode needs a model encoder (e.g. clip, xdecoder, lseg), not {self.encoder!r}")
         if int(self.batch_size) < 1:

@@ -8,6 +8,7 @@ from ..errors import ConfigError
 from ..io.registry import ReadOptions
 from ..labels.sets import DEFAULT_LABEL_SET, get_label_set
 from ..outputs import OutputOptions
+from ..utils.fields import check_field_types
 
 
 @dataclass
@@ -25,6 +26,7 @@ class EvalConfig(OutputOptions):
     read: ReadOptions = field(default_factory=ReadOptions)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         from .metrics import PROTOCOLS
 
         if self.protocol not in PROTOCOLS:
@@ -56,6 +58,7 @@ class SelectConfig:
     label_set: str = DEFAULT_LABEL_SET
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if int(self.n) != self.n or self.n < 1:
             raise ConfigError(f"select: --n must be >= 1, got {self.n}")
         if not (0 <= self.gamma < float("inf")):

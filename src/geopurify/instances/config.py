@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, field
 
 from ..errors import ConfigError
+from ..utils.fields import check_field_types
 
 #: Grouping rules: ``features`` (superpoints cut and merged where purified features and geometry agree)
 #: and ``geometry`` (the baseline: connected components of geometric superpoints, classified afterwards).
@@ -71,6 +73,7 @@ class InstanceConfig:
     plane_band: float = 0.05
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -88,15 +91,15 @@ class InstanceConfig:
                 raise ConfigError(f"instances: {name} must be >= 0, got {v!r}")
         for name in ("neighbours", "min_superpoint", "min_points"):
             v = getattr(self, name)
-            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            if not (isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1):
                 raise ConfigError(f"instances: {name} must be a positive integer, got {v!r}")
         if self.split_balance > 1:
             raise ConfigError(f"instances: split_balance must be in [0, 1], got {self.split_balance!r}")
         if not (isinstance(self.merge_cosine, int | float) and -1.0 <= self.merge_cosine <= 1.0):
             raise ConfigError(f"instances: merge_cosine must be in [-1, 1], got {self.merge_cosine!r}")
-        if isinstance(self.stuff, str) or not all(isinstance(s, str) for s in self.stuff):
+        if not isinstance(self.stuff, list | tuple) or not all(isinstance(s, str) for s in self.stuff):
             raise ConfigError(f"instances: stuff must be a list of class names, got {self.stuff!r}")
-        if isinstance(self.stuff_planes, str) or any(p not in PLANES for p in self.stuff_planes):
+        if not isinstance(self.stuff_planes, list | tuple) or any(p not in PLANES for p in self.stuff_planes):
             raise ConfigError(
                 f"instances: stuff_planes must be a list of {', '.join(PLANES)}, got {self.stuff_planes!r}"
             )

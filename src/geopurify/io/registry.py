@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, InputError
 from ..registry import Registry
+from ..utils.fields import check_field_types
 from .scene import Scene
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class ReadOptions:
     level: bool = True
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if int(self.frame_skip) != self.frame_skip or self.frame_skip < 1:
             raise ConfigError(f"frame_skip must be a positive integer, got {self.frame_skip!r}")
         if self.depth_scale is not None and not (0 < self.depth_scale < float("inf")):

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..utils.fields import check_field_types
 
 FUSIONS = ("consensus", "mean")
 
@@ -33,6 +34,7 @@ class LiftConfig:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.fusion not in FUSIONS:
             raise ConfigError(f"lift fusion must be one of {FUSIONS}, got {self.fusion!r}")
         if self.top_views < 1:

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..utils.fields import check_field_types
 
 KNN_METHODS = ("kdtree", "stencil")
 
@@ -38,6 +39,7 @@ class PoolConfig:
     knn: str = "kdtree"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if int(self.k) != self.k or self.k < 1:
             raise ConfigError(f"PoolConfig.k must be a positive integer, got {self.k!r}")
         if not math.isfinite(self.sharpen) or self.sharpen < 0:

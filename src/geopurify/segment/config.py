@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 from ..outputs import OutputOptions
+from ..utils.fields import check_field_types
 
 
 @dataclass
@@ -30,6 +31,7 @@ class QueryConfig(OutputOptions):
     objects: bool = False
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.threshold is not None and self.top is not None:
             raise ConfigError("query: --threshold and --top exclude each other; give one")
         if self.top is not None and (int(self.top) != self.top or self.top < 1):

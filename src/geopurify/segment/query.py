@@ -155,6 +155,33 @@ def phrase_slug(phrase: str, index: int) -> str:
     return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")[:60] or f"q{index}"
 
 
+def check_phrases(phrases: list[str]) -> list[str]:
+    """``phrases`` as a list of non-empty strings; refuses (:class:`ConfigError`) a bare string, which
+    would be searched letter by letter, an empty list and anything that is not text.
+
+    >>> check_phrases(("sofa", "a red chair"))
+    ['sofa', 'a red chair']
+    >>> check_phrases("sofa")
+    Traceback (most recent call last):
+    ...
+    geopurify.errors.ConfigError: query: phrases must be a list of strings, got the string 'sofa'; pass ['sofa']
+    """
+    if isinstance(phrases, str):
+        raise ConfigError(f"query: phrases must be a list of strings, got the string {phrases!r}; pass [{phrases!r}]")
+    try:
+        out = list(phrases)
+    except TypeError:
+        raise ConfigError(f"query: phrases must be a list of strings, got {type(phrases).__name__}") from None
+    if not out:
+        raise ConfigError("query: no phrases; give at least one, e.g. ['a red office chair']")
+    bad = [ph for ph in out if not isinstance(ph, str)]
+    if bad:
+        raise ConfigError(f"query: phrases must be strings, got {bad[0]!r} ({type(bad[0]).__name__})")
+    if any(not ph.strip() for ph in out):
+        raise ConfigError("query: an empty phrase; give words to search for, e.g. 'a red office chair'")
+    return out
+
+
 def phrase_slugs(phrases: list[str]) -> list[str]:
     """One file-name stem per phrase (:func:`phrase_slug`), distinct for distinct phrases: a phrase whose
     stem an earlier, different phrase took gets ``_2``, ``_3``, ... ("tv/stand", "tv stand" ->

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 
 from ..errors import ConfigError
 from ..labels import get_label_set
+from ..utils.fields import check_field_types
 
 # The 20 ScanNet benchmark classes, in benchmark order, and their NYU40 ids (from geopurify.labels).
 _SCANNET20 = get_label_set("scannet20")
@@ -118,6 +119,7 @@ class SyntheticConfig:
     vlm: VLMSimConfig = field(default_factory=lambda: VLMSimConfig())
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -202,6 +204,7 @@ class VLMSimConfig:
     noise: float = 0.8
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -281,6 +284,7 @@ class ScanRenderConfig:
     vlm: VLMSimConfig = field(default_factory=VLMSimConfig)
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -336,6 +340,7 @@ class SynthConfig:
     from_scan: str | None = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         for name in ("n", "points", "frames"):
             v = getattr(self, name)
             if v is not None and (int(v) != v or v < 1):

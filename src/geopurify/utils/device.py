@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -48,3 +50,15 @@ def configure_threads(requested: int | None = None) -> int:
     if requested != torch.get_num_threads():
         torch.set_num_threads(requested)
     return requested
+
+
+@contextmanager
+def cpu_threads(requested: int | None = None) -> Iterator[int]:
+    """:func:`configure_threads` for the block, then torch's CPU thread count as it was: a heavy command
+    called from Python (a notebook) does not leave the caller's process with its thread policy."""
+    before = torch.get_num_threads()
+    try:
+        yield configure_threads(requested)
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

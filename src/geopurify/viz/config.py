@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..labels.sets import DEFAULT_LABEL_SET, get_label_set
 from ..outputs import OutputOptions
+from ..utils.fields import check_field_types
 
 VIEWS = ("top", "persp", "both")
 COLORS = ("labels", "rgb")
@@ -27,6 +28,7 @@ class RenderConfig(OutputOptions):
     label_set: str = DEFAULT_LABEL_SET
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.view not in VIEWS:
             raise ConfigError(f"render: --view {self.view!r}; choose one of: {', '.join(VIEWS)}")
         if self.color not in COLORS:
@@ -47,5 +49,6 @@ class ViewConfig:
     host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if int(self.port) != self.port or not 0 < self.port < 65536:
             raise ConfigError(f"view: --port must be in 1..65535, got {self.port}")
