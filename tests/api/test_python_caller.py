@@ -77,7 +77,6 @@ def test_segment_leaves_the_callers_torch_threads_as_they_were(tmp_path, monkeyp
 
     torch = pytest.importorskip("torch")
     from _fixtures import write_tiny_scannet
-
     from geopurify import api
     from geopurify.config import SegmentConfig
 
