@@ -516,7 +516,8 @@ def select(root: str | Path, out_dir: str | Path, config: SelectConfig | None = 
     if not root.is_dir():
         raise InputError(f"{root}: dataset root not found")
     cfg = updated(SelectConfig, config, fields)
-    out_dir = check_out_path(out_dir)
+    # inside the root it would write into the user's dataset, and read as one more (bad) scene next time
+    out_dir = check_out_path(out_dir, inputs=[root])
     C = len(get_label_set(cfg.label_set).names)
     hist = {}
     for d in tqdm(sorted(p for p in root.iterdir() if p.is_dir()), desc="scenes", disable=bar_disable()):
