@@ -79,3 +79,11 @@ def test_folder_with_other_files_is_refused_before_any_work(room, tmp_path, caps
     assert main(["synth", str(rooms), "--n", "2", "--points", "3000", "--frames", "1"]) == 3
     assert "synth0001_00: exists and holds what synth does not write (x.ply)" in capsys.readouterr().err
     assert sorted(p.name for p in rooms.iterdir()) == ["synth0001_00"]  # room 0 not written either
+
+
+def test_from_scan_of_a_labelled_ply_names_the_unknown_label_set(room, tmp_path, capsys):
+    ply = room / f"{room.name}_vh_clean_2.labels.ply"
+    assert main(["synth", "--from-scan", str(ply), str(tmp_path / "v"), "--frames", "1"]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "label set of the ground truth is unknown" in line and "None" not in line
+    assert not (tmp_path / "v").exists()

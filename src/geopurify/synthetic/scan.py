@@ -80,6 +80,10 @@ def read_labelled_scan(path: str | Path) -> LabelledScan:
         labels = np.asarray(scene.labels, np.int64)
     elif scene.label_set == "nyu40":
         labels = nyu40_to_scannet20(scene.labels)
+    elif scene.label_set is None:  # a cloud's bare ``label`` property: ids of no known set
+        raise InputError(f"{path}: the label set of the ground truth is unknown (a point cloud's 'label' ids); "
+                         "synth --from-scan needs ScanNet-20 or NYU40: give the scan's folder "
+                         "(a ScanNet export, a Pointcept folder) or an NPZ with label_set")
     else:
         raise InputError(f"{path}: ground truth is in {scene.label_set}; synth --from-scan needs ScanNet-20 or NYU40")
     n = scene.num_points
