@@ -540,7 +540,8 @@ def select(root: str | Path, out_dir: str | Path, config: SelectConfig | None = 
     if not root.is_dir():
         raise InputError(f"{root}: dataset root not found")
     cfg = updated(SelectConfig, config, fields)
-    out_dir = check_out_path(out_dir)
+    # inside the root it would write into the user's dataset, and read as one more (bad) scene next time
+    out_dir = check_out_path(out_dir, inputs=[root])
     C = len(get_label_set(cfg.label_set).names)
     hist = {}
     for d in tqdm(sorted(p for p in root.iterdir() if p.is_dir()), desc="scenes", disable=bar_disable()):
@@ -567,9 +568,14 @@ def synth(out_dir: str | Path, config: SynthConfig | None = None, **fields: Any)
     scene folder ``out_dir`` rendered from that labelled scan (see :mod:`geopurify.synthetic.scan`).
     ``config``: a :class:`~geopurify.synthetic.config.SynthConfig`; ``fields`` override it (``n=3, seed=5``)."""
     from .synthetic import make_scene, render_scan
+    from .synthetic.scene import check_scene_folder
 
     cfg = updated(SynthConfig, config, fields)
     out_dir = check_out_path(out_dir, inputs=[cfg.from_scan] if cfg.from_scan is not None else [])
     if cfg.from_scan is not None:
         return [render_scan(cfg.from_scan, out_dir, cfg.scan()).path]
-    return [make_scene(out_dir, f"synth{cfg.seed + i:04d}_00", cfg.room(i)) for i in range(cfg.n)]
+    names = [f"synth{cfg.seed + i:04d}_00" for i in range(cfg.n)]
+    configs = [cfg.room(i) for i in range(cfg.n)]  # a bad --points or --frames before any room
+    for name in names:  # a folder in the way of any room before the first is written
+        check_scene_folder(out_dir / name)
+    return [make_scene(out_dir, name, c) for name, c in zip(names, configs)]

@@ -345,6 +345,8 @@ class SynthConfig:
             v = getattr(self, name)
             if v is not None and (int(v) != v or v < 1):
                 raise ConfigError(f"synth: --{name} must be >= 1, got {v}")
+        if int(self.seed) != self.seed or self.seed < 0:  # numpy's generators take no negative seed
+            raise ConfigError(f"synth: --seed must be an integer >= 0, got {self.seed}")
         if self.from_scan is not None and (self.n != 1 or self.points is not None):
             raise ConfigError("synth --from-scan writes one scene from the scan's own points: drop --n and --points")
         if self.from_scan is not None:

@@ -31,7 +31,7 @@ from ..utils.progress import bar_disable
 from .config import SCANNET20_NAMES, SCANNET20_NYU40, ScanRenderConfig
 from .masks import SceneReading, common_direction, decide_reading, simulate_view
 from .render import intrinsics, look_at, rescale_intrinsics
-from .scene import _matrix_text, _write_image, _write_npz
+from .scene import _matrix_text, _write_image, _write_npz, check_scene_folder, staged_scene
 from .vlm import text_embeddings
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,10 @@ def read_labelled_scan(path: str | Path) -> LabelledScan:
         labels = np.asarray(scene.labels, np.int64)
     elif scene.label_set == "nyu40":
         labels = nyu40_to_scannet20(scene.labels)
+    elif scene.label_set is None:  # a cloud's bare ``label`` property: ids of no known set
+        raise InputError(f"{path}: the label set of the ground truth is unknown (a point cloud's 'label' ids); "
+                         "synth --from-scan needs ScanNet-20 or NYU40: give the scan's folder "
+                         "(a ScanNet export, a Pointcept folder) or an NPZ with label_set")
     else:
         raise InputError(f"{path}: ground truth is in {scene.label_set}; synth --from-scan needs ScanNet-20 or NYU40")
     n = scene.num_points
@@ -346,6 +350,7 @@ def render_scan(scan_path: str | Path | LabelledScan, out_dir: str | Path,
     name = out_dir.name
     if not name or name.startswith("."):
         raise InputError(f"synth --from-scan: bad output folder name {str(out_dir)!r}")
+    final = check_scene_folder(out_dir)
     t0 = time.perf_counter()
     scan = scan_path if isinstance(scan_path, LabelledScan) else read_labelled_scan(scan_path)
     if config.crop is not None:
@@ -362,75 +367,77 @@ def render_scan(scan_path: str | Path | LabelledScan, out_dir: str | Path,
     normals = {"nx": scan.normals[:, 0].astype(np.float32), "ny": scan.normals[:, 1].astype(np.float32),
                "nz": scan.normals[:, 2].astype(np.float32)}  # fmt: skip
     faces = scan.faces.astype(np.int32) if scan.faces is not None else np.zeros((0, 3), np.int32)
-    write_ply(out_dir / f"{name}_vh_clean_2.ply", scan.points, scan.colors, extra=normals, faces=faces)
-    write_ply(out_dir / f"{name}_vh_clean_2.labels.ply", scan.points, scan.colors,
-              extra={"label": nyu.astype(np.uint16), "instance": scan.instance.astype(np.int32)}, faces=faces)
-    _write_npz(out_dir / "text_embeddings.npz", names=np.array(SCANNET20_NAMES), embeddings=text)
+    with staged_scene(final) as out_dir:  # complete or absent, never half written
+        write_ply(out_dir / f"{name}_vh_clean_2.ply", scan.points, scan.colors, extra=normals, faces=faces)
+        write_ply(out_dir / f"{name}_vh_clean_2.labels.ply", scan.points, scan.colors,
+                  extra={"label": nyu.astype(np.uint16), "instance": scan.instance.astype(np.int32)}, faces=faces)
+        _write_npz(out_dir / "text_embeddings.npz", names=np.array(SCANNET20_NAMES), embeddings=text)
 
-    K_color = intrinsics(config.color_hw, config.fov_deg)
-    K_depth = rescale_intrinsics(K_color, config.color_hw, config.depth_hw)
-    for fname, K in (("intrinsic_color.txt", K_color), ("intrinsic_depth.txt", K_depth)):
-        K4 = np.eye(4)
-        K4[:3, :3] = K
-        write_text(out_dir / "intrinsic" / fname, _matrix_text(K4))
+        K_color = intrinsics(config.color_hw, config.fov_deg)
+        K_depth = rescale_intrinsics(K_color, config.color_hw, config.depth_hw)
+        for fname, K in (("intrinsic_color.txt", K_color), ("intrinsic_depth.txt", K_depth)):
+            K4 = np.eye(4)
+            K4[:3, :3] = K
+            write_text(out_dir / "intrinsic" / fname, _matrix_text(K4))
 
-    n_masks, written = 0, 0
-    for i, pose in enumerate(tqdm(poses, desc=f"render {name}", disable=bar_disable())):
-        frng = np.random.default_rng([config.seed, 7919, i])
-        view = splat(surface, K_color, pose, config.color_hw)
-        for _turn in range(3):  # facing a wall from too close: turn a quarter and try again
-            if (view.source >= 0).mean() > 0.35:
-                break
-            pose = pose.copy()
-            c, s = np.cos(np.pi / 2), np.sin(np.pi / 2)
-            Rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
-            pose[:3, :3] = Rz @ pose[:3, :3]
+        n_masks, written = 0, 0
+        for i, pose in enumerate(tqdm(poses, desc=f"render {name}", disable=bar_disable())):
+            frng = np.random.default_rng([config.seed, 7919, i])
             view = splat(surface, K_color, pose, config.color_hw)
-        fid = str(i * config.frame_id_step)
-        hit = view.source >= 0
-        src = np.maximum(view.source, 0)
-        # Colour: exposure varies per frame; small holes filled from the nearest splat, the rest grey.
-        gain = frng.uniform(0.88, 1.12)
-        rgb = scan.colors[src].astype(np.float32) / 255.0 * gain
-        if not hit.all():
-            dist, (iy, ix) = ndimage.distance_transform_edt(~hit, return_indices=True)
-            rgb = np.where((dist <= 3)[..., None], rgb[iy, ix], 0.5)
-        rgb8 = np.clip(rgb * 255 + frng.normal(0, 2.0, rgb.shape), 0, 255).astype(np.uint8)
-        _write_image(out_dir / "color" / f"{fid}.jpg", rgb8, quality=config.jpeg_quality)
+            for _turn in range(3):  # facing a wall from too close: turn a quarter and try again
+                if (view.source >= 0).mean() > 0.35:
+                    break
+                pose = pose.copy()
+                c, s = np.cos(np.pi / 2), np.sin(np.pi / 2)
+                Rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+                pose[:3, :3] = Rz @ pose[:3, :3]
+                view = splat(surface, K_color, pose, config.color_hw)
+            fid = str(i * config.frame_id_step)
+            hit = view.source >= 0
+            src = np.maximum(view.source, 0)
+            # Colour: exposure varies per frame; small holes filled from the nearest splat, the rest grey.
+            gain = frng.uniform(0.88, 1.12)
+            rgb = scan.colors[src].astype(np.float32) / 255.0 * gain
+            if not hit.all():
+                dist, (iy, ix) = ndimage.distance_transform_edt(~hit, return_indices=True)
+                rgb = np.where((dist <= 3)[..., None], rgb[iy, ix], 0.5)
+            rgb8 = np.clip(rgb * 255 + frng.normal(0, 2.0, rgb.shape), 0, 255).astype(np.uint8)
+            _write_image(out_dir / "color" / f"{fid}.jpg", rgb8, quality=config.jpeg_quality)
 
-        d_depth = _sample_at(view.depth, config.color_hw, config.depth_hw)
-        d_src = _sample_at(view.source, config.color_hw, config.depth_hw)
-        nrm = np.where((d_src >= 0)[..., None], scan.normals[np.maximum(d_src, 0)], 0.0)
-        pts = np.where((d_src >= 0)[..., None], scan.points[np.maximum(d_src, 0)], pose[:3, 3])
-        dirs = pts - pose[:3, 3]
-        dirs /= np.maximum(np.linalg.norm(dirs, axis=-1, keepdims=True), 1e-9)
-        _write_image(out_dir / "depth" / f"{fid}.png", sensor_depth(d_depth, nrm, dirs, config, frng))
-        write_text(out_dir / "pose" / f"{fid}.txt", _matrix_text(pose))
+            d_depth = _sample_at(view.depth, config.color_hw, config.depth_hw)
+            d_src = _sample_at(view.source, config.color_hw, config.depth_hw)
+            nrm = np.where((d_src >= 0)[..., None], scan.normals[np.maximum(d_src, 0)], 0.0)
+            pts = np.where((d_src >= 0)[..., None], scan.points[np.maximum(d_src, 0)], pose[:3, 3])
+            dirs = pts - pose[:3, 3]
+            dirs /= np.maximum(np.linalg.norm(dirs, axis=-1, keepdims=True), 1e-9)
+            _write_image(out_dir / "depth" / f"{fid}.png", sensor_depth(d_depth, nrm, dirs, config, frng))
+            write_text(out_dir / "pose" / f"{fid}.txt", _matrix_text(pose))
 
-        f_src = _sample_at(view.source, config.color_hw, config.feature_hw)
-        f_obj = np.where(f_src >= 0, obj[np.maximum(f_src, 0)], -1)
-        f_depth = _sample_at(view.depth, config.color_hw, config.feature_hw)
-        f_rgb = _sample_at(rgb8, config.color_hw, config.feature_hw).astype(np.float32) / 255.0
-        masks = simulate_view(f_obj, f_depth, f_rgb, reading, text, common, config.vlm, frng)
-        n_masks += len(masks.embeddings)
-        _write_npz(out_dir / "features_2d" / f"{fid}.npz", segments=masks.segments, embeddings=masks.embeddings)
-        written += 1
+            f_src = _sample_at(view.source, config.color_hw, config.feature_hw)
+            f_obj = np.where(f_src >= 0, obj[np.maximum(f_src, 0)], -1)
+            f_depth = _sample_at(view.depth, config.color_hw, config.feature_hw)
+            f_rgb = _sample_at(rgb8, config.color_hw, config.feature_hw).astype(np.float32) / 255.0
+            masks = simulate_view(f_obj, f_depth, f_rgb, reading, text, common, config.vlm, frng)
+            n_masks += len(masks.embeddings)
+            _write_npz(out_dir / "features_2d" / f"{fid}.npz", segments=masks.segments, embeddings=masks.embeddings)
+            written += 1
 
-    seconds = time.perf_counter() - t0
-    write_json(
-        out_dir / "synthetic.json",
-        {
-            "name": name,
-            "from_scan": str(scan_path) if not isinstance(scan_path, LabelledScan) else scan.name,
-            "config": dataclasses.asdict(config),
-            "num_points": scan.num_points,
-            "num_faces": 0 if scan.faces is None else int(len(scan.faces)),
-            "num_objects": int(len(obj_cls)),
-            "num_frames": written,
-            "masks_per_frame": n_masks / max(written, 1),
-            "seconds": seconds,
-        },
-    )
+        seconds = time.perf_counter() - t0
+        write_json(
+            out_dir / "synthetic.json",
+            {
+                "name": name,
+                "from_scan": str(scan_path) if not isinstance(scan_path, LabelledScan) else scan.name,
+                "config": dataclasses.asdict(config),
+                "num_points": scan.num_points,
+                "num_faces": 0 if scan.faces is None else int(len(scan.faces)),
+                "num_objects": int(len(obj_cls)),
+                "num_frames": written,
+                "masks_per_frame": n_masks / max(written, 1),
+                "seconds": seconds,
+            },
+        )
+    out_dir = final
     log.info("%s: %d points, %d views rendered in %.1f s", out_dir, scan.num_points, written, seconds)
     return ScanRenderResult(out_dir, written, n_masks / max(written, 1), seconds)
 

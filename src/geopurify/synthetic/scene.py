@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
+import shutil
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..io.ply import write_ply
 from ..labels import nyu40_to_scannet20
 from ..utils.atomic import atomic_open, atomic_path, write_json, write_text
@@ -25,6 +29,52 @@ from .vlm import VLMErrors, decide_errors, simulate_masks, text_embeddings
 log = logging.getLogger(__name__)
 
 LAYOUT_FILE = "synthetic_layout.npz"
+SYNTH_FILE = "synthetic.json"
+#: what a scene folder written by synth holds (besides ``<name>_vh_clean_2.ply`` and ``.labels.ply``)
+_SCENE_ENTRIES = frozenset({"color", "depth", "pose", "intrinsic", "features_2d", "text_embeddings.npz",
+                            LAYOUT_FILE, SYNTH_FILE})
+
+
+def check_scene_folder(root: str | Path) -> Path:
+    """Refuse (ConfigError, exit 3), before any work, a scene folder ``root`` that exists and holds anything
+    but an earlier synth's files of the same name: :func:`staged_scene` replaces the folder as a whole."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root}: exists and is not a folder")
+    if root.is_dir():
+        own = _SCENE_ENTRIES | {f"{root.name}_vh_clean_2.ply", f"{root.name}_vh_clean_2.labels.ply"}
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in own)
+        if foreign:
+            more = f", ... ({len(foreign)} entries)" if len(foreign) > 3 else ""
+            raise ConfigError(f"{root}: exists and holds what synth does not write ({', '.join(foreign[:3])}{more}); "
+                              "write the scene into a new or empty folder")
+    return root
+
+
+@contextlib.contextmanager
+def staged_scene(root: str | Path) -> Iterator[Path]:
+    """Yield a hidden folder beside ``root`` to write a scene into; on success it replaces ``root`` (an
+    earlier synth output or an empty folder), so ``root`` is complete or as it was, never half written
+    (Ctrl-C, SIGTERM, an error: the hidden folder is removed)."""
+    root = check_scene_folder(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.partial")
+    old = root.with_name(f".{root.name}.{os.getpid()}.old")
+    for stale in (tmp, old):  # left by a killed process that had this pid
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if root.exists():
+            os.rename(root, old)
+        os.rename(tmp, root)
+    except BaseException:
+        if old.exists() and not root.exists():
+            os.rename(old, root)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 @dataclasses.dataclass
@@ -114,7 +164,13 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
     config.validate()
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"make_scene: bad scene name {name!r} (one plain folder name expected)")
-    root = Path(out_dir) / name
+    with staged_scene(Path(out_dir) / name) as tmp:
+        _write_scene(tmp, name, config)
+    return Path(out_dir) / name
+
+
+def _write_scene(root: Path, name: str, config: SyntheticConfig) -> None:
+    """:func:`make_scene`'s files, into folder ``root``."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     layout = build_layout(config, rng)
@@ -180,7 +236,7 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
 
     seconds = time.perf_counter() - t0
     write_json(
-        root / "synthetic.json",
+        root / SYNTH_FILE,
         {
             "name": name,
             "config": dataclasses.asdict(config),
@@ -196,8 +252,8 @@ def make_scene(out_dir: str | Path, name: str = "synth0000_00", config: Syntheti
             "seconds_geometry": t_geom,
         },
     )
-    log.info("synthetic scene %s: %d vertices, %d frames in %.1f s", root, len(mesh.vertices), len(cams), seconds)
-    return root
+    log.info("synthetic scene %s: %d vertices, %d frames in %.1f s", root.with_name(name), len(mesh.vertices),
+             len(cams), seconds)  # fmt: skip
 
 
 def make_dataset(out_dir: str | Path, n_scenes: int, config: SyntheticConfig | None = None) -> list[Path]:
@@ -228,4 +284,5 @@ def load_truth(scene_dir: str | Path) -> SceneTruth:
         return SceneTruth(Layout.from_arrays(z), VLMErrors.from_arrays(z))
 
 
-__all__ = ["Camera", "Mesh", "SceneTruth", "load_truth", "make_cameras", "make_dataset", "make_scene"]
+__all__ = ["Camera", "Mesh", "SceneTruth", "check_scene_folder", "load_truth", "make_cameras", "make_dataset",
+           "make_scene", "staged_scene"]
