@@ -667,8 +667,10 @@ def _synth_cmd() -> Command:
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
+    from .distill.config import TrainConfig
+
     p.add_argument("--out", default="demo_out", help="output folder")
-    p.add_argument("--steps", type=int, default=None, help="training steps")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps, as `geopurify train`'s")
 
 
 def _demo_run(a: argparse.Namespace) -> int:

@@ -83,3 +83,13 @@ def test_help_and_readme_agree_on_tum_cameras():
     assert len(cams) == 3
     for cam in cams:
         assert cam in text, cam
+
+
+def test_demo_help_names_the_training_steps_it_uses(capsys):
+    """`demo --help` said '--steps (default: None)'; it trains train's default number of steps."""
+    from geopurify.cli import main
+    from geopurify.distill.config import TrainConfig
+
+    assert main(["demo", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {TrainConfig.steps})" in text and "(default: None)" not in text
