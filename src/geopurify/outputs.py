@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import ConfigError, InputError, load_reason
-from .utils.atomic import atomic_open, write_json, write_npy, write_text
+from .utils.atomic import atomic_open, unwritable, write_json, write_npy, write_text
 
 if TYPE_CHECKING:
     from .io.registry import ReadOptions
@@ -163,8 +163,7 @@ def locked(out_dir: str | os.PathLike) -> Iterator[Path]:
     except OSError as exc:  # a read-only folder or file system: one line, exit 3, as check_out_path's
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.EEXIST, errno.ENOTDIR):
             raise
-        raise ConfigError(f"{out_dir}: cannot write there ({os.strerror(exc.errno).lower()}); "
-                          "write the output elsewhere") from None
+        raise unwritable(out_dir, exc) from None
     try:
         try:
             import fcntl

@@ -80,8 +80,12 @@ def _refuse_blocked(path: Path, exc: OSError) -> None:
         raise ConfigError(f"{blocker}: exists and is not a folder, so {path} cannot be written; "
                           "remove or rename it") from None
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        raise ConfigError(f"{path}: cannot write there ({os.strerror(exc.errno).lower()}); "
-                          "write the output elsewhere") from None
+        raise unwritable(path, exc) from None
+
+
+def unwritable(path: str | os.PathLike, exc: OSError) -> ConfigError:
+    """The one line (exit 3) for a folder or file system ``exc`` says may not be written at ``path``."""
+    return ConfigError(f"{path}: cannot write there ({os.strerror(exc.errno).lower()}); write the output elsewhere")
 
 
 def _disk_full(exc: OSError | RuntimeError) -> bool:
